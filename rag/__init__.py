@@ -1,0 +1,51 @@
+"""rag: answers questions about a folder of articles with verbatim, cited quotes.
+
+    import rag
+    report = rag.build(source="seeds", index_dir="index")   # BuildReport
+    answer = rag.ask("How much did it cost to train R1?")   # Answer
+
+The public face only; see DESIGN.md for the flow. Importing this package is cheap: the
+model, FAISS and BM25 load on first use.
+"""
+
+from __future__ import annotations
+
+import sys
+import types as _types
+
+from .config import Config
+from .types import (Answer, Article, BuildError, BuildReport, Citation, IndexMismatch,
+                    IndexMissing, InvalidQuestion, RagError, Skipped)
+
+__all__ = ["ask", "build", "Answer", "Citation", "BuildReport", "Article", "Skipped",
+           "Config", "RagError", "InvalidQuestion", "IndexMissing", "IndexMismatch",
+           "BuildError"]
+__version__ = "0.1.0"
+
+
+def ask(question, k=None, index_dir=None, **kwargs) -> Answer:
+    """See :func:`rag.answering.ask`."""
+    from .answering import ask as _ask
+
+    return _ask(question, k=k, index_dir=index_dir, **kwargs)
+
+
+def build(source=None, index_dir=None, rebuild=False, **kwargs) -> BuildReport:
+    """See :func:`rag.indexer.build`."""
+    from .indexer import build as _build
+
+    return _build(source=source, index_dir=index_dir, rebuild=rebuild, **kwargs)
+
+
+class _Package(_types.ModuleType):
+    """Keeps ``rag.ask`` and ``rag.build`` the functions even after the command-line
+    modules ``rag.ask`` / ``rag.build`` are imported (Python would otherwise bind the
+    submodules to these names)."""
+
+    def __setattr__(self, name, value):
+        if name in ("ask", "build") and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,0 +1,125 @@
+"""``ask()``: question -> :class:`~rag.types.Answer`, gluing retrieve and extract.
+
+The index is loaded once per process and folder, and reloaded when a build publishes a
+new version (``CURRENT`` is read on every call: one small file read). Each call works on
+one loaded version from start to end, so an answer never mixes two versions. ``ask`` is
+safe to call from several threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from pathlib import Path
+
+from .config import Config
+from .embed import get_embedder
+from .extract import confidence, make_citations, score_sentences
+from .retrieve import load_keyword_index, search
+from .store import Index, check_compatible, current_version, read_manifest
+from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion
+
+_indexes: dict[str, Index] = {}
+_load_lock = threading.Lock()
+
+NO_ANSWER = "The articles do not answer this question."
+
+
+def clean_question(question: object, max_chars: int) -> tuple[str, str]:
+    """The question made safe to process, and a note for the user ("" if none).
+
+    Control characters (NUL included) become spaces, runs of white space collapse, and a
+    question longer than ``max_chars`` is cut (the model reads 256 word pieces anyway).
+    Raises :class:`InvalidQuestion` for a non-string or an empty question.
+    """
+    if not isinstance(question, str):
+        raise InvalidQuestion(f"the question must be a string, not {type(question).__name__}")
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch
+                   for ch in question[: max_chars * 4])
+    text = " ".join(text.split())
+    if not any(ch.isalnum() for ch in text):
+        raise InvalidQuestion("please type a question (it has no letters or digits)"
+                              if text else "please type a question (it is empty)")
+    note = ""
+    if len(text) > max_chars:
+        text, note = text[:max_chars], f"the question was cut to its first {max_chars} characters"
+    return text, note
+
+
+def load_index(index_dir: Path, cfg: Config) -> Index:
+    """The live version of the index in ``index_dir``, loaded once and cached."""
+    key = str(Path(index_dir).resolve())
+    version = current_version(Path(index_dir))
+    if version is None:
+        raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
+    cached = _indexes.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    with _load_lock:
+        cached = _indexes.get(key)
+        if cached is not None and cached.version == current_version(Path(index_dir)):
+            return cached
+        for attempt in range(3):  # a build may publish (and clean up) while we load
+            live = current_version(Path(index_dir))
+            try:
+                path, manifest = read_manifest(Path(index_dir))
+                embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size)
+                check_compatible(manifest, embedder.model_id, _settings(cfg, manifest))
+                index = Index(path, manifest)
+                index.bm25 = load_keyword_index(path / "bm25")
+                break
+            except (IndexMismatch, FileNotFoundError):
+                if attempt == 2 or current_version(Path(index_dir)) == live:
+                    raise
+        _indexes[key] = index
+        return index
+
+
+def _settings(cfg: Config, manifest: dict) -> dict:
+    built = manifest.get("settings", {})
+    return {**cfg.index_settings(), **{k: built.get(k) for k in ("separators", "sentences")}}
+
+
+def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,
+        config: Config | None = None, retrieval: str | None = None) -> Answer:
+    """Answer ``question`` with a verbatim quote from the indexed articles.
+
+    ``k`` citations at most (default ``config.k``). Raises :class:`InvalidQuestion` for
+    an unusable question or ``k``, :class:`IndexMissing` when nothing is built and
+    :class:`IndexMismatch` when the index needs a rebuild.
+    """
+    cfg = config or Config.from_env()
+    if k is None:
+        k = cfg.k
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
+        raise InvalidQuestion(f"k must be a whole number from 1 to {cfg.max_k}, got {k!r}")
+    mode = retrieval or cfg.retrieval
+    if mode not in ("hybrid", "dense", "keyword"):
+        raise InvalidQuestion("retrieval must be 'hybrid', 'dense' or 'keyword'")
+    text, note = clean_question(question, cfg.max_question_chars)
+    t0 = time.perf_counter()
+    index = load_index(Path(index_dir or cfg.index_dir), cfg)
+    t1 = time.perf_counter()
+    qvec = get_embedder(cfg.model, cfg.threads, cfg.batch_size).embed_queries([text])[0]
+    t2 = time.perf_counter()
+    hits = search(index, text, qvec, max(cfg.candidates, k), mode)
+    t3 = time.perf_counter()
+    candidates = score_sentences(index, text, qvec, hits)
+    timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
+    if not candidates:
+        timings["extract"] = (time.perf_counter() - t3) * 1e3
+        return Answer(question=text, text="", abstained=True, score=0.0, message=NO_ANSWER,
+                      timings_ms=timings)
+    best = candidates[0]
+    score = confidence(best)
+    abstained = score < cfg.abstain_threshold
+    citations = tuple(make_citations(index, candidates, k, answers=not abstained))
+    timings["extract"] = (time.perf_counter() - t3) * 1e3
+    first = citations[0]
+    return Answer(question=text, text="" if abstained else first.quote, abstained=abstained,
+                  score=round(score, 4), citations=citations,
+                  article_id=None if abstained else first.article_id,
+                  start=None if abstained else first.start,
+                  end=None if abstained else first.end,
+                  message=NO_ANSWER if abstained else note, timings_ms=timings)

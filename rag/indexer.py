@@ -1,0 +1,228 @@
+"""Incremental, atomic builds: source folder -> a new index version.
+
+:func:`build` loads every article, compares content hashes with the live index, and
+embeds only new or changed articles; unchanged articles keep their chunks and vectors,
+removed ones are dropped. The result is written as a new version and published
+atomically (see :mod:`rag.store`), so a build that fails or is killed at any point leaves
+the previous index answering. One build at a time per index folder (a file lock).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
+from .config import Config
+from .embed import Embedder, get_embedder
+from .ingest import load_articles
+from .retrieve import build_keyword_writer
+from .store import (IndexData, check_compatible, current_version, open_index,
+                    write_version)
+from .types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
+
+SENTENCE_SPLITTER = "lines+blingfire"
+
+
+def build(source: str | Path | None = None, index_dir: str | Path | None = None,
+          rebuild: bool = False, *, config: Config | None = None,
+          progress: bool = False, log=None) -> BuildReport:
+    """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
+
+    ``rebuild=True`` re-embeds everything. Raises :class:`BuildError` for a missing
+    source folder, no readable article, or a build already running that does not finish
+    within ``config.lock_timeout`` seconds. ``log`` receives one-line messages
+    (default: stderr when ``progress`` is on).
+    """
+    cfg = (config or Config.from_env()).replace(
+        source=Path(source) if source is not None else None,
+        index_dir=Path(index_dir) if index_dir is not None else None)
+    say = log or ((lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None))
+    started = time.perf_counter()
+    src = Path(cfg.source)
+    if not src.is_dir():
+        raise BuildError(f"source folder not found: {src}" if not src.exists()
+                         else f"source is not a folder: {src}")
+    out = Path(cfg.index_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out, cfg.lock_timeout, say):
+        articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
+                                          progress=progress)
+        if not articles:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
+            raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
+        embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size)
+        settings = {**cfg.index_settings(), "separators": list(SEPARATORS),
+                    "sentences": SENTENCE_SPLITTER}
+        old = None if rebuild else _open_previous(out, embedder, settings, say)
+        old_rows = {aid: i for i, aid in enumerate(old.article_ids)} if old else {}
+        old_hash = old.manifest["articles"] if old else {}
+
+        added, updated, unchanged = [], [], []
+        for a in articles:
+            if a.id not in old_hash:
+                added.append(a.id)
+            elif old_hash[a.id] != a.content_hash:
+                updated.append(a.id)
+            else:
+                unchanged.append(a.id)
+        ids = {a.id for a in articles}
+        removed = sorted(i for i in old_hash if i not in ids)
+        report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
+                      unchanged=tuple(unchanged), removed=tuple(removed),
+                      skipped=tuple(skipped))
+        if old is not None and not (added or updated or removed):
+            return BuildReport(**report, articles=len(articles), chunks=old.n_chunks,
+                               seconds=time.perf_counter() - started, version=old.version)
+
+        keep = set(unchanged)
+        fresh = [a for a in articles if a.id not in keep]
+        new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress)
+        data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
+        say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
+        import faiss
+
+        flat = faiss.IndexFlatIP(embedder.dim)
+        if len(data.chunk_vectors):
+            flat.add(data.chunk_vectors)
+        texts = [articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
+        manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
+                    "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "counts": {"articles": len(articles), "chunks": len(data.chunks),
+                               "sentences": len(data.sentences)},
+                    "articles": {a.id: a.content_hash for a in articles}}
+        version = write_version(out, data, manifest, flat, build_keyword_writer(texts))
+        return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
+                           embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
+                           version=version, wrote=True)
+
+
+def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
+    try:
+        old = open_index(out)
+        check_compatible(old.manifest, embedder.model_id, settings)
+        return old
+    except IndexMissing:
+        return None
+    except IndexMismatch as exc:
+        say(f"full rebuild: {str(exc).split(';')[0]}")
+        return None
+
+
+def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
+                    progress: bool):
+    """Chunk, sentence-split and embed ``articles``. Identical passages (same text and
+    sentence spans) are embedded once. Returns ({id: (chunks, sentences, cvec, svec)},
+    number of passages embedded)."""
+    from tqdm import tqdm
+
+    splitter = OffsetTextSplitter(length_function=embedder.count_tokens,
+                                  chunk_size=cfg.chunk_tokens, chunk_overlap=cfg.chunk_overlap)
+    plans = []  # per article: list of (start, end, [sentence spans])
+    unique: dict[tuple, int] = {}
+    texts, spans = [], []
+    for a in tqdm(articles, desc="chunking", unit="article", disable=not progress):
+        sents = split_sentences(a.text)
+        plan = []
+        for s, e in splitter.split_spans(a.text):
+            inside = sentences_in(sents, s, e) or [(s, e)]
+            key = (a.text[s:e], tuple((x - s, y - s) for x, y in inside))
+            if key not in unique:
+                unique[key] = len(texts)
+                texts.append(key[0])
+                spans.append(list(key[1]))
+            plan.append((s, e, inside, unique[key]))
+        plans.append(plan)
+    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
+        cvec, svecs = embedder.embed_passages(texts, spans, progress=bar.update) \
+            if texts else (np.zeros((0, embedder.dim), np.float32), [])
+    parts = {}
+    for a, plan in zip(articles, plans):
+        chunks = [(s, e) for s, e, _, _ in plan]
+        sentences = [span for _, _, inside, _ in plan for span in inside]
+        cv = cvec[[u for *_, u in plan]] if plan else np.zeros((0, embedder.dim), np.float32)
+        sv = np.concatenate([svecs[u] for *_, u in plan]) if plan else \
+            np.zeros((0, embedder.dim), np.float32)
+        counts = [len(inside) for _, _, inside, _ in plan]
+        parts[a.id] = (chunks, counts, sentences, cv, sv)
+    return parts, len(texts)
+
+
+def _assemble(articles, keep, old, old_rows, new_parts, dim) -> IndexData:
+    """Concatenate reused and new rows, in article order, renumbering rows and sentences."""
+    chunk_rows, sent_rows, cvecs, svecs = [], [], [], []
+    n_sent = 0
+    if old is not None:
+        starts = np.searchsorted(old.chunks[:, 0], np.arange(len(old.article_ids) + 1))
+    for row, a in enumerate(articles):
+        if a.id in keep:
+            r = old_rows[a.id]
+            lo, hi = starts[r], starts[r + 1]
+            ch = np.array(old.chunks[lo:hi], dtype=np.int64)
+            s_lo, s_hi = (int(ch[0, 3]), int(ch[-1, 4])) if len(ch) else (0, 0)
+            ch[:, 0] = row
+            ch[:, 3:5] += n_sent - s_lo
+            chunk_rows.append(ch)
+            sent_rows.append(np.array(old.sentences[s_lo:s_hi]))
+            cvecs.append(np.array(old.chunk_vectors[lo:hi]))
+            svecs.append(np.array(old.sentence_vectors[s_lo:s_hi]))
+            n_sent += s_hi - s_lo
+            continue
+        chunks, counts, sentences, cv, sv = new_parts[a.id]
+        bounds = np.cumsum([0, *counts]) + n_sent
+        ch = np.array([(row, s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(chunks)],
+                      dtype=np.int64).reshape(-1, 5)
+        chunk_rows.append(ch)
+        sent_rows.append(np.array(sentences, dtype=np.int64).reshape(-1, 2))
+        cvecs.append(cv)
+        svecs.append(sv.astype(np.float16))
+        n_sent += len(sentences)
+    return IndexData(
+        articles=list(articles),
+        chunks=np.concatenate(chunk_rows).astype(np.int32),
+        sentences=np.concatenate(sent_rows).astype(np.int32),
+        chunk_vectors=np.ascontiguousarray(np.concatenate(cvecs), dtype=np.float32),
+        sentence_vectors=np.ascontiguousarray(np.concatenate(svecs), dtype=np.float16))
+
+
+class _build_lock:
+    """The index folder's build lock; waits up to ``timeout`` seconds, saying so."""
+
+    def __init__(self, index_dir: Path, timeout: float, say) -> None:
+        from filelock import FileLock
+
+        self._lock = FileLock(str(index_dir / ".build.lock"))
+        self._timeout, self._say, self._dir = timeout, say, index_dir
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            self._say(f"another build is writing {self._dir}; waiting for it to finish")
+            try:
+                self._lock.acquire(timeout=self._timeout)
+            except Timeout:
+                raise BuildError(f"another build is still writing {self._dir} after "
+                                 f"{self._timeout:.0f} s; try again when it has finished") \
+                    from None
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
+
+
+def index_is_current(source: Path, index_dir: Path) -> bool:
+    """True when an index exists and no article file is newer than it (cheap check)."""
+    version = current_version(Path(index_dir))
+    if version is None:
+        return False
+    built = (Path(index_dir) / version / "manifest.json").stat().st_mtime
+    newest = max((p.stat().st_mtime for p in Path(source).rglob("*") if p.is_file()),
+                 default=0)
+    return newest <= built and Path(source).stat().st_mtime <= built

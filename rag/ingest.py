@@ -1,0 +1,429 @@
+"""Files and records -> :class:`~rag.types.Article`.
+
+:func:`load_articles` walks a source folder and turns every supported file into articles:
+
+* ``.txt`` / ``.md``: one article per file. The title is the first non-empty line (for
+  Markdown, without the ``#`` marks of a heading); the text is the whole file, title
+  line included, so a quote from the title is still a substring of the text.
+* ``.html`` / ``.htm``: the main text extracted by trafilatura (navigation, footers and
+  scripts dropped); title, author and date from the page metadata, falling back to the
+  ``<title>`` tag.
+* ``.json``: a list of records, a single record object, or ``{"articles": [...]}``.
+  ``.jsonl``: one record per line. A record has ``text`` and optionally ``id``, ``title``,
+  ``url``, ``published``, ``source``, ``author``.
+
+Text contract: line ends are normalised (``"\\r\\n"`` and ``"\\r"`` become ``"\\n"``), NUL
+characters are removed and trailing whitespace at the very end is stripped; nothing else is
+changed. Every offset elsewhere in the package refers to this normalised text, which is what
+the index stores.
+
+Problems never raise (except a missing source folder): the file or record is returned as a
+:class:`~rag.types.Skipped` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import html
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .types import Article, BuildError, Skipped
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+
+_TITLE_MAX_CHARS = 200
+_CONTROL_SHARE_MAX = 0.05  # above this share of control characters a file is "binary"
+# C0/C1 control characters other than \t \n \v \f \r and ESC
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_RECORD_FIELDS = ("title", "url", "published", "source", "author")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s+|$)(.*?)(?:\s+#+\s*)?$")
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+
+
+class _Skip(Exception):
+    """Internal: the current file or record cannot be used; ``str(exc)`` is the reason."""
+
+
+# --- hashing
+
+
+def text_hash(text: str) -> str:
+    """sha256 hex of ``text`` (UTF-8); used to find the same text under different ids."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def content_hash(*, title: str, text: str, url: str | None = None, published: str | None = None,
+                 author: str | None = None, source: str = "") -> str:
+    """sha256 hex over a canonical JSON of the text and its metadata.
+
+    Any change of title, text, url, published, author or source changes the hash, so the
+    build treats it as an update.
+    """
+    canon = json.dumps(
+        {"title": title, "text": text, "url": url, "published": published,
+         "author": author, "source": source},
+        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+    )
+    return text_hash(canon)
+
+
+def make_article(
+    id: str, title: str, text: str, source: str, *, url: str | None = None,
+    published: str | None = None, author: str | None = None,
+) -> Article:
+    """An :class:`Article` with its ``content_hash`` filled in."""
+    digest = content_hash(title=title, text=text, url=url, published=published,
+                          author=author, source=source)
+    return Article(id=id, title=title, text=text, source=source, url=url,
+                   published=published, author=author, content_hash=digest)
+
+
+# --- walking
+
+
+def iter_source_files(source: Path) -> list[Path]:
+    """The files :func:`load_articles` would read, in deterministic (sorted) order.
+
+    Recursive; hidden files and folders (name starting with ``.``) are skipped; only
+    :data:`SUPPORTED_SUFFIXES` (case-insensitive) are listed. Symlinked folders are
+    followed, but each real folder is visited once, so symlink loops terminate.
+    Raises :class:`BuildError` when ``source`` is missing or not a folder.
+    """
+    return _walk(Path(source))[0]
+
+
+def _walk(source: Path) -> tuple[list[Path], list[Skipped]]:
+    """Supported files under ``source`` (sorted), and folders that could not be listed."""
+    if not source.exists():
+        raise BuildError(f"source folder not found: {source}")
+    if not source.is_dir():
+        raise BuildError(f"source is a file, not a folder: {source}")
+    seen_dirs = {os.path.realpath(source)}
+    found: list[Path] = []
+    errors: list[Skipped] = []
+
+    def on_error(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else source
+        try:
+            rel = _relative_id(where, source)
+        except ValueError:
+            rel = str(where)
+        errors.append(Skipped(rel + "/", exc.strerror or str(exc)))
+
+    for dirpath, dirnames, filenames in os.walk(source, followlinks=True, onerror=on_error):
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            real = os.path.realpath(os.path.join(dirpath, name))
+            if real in seen_dirs:
+                continue  # a symlink loop, or a folder already reached another way
+            seen_dirs.add(real)
+            keep.append(name)
+        dirnames[:] = keep
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append(Path(dirpath) / name)
+    return sorted(found, key=lambda p: _relative_id(p, source)), errors
+
+
+def _relative_id(path: Path, source: Path) -> str:
+    """POSIX path of ``path`` relative to ``source``; undecodable bytes become U+FFFD."""
+    rel = path.relative_to(source).as_posix()
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# --- decoding
+
+
+def _decode(data: bytes, *, fallback_encoding: str | None = None) -> str:
+    """Bytes of a text file -> ``str``, or raise ``_Skip("binary file")``.
+
+    Order: a BOM (UTF-8, UTF-32, UTF-16) decides; otherwise NUL bytes mean binary; then
+    strict UTF-8; then ``fallback_encoding`` (e.g. an HTML ``<meta charset>``); then
+    cp1252, then latin-1. A result with a high share of control characters is binary.
+    """
+    boms = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+            (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+            (codecs.BOM_UTF16_BE, "utf-16"))
+    text: str | None = None
+    for bom, encoding in boms:
+        if data.startswith(bom):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise _Skip(f"undecodable {encoding} text ({exc.reason})") from None
+            break
+    if text is None:
+        if b"\x00" in data:
+            raise _Skip("binary file")
+        for encoding in ("utf-8", fallback_encoding, "cp1252", "latin-1"):
+            if encoding is None:
+                continue
+            try:
+                text = data.decode(encoding)
+                break
+            except (UnicodeDecodeError, LookupError):
+                continue
+    assert text is not None  # latin-1 decodes any bytes
+    if text and len(_CONTROLS.findall(text)) / len(text) > _CONTROL_SHARE_MAX:
+        raise _Skip("binary file")
+    return text
+
+
+def normalize_text(text: str) -> str:
+    """The stored form of an article text: ``\\r\\n`` and ``\\r`` -> ``\\n``, NULs removed,
+    lone surrogates (possible in JSON strings) -> U+FFFD, trailing whitespace stripped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", text).rstrip()
+
+
+def _read(path: Path, max_file_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size > max_file_bytes:
+        raise _Skip(f"too large ({_fmt_size(size)} > {_fmt_size(max_file_bytes)} limit)")
+    with path.open("rb") as fh:
+        data = fh.read(max_file_bytes + 1)
+    if len(data) > max_file_bytes:  # grew since stat
+        raise _Skip(f"too large (> {_fmt_size(max_file_bytes)} limit)")
+    return data
+
+
+def _fmt_size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
+
+
+# --- titles
+
+
+def _clip(title: str) -> str:
+    title = " ".join(title.split())
+    if len(title) <= _TITLE_MAX_CHARS:
+        return title
+    cut = title[:_TITLE_MAX_CHARS].rsplit(" ", 1)[0] or title[:_TITLE_MAX_CHARS]
+    return cut + "…"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.split("\n") if line.strip()), "")
+
+
+def _markdown_title(text: str) -> str:
+    """First non-empty line outside a YAML front matter, heading marks removed;
+    a ``title:`` in the front matter wins."""
+    lines = text.split("\n")
+    if lines and lines[0].strip() == "---":
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), 0)
+        if end:
+            for line in lines[1:end]:
+                key, _, value = line.partition(":")
+                if key.strip().lower() == "title" and value.strip():
+                    return value.strip().strip("\"'")
+            lines = lines[end + 1:]
+    first = _first_line("\n".join(lines))
+    match = _MD_HEADING.match(first)
+    return match.group(1).strip() if match else first
+
+
+# --- readers
+
+
+def load_file(
+    path: Path, rel: str, *, max_file_bytes: int = 50 * 1024 * 1024
+) -> tuple[list[Article], list[Skipped]]:
+    """Read one file (``rel`` = its id / relative path) into articles and skips.
+
+    No deduplication across files here; :func:`load_articles` does that.
+    Unsupported suffixes give ``([], [])``.
+    """
+    located, skipped = _load_located(path, rel, max_file_bytes)
+    return [art for art, _ in located], skipped
+
+
+def _load_located(
+    path: Path, rel: str, max_file_bytes: int
+) -> tuple[list[tuple[Article, str]], list[Skipped]]:
+    """Like :func:`load_file`, each article paired with where it came from
+    (``rel``, ``rel:<line>`` or ``rel#<position>``)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        return [], []
+    try:
+        data = _read(path, max_file_bytes)
+        fallback = None
+        if suffix in (".html", ".htm"):
+            declared = _HTML_CHARSET.search(data[:4096])
+            fallback = declared.group(1).decode("ascii") if declared else None
+        raw = _decode(data, fallback_encoding=fallback)
+        if not normalize_text(raw).strip():
+            raise _Skip("empty")
+        if suffix in (".json", ".jsonl"):
+            found, bad = _read_records(raw, rel, jsonl=suffix == ".jsonl")
+            if not found and not bad:
+                raise _Skip("no records")
+            return found, bad
+        if suffix in (".html", ".htm"):
+            return [(_read_html(raw, rel, path.stem), rel)], []
+        text = normalize_text(raw)
+        title = _markdown_title(text) if suffix == ".md" else _first_line(text)
+        return [(make_article(rel, _clip(title) or path.stem, text, rel), rel)], []
+    except _Skip as exc:
+        return [], [Skipped(rel, str(exc))]
+    except OSError as exc:
+        return [], [Skipped(rel, exc.strerror or str(exc))]
+
+
+def _read_html(raw: str, rel: str, stem: str) -> Article:
+    import trafilatura  # heavy import, only when there is HTML to read
+
+    extracted = trafilatura.extract(
+        raw, output_format="txt", include_comments=False, include_tables=True,
+        with_metadata=False,
+    )
+    text = normalize_text(extracted or "")
+    if not text.strip():
+        raise _Skip("no extractable text in HTML")
+    meta = trafilatura.extract_metadata(raw)
+    title = (getattr(meta, "title", None) or "").strip()
+    if not title:
+        match = _HTML_TITLE.search(raw)
+        title = html.unescape(match.group(1)).strip() if match else ""
+    return make_article(
+        rel, _clip(title or _first_line(text) or stem), text, rel,
+        url=getattr(meta, "url", None) or None,
+        published=getattr(meta, "date", None) or None,
+        author=getattr(meta, "author", None) or None,
+    )
+
+
+def _read_records(
+    raw: str, rel: str, *, jsonl: bool
+) -> tuple[list[tuple[Article, str]], list[Skipped]]:
+    """Records of a ``.json`` / ``.jsonl`` file. A ``.json`` file holding JSON Lines is
+    read as JSON Lines. Ids default to ``<rel>#<n>`` (JSON Lines: line number; JSON list:
+    1-based position); a single-object ``.json`` file defaults to ``<rel>``."""
+    raw = raw.lstrip("\ufeff")
+    if not jsonl:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise _Skip(f"invalid JSON ({exc})") from None
+            jsonl = True  # several JSON values: JSON Lines saved as .json
+        else:
+            if isinstance(data, dict) and isinstance(data.get("articles"), list):
+                data = data["articles"]
+            if isinstance(data, dict):
+                return _collect(rel, [(rel, rel, "", data)])
+            if not isinstance(data, list):
+                raise _Skip("JSON must be a list of records, a record or {\"articles\": [...]}")
+            items = [(f"{rel}#{i}", f"{rel}#{i}", f"record {i}: ", rec)
+                     for i, rec in enumerate(data, 1)]
+            return _collect(rel, items)
+    return _collect(rel, _jsonl_records(raw, rel))
+
+
+def _jsonl_records(raw: str, rel: str) -> Iterator[tuple[str, str, str, Any]]:
+    """(default id, skip path, reason prefix, parsed record or _Skip) per non-blank line."""
+    for n, line in enumerate(raw.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record: Any = json.loads(line)
+        except json.JSONDecodeError as exc:
+            record = _Skip(f"invalid JSON ({exc})")
+        yield f"{rel}#{n}", f"{rel}:{n}", f"line {n}: ", record
+
+
+def _collect(rel: str, items: Any) -> tuple[list[tuple[Article, str]], list[Skipped]]:
+    """Articles (with their location) and skips from (default id, location, reason
+    prefix, record) items."""
+    articles: list[tuple[Article, str]] = []
+    skipped: list[Skipped] = []
+    for default_id, where, prefix, record in items:
+        try:
+            if isinstance(record, _Skip):
+                raise record
+            articles.append((_record_article(record, default_id, rel), where))
+        except _Skip as exc:
+            skipped.append(Skipped(where, f"{prefix}{exc}"))
+    return articles, skipped
+
+
+def _record_article(record: Any, default_id: str, rel: str) -> Article:
+    if not isinstance(record, dict):
+        raise _Skip(f"record must be a JSON object, not {type(record).__name__}")
+    text = record.get("text")
+    text = normalize_text(text) if isinstance(text, str) else ""
+    if not text.strip():
+        raise _Skip("record has no usable \"text\"")
+    rid = record.get("id")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int, type(None))):
+        raise _Skip("\"id\" must be a string or a number")
+    rid = default_id if rid is None or rid == "" else str(rid)
+    meta = {name: _scalar(record.get(name)) for name in _RECORD_FIELDS}
+    title = _clip(meta["title"] or _first_line(text))
+    source = meta["source"] or meta["url"] or rel
+    return make_article(rid, title, text, source, url=meta["url"],
+                        published=meta["published"], author=meta["author"])
+
+
+def _scalar(value: Any) -> str | None:
+    """A metadata value as a clean string (lists of strings are joined), or None."""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value if isinstance(v, (str, int, float)))
+    if value is None or isinstance(value, (dict, bool)):
+        return None
+    value = _SURROGATES.sub("\ufffd", str(value)).strip()
+    return value or None
+
+
+# --- the folder
+
+
+def load_articles(
+    source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False
+) -> tuple[list[Article], list[Skipped]]:
+    """Every article under ``source``, and every supported file or record that was not used.
+
+    Files come in the order of :func:`iter_source_files`; records in file order. File ids
+    are paths relative to ``source`` (POSIX separators); record ids are the record's
+    ``id`` or ``<relpath>#<line or position>``. ``source`` of an article is the record's
+    ``source`` or ``url``, else the relative path. When two articles share an id the later
+    one is skipped ("duplicate id of <first path>"); when two ids share an identical text
+    the later one is skipped ("duplicate of <id>"), so each text is indexed once.
+    Files with other suffixes are ignored silently. ``progress`` shows a tqdm bar.
+    Raises :class:`BuildError` when ``source`` is missing or not a folder.
+    """
+    from tqdm.auto import tqdm
+
+    source = Path(source)
+    files, skipped = _walk(source)
+    articles: list[Article] = []
+    id_origin: dict[str, str] = {}
+    text_owner: dict[str, str] = {}
+    for path in tqdm(files, desc="loading", unit="file", disable=not progress):
+        rel = _relative_id(path, source)
+        found, bad = _load_located(path, rel, max_file_bytes)
+        skipped.extend(bad)
+        for art, origin in found:
+            if art.id in id_origin:
+                skipped.append(Skipped(origin, f"duplicate id of {id_origin[art.id]}"))
+                continue
+            digest = text_hash(art.text)
+            if digest in text_owner:
+                skipped.append(Skipped(origin, f"duplicate of {text_owner[digest]}"))
+                continue
+            id_origin[art.id] = origin
+            text_owner[digest] = art.id
+            articles.append(art)
+    return articles, skipped
+

@@ -1,0 +1,318 @@
+"""The index directory: versions written whole, published atomically, loaded read-only.
+
+Layout::
+
+    index/
+      CURRENT              the name of the live version (replaced atomically)
+      .build.lock          held by the one build that may write
+      v<time>-<pid>/       one complete, immutable version
+        manifest.json      schema, model, dim, settings, article -> content hash, files
+        articles.sqlite    articles: id, title, source, url, published, author, hash, text
+        chunks.npy         int32 (n, 5): article row, start, end, first sentence, end sentence
+        sentences.npy      int32 (m, 2): start, end (offsets in the article text)
+        chunk_vectors.npy  float32 (n, dim) unit vectors (kept for incremental builds)
+        sentence_vectors.npy float16 (m, dim) unit vectors (late-chunked, see embed.py)
+        vectors.faiss      FAISS inner-product index over the chunk vectors
+        bm25/              bm25s keyword index over the chunks (numpy + JSON files)
+
+Nothing is pickled: numpy arrays load with ``allow_pickle=False``, the rest is JSON,
+SQLite and FAISS's own binary format. A build writes ``.tmp-<version>/``, renames it
+to ``<version>/`` and then replaces ``CURRENT``; readers that loaded the old version
+keep working, and a build killed at any point leaves the old version live. The
+previous version is kept one more build, for readers still opening it.
+
+:class:`Index` is immutable once loaded and safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .types import Article, IndexMismatch, IndexMissing
+
+SCHEMA_VERSION = 1
+REBUILD_HINT = "run `python -m rag.build --rebuild`"
+FILES = ("articles.sqlite", "chunks.npy", "sentences.npy", "chunk_vectors.npy",
+         "sentence_vectors.npy", "vectors.faiss")
+
+
+@dataclass
+class IndexData:
+    """Everything one version holds, in memory, as the build assembles it."""
+
+    articles: list[Article]
+    chunks: np.ndarray  # int32 (n, 5)
+    sentences: np.ndarray  # int32 (m, 2)
+    chunk_vectors: np.ndarray  # float32 (n, dim)
+    sentence_vectors: np.ndarray  # float16 (m, dim)
+
+
+# -- writing ------------------------------------------------------------------
+
+def current_version(index_dir: Path) -> str | None:
+    try:
+        name = (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
+                  faiss_index, bm25_writer) -> str:
+    """Write a complete version next to the live one and publish it. Returns its name."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    version = f"v{time.time_ns()}-{os.getpid()}"
+    tmp = index_dir / f".tmp-{version}"
+    tmp.mkdir()
+    try:
+        _write_articles(tmp / "articles.sqlite", data.articles)
+        for name, arr in (("chunks.npy", data.chunks), ("sentences.npy", data.sentences),
+                          ("chunk_vectors.npy", data.chunk_vectors),
+                          ("sentence_vectors.npy", data.sentence_vectors)):
+            with open(tmp / name, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+        import faiss
+
+        faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        bm25_writer(tmp / "bm25")
+        manifest = {**manifest, "schema": SCHEMA_VERSION, "version": version,
+                    "files": {name: _file_info(tmp / name) for name in FILES}}
+        _write_json(tmp / "manifest.json", manifest)
+        _fsync_tree(tmp)
+        os.rename(tmp, index_dir / version)
+        _fsync_dir(index_dir)
+        _write_json(index_dir / "CURRENT.tmp", None, raw=version)
+        os.replace(index_dir / "CURRENT.tmp", index_dir / "CURRENT")
+        _fsync_dir(index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    collect_garbage(index_dir, keep=2)
+    return version
+
+
+def collect_garbage(index_dir: Path, keep: int = 2) -> None:
+    """Remove unfinished temporary versions and all but the ``keep`` newest versions
+    (the live one is always kept). Call only while holding the build lock."""
+    index_dir = Path(index_dir)
+    live = current_version(index_dir)
+    for tmp in index_dir.glob(".tmp-v*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    versions = sorted((p for p in index_dir.glob("v*") if p.is_dir()),
+                      key=lambda p: _version_time(p.name), reverse=True)
+    for old in versions[keep:]:
+        if old.name != live:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _version_time(name: str) -> int:
+    try:
+        return int(name[1:].split("-")[0])
+    except ValueError:
+        return 0
+
+
+def _write_articles(path: Path, articles: list[Article]) -> None:
+    con = sqlite3.connect(path)
+    try:
+        con.execute("CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
+                    " title TEXT, source TEXT, url TEXT, published TEXT, author TEXT,"
+                    " hash TEXT NOT NULL, text TEXT NOT NULL)")
+        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?)",
+                        [(i, a.id, a.title, a.source, a.url, a.published, a.author,
+                          a.content_hash, a.text) for i, a in enumerate(articles)])
+        con.commit()
+    finally:
+        con.close()
+
+
+def _write_json(path: Path, obj: Any, raw: str | None = None) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(raw if raw is not None else json.dumps(obj, ensure_ascii=False, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- reading ------------------------------------------------------------------
+
+class Index:
+    """One loaded version. Read-only; safe to share between threads."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        import faiss
+
+        self.path = path
+        self.manifest = manifest
+        self.version = manifest["version"]
+        self.chunks = _load_npy(path / "chunks.npy", np.int32, 2, 5)
+        self.sentences = _load_npy(path / "sentences.npy", np.int32, 2, 2)
+        self.sentence_vectors = _load_npy(path / "sentence_vectors.npy", np.float16, 2,
+                                          manifest["dim"])
+        self.chunk_vectors = _load_npy(path / "chunk_vectors.npy", np.float32, 2,
+                                       manifest["dim"])
+        n, m = len(self.chunks), len(self.sentences)
+        if len(self.chunk_vectors) != n:
+            raise IndexMismatch(f"index at {path} is inconsistent (vectors); {REBUILD_HINT}")
+        if len(self.sentence_vectors) != m or (n and self.chunks[:, 4].max() > m):
+            raise IndexMismatch(f"index at {path} is inconsistent (sentences); {REBUILD_HINT}")
+        try:
+            self.faiss = faiss.read_index(str(path / "vectors.faiss"))
+        except RuntimeError as exc:
+            raise IndexMismatch(f"index file vectors.faiss is damaged ({exc}); "
+                                f"{REBUILD_HINT}") from exc
+        if self.faiss.ntotal != n or self.faiss.d != manifest["dim"]:
+            raise IndexMismatch(f"index file vectors.faiss does not match the manifest; "
+                                f"{REBUILD_HINT}")
+        self._db_path = path / "articles.sqlite"
+        self._local = threading.local()
+        try:
+            rows = self._db().execute("SELECT row, id FROM articles ORDER BY row").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexMismatch(f"index file articles.sqlite is damaged ({exc}); "
+                                f"{REBUILD_HINT}") from exc
+        self.article_ids = [r[1] for r in rows]
+        if n and self.chunks[:, 0].max() >= len(rows):
+            raise IndexMismatch(f"index at {path} is inconsistent (articles); {REBUILD_HINT}")
+        self._articles: dict[int, Article] = {}
+        self._cache_lock = threading.Lock()
+        self.bm25 = None  # set by retrieve.load_keyword_index
+
+    def _db(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True)
+            self._local.con = con
+        return con
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    def article(self, row: int) -> Article:
+        """The article at ``row`` (cached after the first read)."""
+        with self._cache_lock:
+            hit = self._articles.get(row)
+        if hit is not None:
+            return hit
+        r = self._db().execute("SELECT id, title, text, source, url, published, author, hash"
+                               " FROM articles WHERE row = ?", (int(row),)).fetchone()
+        if r is None:
+            raise IndexMismatch(f"article row {row} missing from the index; {REBUILD_HINT}")
+        art = Article(id=r[0], title=r[1], text=r[2], source=r[3], url=r[4], published=r[5],
+                      author=r[6], content_hash=r[7])
+        with self._cache_lock:
+            if len(self._articles) > 4096:
+                self._articles.clear()
+            self._articles[row] = art
+        return art
+
+    def list_articles(self) -> list[dict[str, Any]]:
+        """id, title, source, url, published and chunk count of every article."""
+        counts = np.bincount(self.chunks[:, 0], minlength=len(self.article_ids)) \
+            if self.n_chunks else np.zeros(len(self.article_ids), int)
+        rows = self._db().execute("SELECT row, id, title, source, url, published"
+                                  " FROM articles ORDER BY row").fetchall()
+        return [{"id": r[1], "title": r[2], "source": r[3], "url": r[4], "published": r[5],
+                 "chunks": int(counts[r[0]])} for r in rows]
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+
+def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The live version's folder and manifest; raises IndexMissing / IndexMismatch."""
+    index_dir = Path(index_dir)
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
+    path = index_dir / version
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexMismatch(f"index version {version} in {index_dir} is missing its "
+                            f"manifest; {REBUILD_HINT}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexMismatch(f"the manifest in {path} is not valid JSON; {REBUILD_HINT}") from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
+        found = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise IndexMismatch(f"index in {index_dir} has schema {found!r}, this version of rag "
+                            f"reads schema {SCHEMA_VERSION}; {REBUILD_HINT}")
+    for name, info in manifest.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            raise IndexMismatch(f"index file {name} is missing from {path}; {REBUILD_HINT}")
+        if f.stat().st_size != info.get("bytes"):
+            raise IndexMismatch(f"index file {name} has {f.stat().st_size} bytes, the manifest "
+                                f"says {info.get('bytes')} (truncated or replaced); "
+                                f"{REBUILD_HINT}")
+    return path, manifest
+
+
+def check_compatible(manifest: dict[str, Any], model_id: str, settings: dict[str, Any]) -> None:
+    """Raise IndexMismatch if the index was built with another model or settings."""
+    if manifest.get("model") != model_id:
+        raise IndexMismatch(f"the index was built with model {manifest.get('model')!r}, "
+                            f"this configuration uses {model_id!r}; {REBUILD_HINT}")
+    built = manifest.get("settings", {})
+    diff = {k: (built.get(k), v) for k, v in settings.items() if built.get(k) != v}
+    if diff:
+        what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise IndexMismatch(f"the index was built with other settings ({what}); {REBUILD_HINT}")
+
+
+def open_index(index_dir: Path) -> Index:
+    path, manifest = read_manifest(index_dir)
+    return Index(path, manifest)
+
+
+def _load_npy(path: Path, dtype, ndim: int, width: int) -> np.ndarray:
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise IndexMismatch(f"index file {path.name} is damaged ({exc}); {REBUILD_HINT}") from exc
+    if arr.dtype != dtype or arr.ndim != ndim or (arr.shape[1] != width):
+        raise IndexMismatch(f"index file {path.name} has shape {arr.shape} {arr.dtype}, "
+                            f"expected (*, {width}) {np.dtype(dtype)}; {REBUILD_HINT}")
+    return arr

@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny deterministic fake embedder, configs in tmp_path, and the
+real bundled model (module-scoped) for integration tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from rag import embed  # noqa: E402
+from rag.config import Config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+SHARED = ROOT.parent / "shared"
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEmbedder:
+    """Bag of hashed words -> unit vector. Deterministic, instant, and similar texts get
+    similar vectors, which is all the unit tests need. Records what it embeds."""
+
+    dim = 64
+    max_tokens = 254
+    model_id = "fake-hash-64"
+
+    def __init__(self, threads: int = 0, batch_size: int = 32) -> None:
+        self.embedded: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text))
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for w in re.findall(r"\w+", text.lower()):
+            rng = np.random.default_rng(zlib.crc32(w.encode()))
+            v += rng.standard_normal(self.dim).astype(np.float32)
+        n = np.linalg.norm(v)
+        if n == 0:
+            v[0] = 1.0
+            return v
+        return v / n
+
+    def embed_queries(self, texts):
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim))
+
+    def embed_passages(self, texts, spans, progress=None):
+        self.embedded.extend(texts)
+        vecs = np.stack([self._vec(t) for t in texts]).astype(np.float32)
+        svecs = [np.stack([self._vec(t[a:b]) for a, b in sp]).astype(np.float32)
+                 if sp else np.zeros((0, self.dim), np.float32) for t, sp in zip(texts, spans)]
+        if progress:
+            progress(len(texts))
+        return vecs, svecs
+
+
+embed.EMBEDDERS["fake"] = FakeEmbedder
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    e = embed.get_embedder("fake")
+    e.embedded.clear()
+    return e
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    """A config for the fake model, with its source and index under tmp_path."""
+    src = tmp_path / "articles"
+    src.mkdir()
+    return Config(source=src, index_dir=tmp_path / "index", model="fake",
+                  chunk_tokens=40, chunk_overlap=5, abstain_threshold=0.0)
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory) -> Config:
+    """The real model's index of the seed articles, built once per test module."""
+    import rag
+
+    base = tmp_path_factory.mktemp("seed")
+    shutil.copytree(SEEDS, base / "seeds")
+    cfg = Config(source=base / "seeds", index_dir=base / "index")
+    rag.build(config=cfg)
+    return cfg
