@@ -2,22 +2,20 @@
 
 :func:`load_articles` walks a source folder and turns every supported file into articles:
 
-* ``.txt`` / ``.md``: one article per file. The title is the first non-empty line (for
-  Markdown, without the ``#`` marks of a heading); the text is the whole file, title
-  line included, so a quote from the title is still a substring of the text.
-* ``.html`` / ``.htm``: the main text extracted by trafilatura (navigation, footers and
-  scripts dropped); title, author and date from the page metadata, falling back to the
-  ``<title>`` tag.
+* ``.txt`` / ``.md``: the title is the first non-empty line (Markdown: without heading
+  ``#`` marks); the text is the whole file, title line included, so it stays quotable.
+* ``.html`` / ``.htm``: the main text extracted by trafilatura (no navigation, footers,
+  scripts); title, author, date and url from the page metadata, else the ``<title>`` tag.
 * ``.json``: a list of records, a single record object, or ``{"articles": [...]}``.
   ``.jsonl``: one record per line. A record has ``text`` and optionally ``id``, ``title``,
   ``url``, ``published``, ``source``, ``author``.
 
 Text contract: line ends are normalised (``"\\r\\n"`` and ``"\\r"`` become ``"\\n"``), NUL
-characters are removed and trailing whitespace at the very end is stripped; nothing else is
-changed. Every offset elsewhere in the package refers to this normalised text, which is what
-the index stores.
+characters are removed (lone surrogates from JSON become U+FFFD) and trailing whitespace at
+the very end is stripped; nothing else is changed. Every offset elsewhere in the package
+refers to this normalised text, which is what the index stores.
 
-Problems never raise (except a missing source folder): the file or record is returned as a
+Problems never raise (except a missing source folder): the file or record comes back as a
 :class:`~rag.types.Skipped` with a reason a person can act on.
 """
 
@@ -29,6 +27,7 @@ import html
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,6 @@ class _Skip(Exception):
     """Internal: the current file or record cannot be used; ``str(exc)`` is the reason."""
 
 
-# --- hashing
-
-
 def text_hash(text: str) -> str:
     """sha256 hex of ``text`` (UTF-8); used to find the same text under different ids."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -67,12 +63,9 @@ def content_hash(*, title: str, text: str, url: str | None = None, published: st
     Any change of title, text, url, published, author or source changes the hash, so the
     build treats it as an update.
     """
-    canon = json.dumps(
-        {"title": title, "text": text, "url": url, "published": published,
-         "author": author, "source": source},
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-    )
-    return text_hash(canon)
+    fields = {"title": title, "text": text, "url": url, "published": published,
+              "author": author, "source": source}
+    return text_hash(json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
 
 
 def make_article(
@@ -84,9 +77,6 @@ def make_article(
                           author=author, source=source)
     return Article(id=id, title=title, text=text, source=source, url=url,
                    published=published, author=author, content_hash=digest)
-
-
-# --- walking
 
 
 def iter_source_files(source: Path) -> list[Path]:
@@ -141,9 +131,6 @@ def _relative_id(path: Path, source: Path) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-# --- decoding
-
-
 def _decode(data: bytes, *, fallback_encoding: str | None = None) -> str:
     """Bytes of a text file -> ``str``, or raise ``_Skip("binary file")``.
 
@@ -165,9 +152,7 @@ def _decode(data: bytes, *, fallback_encoding: str | None = None) -> str:
     if text is None:
         if b"\x00" in data:
             raise _Skip("binary file")
-        for encoding in ("utf-8", fallback_encoding, "cp1252", "latin-1"):
-            if encoding is None:
-                continue
+        for encoding in filter(None, ("utf-8", fallback_encoding, "cp1252", "latin-1")):
             try:
                 text = data.decode(encoding)
                 break
@@ -187,7 +172,10 @@ def normalize_text(text: str) -> str:
 
 
 def _read(path: Path, max_file_bytes: int) -> bytes:
-    size = path.stat().st_size
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device named *.txt would block or never end
+        raise _Skip("not a regular file")
+    size = st.st_size
     if size > max_file_bytes:
         raise _Skip(f"too large ({_fmt_size(size)} > {_fmt_size(max_file_bytes)} limit)")
     with path.open("rb") as fh:
@@ -201,10 +189,8 @@ def _fmt_size(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
 
 
-# --- titles
-
-
 def _clip(title: str) -> str:
+    """Whitespace collapsed; at most ``_TITLE_MAX_CHARS`` (cut at a word, then "…")."""
     title = " ".join(title.split())
     if len(title) <= _TITLE_MAX_CHARS:
         return title
@@ -231,9 +217,6 @@ def _markdown_title(text: str) -> str:
     first = _first_line("\n".join(lines))
     match = _MD_HEADING.match(first)
     return match.group(1).strip() if match else first
-
-
-# --- readers
 
 
 def load_file(
@@ -284,10 +267,8 @@ def _load_located(
 def _read_html(raw: str, rel: str, stem: str) -> Article:
     import trafilatura  # heavy import, only when there is HTML to read
 
-    extracted = trafilatura.extract(
-        raw, output_format="txt", include_comments=False, include_tables=True,
-        with_metadata=False,
-    )
+    extracted = trafilatura.extract(raw, output_format="txt", include_comments=False,
+                                    include_tables=True, with_metadata=False)
     text = normalize_text(extracted or "")
     if not text.strip():
         raise _Skip("no extractable text in HTML")
@@ -296,12 +277,10 @@ def _read_html(raw: str, rel: str, stem: str) -> Article:
     if not title:
         match = _HTML_TITLE.search(raw)
         title = html.unescape(match.group(1)).strip() if match else ""
-    return make_article(
-        rel, _clip(title or _first_line(text) or stem), text, rel,
-        url=getattr(meta, "url", None) or None,
-        published=getattr(meta, "date", None) or None,
-        author=getattr(meta, "author", None) or None,
-    )
+    return make_article(rel, _clip(title or _first_line(text) or stem), text, rel,
+                        url=getattr(meta, "url", None) or None,
+                        published=getattr(meta, "date", None) or None,
+                        author=getattr(meta, "author", None) or None)
 
 
 def _read_records(
@@ -384,9 +363,6 @@ def _scalar(value: Any) -> str | None:
         return None
     value = _SURROGATES.sub("\ufffd", str(value)).strip()
     return value or None
-
-
-# --- the folder
 
 
 def load_articles(

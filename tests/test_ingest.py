@@ -230,18 +230,6 @@ def test_too_large_file_is_skipped(tmp_path: Path) -> None:
     assert s.path == "big.txt" and s.reason.startswith("too large (504 bytes > 100 bytes")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root can read any file")
-def test_unreadable_file_is_skipped_with_os_message(tmp_path: Path) -> None:
-    path = write(tmp_path / "locked.txt", "Locked\ntext")
-    path.chmod(0)
-    try:
-        arts, skipped = load_articles(tmp_path)
-    finally:
-        path.chmod(0o644)
-    assert arts == [] and reasons(skipped) == {"locked.txt": "Permission denied"}
-
-
 # ----------------------------------------------------------------------- json / jsonl
 
 
