@@ -1,0 +1,205 @@
+"""Article management for the web front end: list, add (upload) and remove articles.
+
+Glue over :mod:`rag.ingest` and :func:`rag.build`; nothing here answers questions.
+
+Contracts:
+
+- An upload is checked before anything is written: supported suffix, at most
+  ``Config.max_upload_bytes``, and it must yield at least one article. Its file name is
+  sanitised (the base name only, ``[A-Za-z0-9._-]``, no leading dot, no overwrite of an
+  existing file: ``name-2.txt`` ...), so it always lands directly inside ``Config.source``.
+- After saving, an incremental build runs. If the build fails, the saved files are
+  deleted again; since builds publish atomically, the index is as it was.
+- Removal deletes one file of ``Config.source`` (only a file the folder listing holds,
+  resolved inside the folder) and rebuilds; if the build fails, the file is restored.
+- One change at a time per :class:`Library` (a lock); asking questions meanwhile is safe
+  (``rag.ask`` switches to the new index version when it is published).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config
+from .ingest import iter_source_files, load_file
+from .types import BuildReport, RagError
+
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_filename(name: str, max_len: int = 100) -> str:
+    """A safe base name for an uploaded file: no folders, no leading dots, only
+    ``[A-Za-z0-9._-]`` (other characters become ``_``), the suffix lower-cased, at most
+    ``max_len`` characters. Never empty ("upload" + suffix)."""
+    base = str(name).replace("\\", "/").split("/")[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = _UNSAFE.sub("_", stem).strip("._-") or "upload"
+    suffix = _UNSAFE.sub("", suffix).lower()
+    ext = f".{suffix}" if suffix else ""
+    return stem[: max(1, max_len - len(ext))] + ext
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """What an upload or removal did: ``ok``, a message for a person, the build report."""
+
+    ok: bool
+    message: str
+    report: BuildReport | None = None
+    saved: tuple[str, ...] = ()
+
+
+class Library:
+    """The articles of ``cfg.source`` and their index. Thread-safe."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+
+    # -- reading --------------------------------------------------------------
+
+    def articles(self) -> list[dict[str, Any]]:
+        """Rows of the live index (id, title, source, url, published, chunks).
+        Raises IndexMissing / IndexMismatch."""
+        from .answering import load_index
+
+        return load_index(Path(self.cfg.index_dir), self.cfg).list_articles()
+
+    def article(self, article_id: str):
+        """The indexed :class:`~rag.types.Article` with this id, or None."""
+        from .answering import load_index
+
+        index = load_index(Path(self.cfg.index_dir), self.cfg)
+        try:
+            row = index.article_ids.index(article_id)
+        except ValueError:
+            return None
+        return index.article(row)
+
+    def files(self) -> list[str]:
+        """Relative paths (POSIX) of the article files in the source folder."""
+        src = Path(self.cfg.source)
+        if not src.is_dir():
+            return []
+        return [p.relative_to(src).as_posix() for p in iter_source_files(src)]
+
+    # -- changing -------------------------------------------------------------
+
+    def add(self, uploads: list[tuple[str, str]], log: Callable[[str], None] | None = None,
+            progress: bool = False) -> ChangeResult:
+        """Save ``uploads`` ([(path of the uploaded bytes, original file name)]) into the
+        source folder and update the index. Nothing is saved unless every file passes."""
+        if not uploads:
+            return ChangeResult(False, "Choose a file to upload.")
+        src = Path(self.cfg.source)
+        if not src.is_dir():
+            return ChangeResult(False, f"The articles folder {src} does not exist.")
+        with self._lock:
+            # staged in a hidden folder inside the source (ingest skips hidden folders),
+            # so the final move is a rename on the same file system
+            stage = Path(tempfile.mkdtemp(prefix=".upload-", dir=src))
+            saved: list[Path] = []
+            try:
+                problems, checked = [], []
+                for path, original in uploads:
+                    why = self._check(Path(path), original, stage, checked)
+                    if why:
+                        problems.append(f"{original}: {why}")
+                if problems:
+                    return ChangeResult(False, "Nothing was added. " + " ".join(problems))
+                try:
+                    for staged, _ in checked:
+                        target = _free_name(src, staged.name)
+                        os.replace(staged, target)
+                        saved.append(target)
+                    report = self._build(log, progress)
+                except (RagError, OSError) as exc:
+                    for p in saved:
+                        p.unlink(missing_ok=True)
+                    return ChangeResult(False, "The upload failed and was undone; the index "
+                                               f"is unchanged. ({exc})")
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+        n = sum(c for _, c in checked)
+        names = tuple(p.name for p in saved)
+        return ChangeResult(True, f"Added {', '.join(names)} ({_n(n, 'article')}). "
+                                  + _after(report), report, names)
+
+    def _check(self, path: Path, original: str, stage: Path, checked: list) -> str:
+        """Copy one upload into ``stage`` under its sanitised name and read it; returns
+        why it is refused ("" when it is fine, then appended to ``checked``)."""
+        name = sanitize_filename(original)
+        if Path(name).suffix not in UPLOAD_SUFFIXES:
+            return f"only {', '.join(UPLOAD_SUFFIXES)} files can be added"
+        size = os.path.getsize(path)
+        if size > self.cfg.max_upload_bytes:
+            return f"{size:,} bytes is over the limit of {self.cfg.max_upload_bytes:,} bytes"
+        staged = _free_name(stage, name)
+        shutil.copyfile(path, staged)
+        try:
+            found, skipped = load_file(staged, name, max_file_bytes=self.cfg.max_upload_bytes)
+        except (OSError, RagError, ValueError) as exc:
+            found, skipped = [], [exc]
+        if not found:
+            why = "; ".join(getattr(s, "reason", str(s)) for s in skipped) or "no text"
+            return f"no article could be read from it ({why})"
+        checked.append((staged, len(found)))
+        return ""
+
+    def remove(self, rel: str, log: Callable[[str], None] | None = None,
+               progress: bool = False) -> ChangeResult:
+        """Delete the source file ``rel`` (a path :meth:`files` lists) and update the index."""
+        src = Path(self.cfg.source)
+        with self._lock:
+            if rel not in self.files():
+                return ChangeResult(False, f"{rel!r} is not an article file of {src}.")
+            target = (src / rel).resolve()
+            if src.resolve() not in target.parents or not target.is_file():
+                return ChangeResult(False, f"{rel!r} is not inside the articles folder.")
+            data = target.read_bytes()
+            target.unlink()
+            try:
+                report = self._build(log, progress)
+            except (RagError, OSError) as exc:
+                target.write_bytes(data)
+                hint = (" (an index needs at least one article)"
+                        if "no readable article" in str(exc) else "")
+                return ChangeResult(False, f"{rel} was not removed{hint}: {exc}")
+        return ChangeResult(True, f"Removed {rel}. " + _after(report), report)
+
+    def _build(self, log, progress: bool) -> BuildReport:
+        from .indexer import build
+
+        return build(config=self.cfg, log=log, progress=progress)
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'s' * (count != 1)}"
+
+
+def _after(r: BuildReport) -> str:
+    return (f"The index now holds {_n(r.articles, 'article')} ({_n(r.chunks, 'passage')}); "
+            f"{_n(r.embedded_chunks, 'passage')} embedded in {r.seconds:.1f} s.")
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    stem, suffix = target.stem, target.suffix
+    i = 2
+    while target.exists():
+        target = folder / f"{stem}-{i}{suffix}"
+        i += 1
+    return target
+

@@ -1,0 +1,223 @@
+"""HTML for the web front end: answers, citation cards, the article viewer, the article list.
+
+Pure functions from :mod:`rag.types` values to HTML strings; nothing here computes an
+answer. Article text is untrusted: every piece of it is HTML-escaped, and the quote is
+wrapped in ``<mark>`` using the stored character offsets (``Citation.start/end``), never
+by searching for the quote's text. When the offsets do not fit the text (an article
+changed since the answer was given), the text is shown without a mark and a note says so.
+Links are only emitted for ``http``/``https`` URLs.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable
+
+from .types import Answer, Article, Citation
+
+HIGHLIGHT_ID = "rag-highlight"
+
+
+def esc(text: object) -> str:
+    """``text`` as HTML text or attribute value (quotes escaped too)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def highlight(text: str, start: int, end: int, *, mark_id: str | None = None,
+              cls: str = "rag-quote") -> str:
+    """``text`` escaped, with ``text[start:end]`` wrapped in ``<mark>``.
+
+    The offsets are trusted positions, not a search: if they do not lie inside ``text``
+    (``0 <= start <= end <= len(text)``) the whole text is returned escaped, unmarked.
+    """
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text)):
+        return esc(text)
+    ident = f' id="{esc(mark_id)}"' if mark_id else ""
+    return (esc(text[:start]) + f'<mark class="{esc(cls)}"{ident}>' + esc(text[start:end])
+            + "</mark>" + esc(text[end:]))
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL, else None (no javascript: links)."""
+    if url and url.strip().lower().startswith(("http://", "https://")):
+        return url.strip()
+    return None
+
+
+def _passage_html(c: Citation) -> str:
+    rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
+    if c.passage[rel_s:rel_e] != c.quote:  # offsets inconsistent: never guess a position
+        return esc(c.passage)
+    return highlight(c.passage, rel_s, rel_e, cls=_mark_class(c))
+
+
+def _mark_class(c: Citation) -> str:
+    """Answering quotes are highlighted; nearest-but-not-answering ones only underlined."""
+    return "rag-quote" if c.answers else "rag-quote rag-near"
+
+
+def _meta(c: Citation | Article, source: str) -> str:
+    parts = [f'<span class="rag-source" title="source">{esc(source)}</span>']
+    if getattr(c, "published", None):
+        parts.append(f'<span class="rag-date">{esc(c.published)}</span>')
+    url = safe_url(getattr(c, "url", None))
+    if url and url != source:
+        parts.append(f'<a class="rag-link" href="{esc(url)}" target="_blank" '
+                     f'rel="noopener noreferrer nofollow">link</a>')
+    return " · ".join(parts)
+
+
+def render_answer(answer: Answer | None) -> str:
+    """The answer block: the quote with its ``[1]`` marker, or the plain "not found" state."""
+    if answer is None:
+        return ('<div class="rag-answer rag-empty">Ask a question about the articles; '
+                'the answer is a sentence quoted from them, with its sources below.</div>')
+    if answer.abstained:
+        near = (" The nearest passages are shown below; none of them answers it."
+                if answer.citations else "")
+        return (f'<div class="rag-answer rag-notfound" role="status" '
+                f'data-copy="{esc(copy_text(answer))}">'
+                '<div class="rag-notfound-title">Not found in the articles</div>'
+                f'<p>{esc(answer.message or "The articles do not answer this question.")}'
+                f'{esc(near)}</p>'
+                f'<div class="rag-conf">confidence {answer.score:.2f}</div></div>')
+    note = f'<div class="rag-note">{esc(answer.message)}</div>' if answer.message else ""
+    first = answer.citations[0] if answer.citations else None
+    where = (f'<div class="rag-from">— {esc(first.title)} '
+             f'<span class="rag-source">({esc(first.source)})</span></div>') if first else ""
+    return (f'<div class="rag-answer rag-found" data-copy="{esc(copy_text(answer))}">'
+            f'<div class="rag-answer-quote"><mark class="rag-quote">'
+            f'{esc(answer.text)}</mark> <sup class="rag-ref">[1]</sup></div>'
+            f'{where}<div class="rag-conf">confidence {answer.score:.2f}</div>{note}</div>')
+
+
+def render_citation(c: Citation) -> str:
+    """One citation card: number, title, source/date/link, score bar, passage with mark."""
+    pct = max(0.0, min(1.0, float(c.score))) * 100
+    badge = ("" if c.answers else
+             '<span class="rag-badge" title="shown because it is the nearest passage">'
+             'does not answer</span>')
+    return (f'<article class="rag-card{"" if c.answers else " rag-card-na"}" '
+            f'data-n="{c.n}" data-article-id="{esc(c.article_id)}">'
+            f'<header><span class="rag-n">[{c.n}]</span> '
+            f'<span class="rag-title">{esc(c.title)}</span>{badge}</header>'
+            f'<div class="rag-meta">{_meta(c, c.source)}'
+            f'<span class="rag-score" title="relevance {c.score:.2f}">'
+            f'<span class="rag-bar"><span style="width:{pct:.0f}%"></span></span>'
+            f'{c.score:.2f}</span></div>'
+            f'<div class="rag-passage">{_passage_html(c)}</div></article>')
+
+
+def render_citations(answer: Answer | None) -> str:
+    if answer is None or not answer.citations:
+        return ""
+    head = ("Sources" if not answer.abstained
+            else "Nearest passages (they do not answer the question)")
+    cards = "".join(render_citation(c) for c in answer.citations)
+    return f'<section class="rag-cites"><h3>{head}</h3>{cards}</section>'
+
+
+def render_article(article: Article | None, c: Citation | None = None, note: str = "") -> str:
+    """The whole article with the citation's quote marked (``id="rag-highlight"``)."""
+    if article is None:
+        msg = note or "Choose a citation to read it in its article."
+        return f'<div class="rag-viewer rag-empty">{esc(msg)}</div>'
+    text = article.text
+    if c is not None and text[c.start:c.end] == c.quote:
+        body = highlight(text, c.start, c.end, mark_id=HIGHLIGHT_ID, cls=_mark_class(c))
+    else:
+        body = esc(text)
+        if c is not None and not note:
+            note = ("The article has changed since this answer was given, so the quote "
+                    "cannot be marked; ask again.")
+    extra = f'<div class="rag-note">{esc(note)}</div>' if note else ""
+    label = f'<span class="rag-n">[{c.n}]</span> ' if c is not None else ""
+    return (f'<div class="rag-viewer"><header>{label}<span class="rag-title">'
+            f'{esc(article.title)}</span><div class="rag-meta">'
+            f'{_meta(article, article.source)}</div></header>{extra}'
+            f'<div class="rag-article-text">{body}</div></div>')
+
+
+def render_error(message: str) -> str:
+    return f'<div class="rag-answer rag-error" role="alert">{esc(message)}</div>'
+
+
+def copy_text(answer: Answer | None) -> str:
+    """Plain text for the copy button: the quote with ``[1]`` and the citations."""
+    if answer is None:
+        return ""
+    if answer.abstained:
+        lines = [answer.message or "The articles do not answer this question."]
+    else:
+        lines = [f"“{answer.text}” [1]"]
+    for c in answer.citations[: 0 if answer.abstained else 1]:
+        lines.append(f"[{c.n}] {c.title} — {c.source}")
+    return "\n".join(lines)
+
+
+def render_article_list(rows: Iterable[dict[str, Any]], query: str = "") -> str:
+    """The Articles table (title, source, date, chunks), filtered by ``query``
+    (case-insensitive, over id/title/source)."""
+    rows = list(rows)
+    q = (query or "").strip().lower()
+    shown = [r for r in rows if not q or q in " ".join(
+        str(r.get(k) or "") for k in ("id", "title", "source")).lower()]
+    if not rows:
+        return ('<div class="rag-list"><div class="rag-empty">No article is indexed yet.'
+                '</div></div>')
+    body = "".join(
+        f'<tr><td class="rag-title">{esc(r["title"])}</td>'
+        f'<td class="rag-source">{esc(r["source"])}</td>'
+        f'<td>{esc(r.get("published") or "")}</td><td class="rag-num">{r["chunks"]}</td></tr>'
+        for r in shown)
+    count = (f"{len(shown)} of {len(rows)} articles" if q else f"{len(rows)} articles")
+    return (f'<div class="rag-list"><div class="rag-count">{count}</div>'
+            '<div class="rag-table-wrap"><table class="rag-table"><thead><tr><th>Title</th>'
+            '<th>Source</th><th>Date</th><th>Chunks</th></tr></thead>'
+            f'<tbody>{body}</tbody></table></div></div>')
+
+
+CSS = """
+.rag-answer{padding:14px 16px;border-radius:10px;border:1px solid var(--border-color-primary);
+  background:var(--background-fill-secondary);}
+.rag-answer-quote{margin:0;font-size:1.15em;line-height:1.5;border:none;padding:0}
+.rag-answer .rag-from{margin-top:6px;opacity:.85}
+.rag-conf,.rag-note{font-size:.85em;opacity:.75;margin-top:4px}
+.rag-notfound{border-left:5px solid #d97706}
+.rag-notfound-title{font-weight:700;font-size:1.1em;margin-bottom:4px}
+.rag-error{border-left:5px solid #dc2626}
+.rag-done{border-left:5px solid #16a34a}.rag-confirm{border-left:5px solid #d97706}
+.rag-empty{opacity:.75}
+.rag-list>.rag-empty{padding:10px 4px}
+mark.rag-quote{background:#fde68a;color:#1c1917;border-radius:3px;padding:0 2px}
+mark.rag-near{background:transparent;color:inherit;border-radius:0;padding:0;
+  border-bottom:2px dashed #d97706}
+.rag-ref,.rag-n{color:var(--color-accent);font-weight:700}
+.rag-cites h3{margin:14px 0 8px;font-size:1em}
+.rag-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:10px 12px;
+  margin-bottom:10px;background:var(--background-fill-primary)}
+.rag-card-na{opacity:.8;border-style:dashed}
+.rag-card header{font-weight:600;overflow-wrap:anywhere}
+.rag-badge{margin-left:8px;white-space:nowrap;display:inline-block;font-size:.75em;font-weight:600;padding:1px 6px;border-radius:8px;
+  background:#fee2e2;color:#7f1d1d}
+.rag-meta{font-size:.82em;opacity:.8;margin:3px 0 6px;display:flex;flex-wrap:wrap;gap:4px 8px;
+  align-items:center;overflow-wrap:anywhere}
+.rag-score{display:inline-flex;align-items:center;gap:4px;margin-left:auto}
+.rag-bar{display:inline-block;width:60px;height:6px;border-radius:3px;
+  background:var(--border-color-primary);overflow:hidden}
+.rag-bar>span{display:block;height:100%;background:var(--color-accent)}
+.rag-passage{line-height:1.5;white-space:pre-wrap;overflow-wrap:anywhere}
+.rag-viewer{max-height:70vh;overflow:auto;padding:10px 12px;border-radius:10px;
+  border:1px solid var(--border-color-primary);background:var(--background-fill-primary)}
+.rag-viewer header{position:sticky;top:-10px;background:var(--background-fill-primary);
+  padding:4px 0 6px;font-weight:600}
+.rag-article-text{white-space:pre-wrap;line-height:1.6;overflow-wrap:anywhere}
+.rag-table-wrap{overflow-x:auto}
+.rag-table{width:100%;border-collapse:collapse;font-size:.9em}
+.rag-table th,.rag-table td{text-align:left;padding:6px 8px;
+  border-bottom:1px solid var(--border-color-primary);vertical-align:top;overflow-wrap:anywhere}
+.rag-num{text-align:right}
+.rag-count{font-size:.85em;opacity:.75;margin-bottom:4px}
+@media (max-width: 640px){.rag-answer-quote{font-size:1.05em}.rag-score{margin-left:0}
+  .rag-viewer{max-height:60vh}}
+"""

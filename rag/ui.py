@@ -1,0 +1,235 @@
+"""The Gradio interface: Ask, Articles and Settings tabs. Presentation only.
+
+:func:`create_blocks` returns a ``gr.Blocks`` bound to one :class:`~rag.config.Config`
+(tests inject their own). Answers come from :func:`rag.ask`; HTML from
+:mod:`rag.render`; article changes go through :class:`rag.library.Library`.
+Errors a person can fix (empty question, no index yet) are shown as messages, never as
+tracebacks. The Gradio client API exposes ``/answer`` (question, k, retrieval ->
+the Answer as a dict, the same shape as ``python -m rag.ask --json``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from . import render
+from .config import Config
+from .library import UPLOAD_SUFFIXES, Library
+from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
+
+EXAMPLES = ("How much did it cost to train R1?",
+            "Who founded DeepSeek?",
+            "What did Marc Andreessen call DeepSeek R1?",
+            "Which AI models is R1 compared with?")
+
+# Scroll the article viewer (only the viewer box, not the page) to the highlighted quote.
+SCROLL_JS = """(...args) => { setTimeout(() => {
+  const m = document.getElementById('%s');
+  const box = m && m.closest('.rag-viewer');
+  if (box) { box.scrollTop = Math.max(0, m.offsetTop - box.clientHeight / 3); }
+}, 60); return args; }""" % render.HIGHLIGHT_ID
+# ... and, when a citation was chosen, bring the viewer itself into view if it is not.
+SCROLL_PAGE_JS = SCROLL_JS.replace("}, 60);", """  if (box) { const r = box.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) box.scrollIntoView({block: 'start'}); }
+}, 60);""")
+COPY_JS = """() => {
+  const el = document.querySelector('.rag-answer[data-copy]');
+  const text = el ? el.dataset.copy : '';
+  const btn = document.getElementById('rag-copy');
+  const done = (ok) => { if (btn) { const b = btn.querySelector('button') || btn;
+      const old = b.textContent; b.textContent = ok ? 'Copied' : 'Nothing to copy';
+      setTimeout(() => { b.textContent = old; }, 1500); } };
+  if (!text) { done(false); return; }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(() => done(true), () => done(false));
+  } else { const t = document.createElement('textarea'); t.value = text;
+    document.body.appendChild(t); t.select(); document.execCommand('copy'); t.remove(); done(true); }
+}"""
+
+
+def _message_for(exc: Exception) -> str:
+    if isinstance(exc, InvalidQuestion):
+        return f"Please check the question: {exc}."
+    if isinstance(exc, IndexMissing):
+        return ("There is no index yet. Add articles in the Articles tab, or run "
+                "`python -m rag.build`, then ask again.")
+    if isinstance(exc, IndexMismatch):
+        return f"The index needs to be rebuilt before it can answer: {exc}."
+    return f"Something went wrong: {exc}"
+
+
+def _short(text: str, n: int = 48) -> str:
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def create_blocks(cfg: Config) -> gr.Blocks:
+    """The whole UI for ``cfg`` (queue configured: ``cfg.concurrency`` at a time)."""
+    from .answering import ask
+
+    lib = Library(cfg)
+
+    def run_ask(question: str, k: Any, mode: str) -> Answer:
+        return ask(question, k=int(k), config=cfg, retrieval=mode or None)
+
+    def on_ask(question, k, mode):
+        empty_radio = gr.Radio(choices=[], value=None, visible=False)
+        try:
+            a = run_ask(question or "", k, mode)
+        except RagError as exc:
+            return (render.render_error(_message_for(exc)), "", None, empty_radio,
+                    render.render_article(None), gr.Button(visible=False))
+        choices = [(f"[{c.n}] {_short(c.title)}", c.n) for c in a.citations]
+        first = a.citations[0] if a.citations else None
+        viewer = _viewer(first) if first else render.render_article(None)
+        return (render.render_answer(a), render.render_citations(a), a.to_dict(),
+                gr.Radio(choices=choices, value=first.n if first else None,
+                         visible=bool(choices)), viewer, gr.Button(visible=True))
+
+    def _viewer(c) -> str:
+        try:
+            article = lib.article(c.article_id)
+        except RagError as exc:
+            return render.render_article(None, note=_message_for(exc))
+        if article is None:
+            return render.render_article(None, note="This article is no longer in the index.")
+        return render.render_article(article, c)
+
+    def on_open(n, state):
+        if not state or n is None:
+            return render.render_article(None)
+        a = Answer.from_dict(state)
+        c = next((c for c in a.citations if c.n == int(n)), None)
+        return _viewer(c) if c else render.render_article(None)
+
+    def answer_api(question: str, k: int = cfg.k, retrieval: str = cfg.retrieval) -> dict:
+        """Answer a question: returns the Answer as a dict (see `python -m rag.ask --json`)."""
+        try:
+            return run_ask(question, k, retrieval).to_dict()
+        except RagError as exc:
+            raise gr.Error(_message_for(exc)) from None
+
+    def list_html(query: str = "") -> str:
+        try:
+            return render.render_article_list(lib.articles(), query)
+        except RagError as exc:
+            return render.render_error(_message_for(exc))
+
+    def file_choices():
+        titles = {}
+        try:
+            titles = {r["id"]: r["title"] for r in lib.articles()}
+        except RagError:
+            pass
+        files = lib.files()
+        return gr.Dropdown(choices=[(f"{titles[f]} ({f})" if f in titles else f, f)
+                                    for f in files], value=None)
+
+    def on_upload(files, query, progress=gr.Progress(track_tqdm=True)):
+        paths = files if isinstance(files, list) else ([files] if files else [])
+        uploads = [(str(p), str(getattr(p, "orig_name", None) or p).split("/")[-1])
+                   for p in paths]
+        progress(0, desc="Checking and indexing")
+        result = lib.add(uploads, progress=True)
+        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>' if result.ok
+                  else render.render_error(result.message))
+        return status, None, list_html(query), file_choices()
+
+    def on_remove_ask(rel):
+        if not rel:
+            return gr.Row(visible=False), render.render_error("Choose an article file first.")
+        return (gr.Row(visible=True),
+                f'<div class="rag-answer rag-confirm">Remove <b>{render.esc(rel)}</b> from the '
+                'articles folder and the index? This deletes the file.</div>')
+
+    def on_remove(rel, query, progress=gr.Progress(track_tqdm=True)):
+        progress(0, desc="Removing and re-indexing")
+        result = lib.remove(rel or "", progress=True)
+        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>' if result.ok
+                  else render.render_error(result.message))
+        return gr.Row(visible=False), status, list_html(query), file_choices()
+
+    with gr.Blocks(title="rag: ask the articles") as demo:
+        gr.HTML('<div class="rag-head"><h1>Ask the articles</h1><p>Answers are sentences '
+                'quoted word for word from the indexed articles, with their sources.</p></div>')
+        with gr.Tab("Ask", id="ask"):
+            question = gr.Textbox(placeholder="Ask a question and press Enter",
+                                  show_label=False, lines=1, max_length=cfg.max_question_chars,
+                                  submit_btn="Ask", autofocus=True, elem_id="rag-question")
+            with gr.Row(elem_classes="rag-examples"):
+                example_btns = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=280):
+                    answer_html = gr.HTML(render.render_answer(None), elem_id="rag-answer")
+                    copy_btn = gr.Button("Copy answer", size="sm", elem_id="rag-copy",
+                                         visible=False)
+                    cites_html = gr.HTML("", elem_id="rag-citations")
+                with gr.Column(scale=2, min_width=280, elem_id="rag-viewer-col"):
+                    chooser = gr.Radio(label="Read a source in its article", choices=[],
+                                       visible=False, elem_id="rag-chooser")
+                    viewer = gr.HTML(render.render_article(None), elem_id="rag-viewer")
+            state = gr.State(None)
+        with gr.Tab("Articles", id="articles") as articles_tab:
+            search = gr.Textbox(placeholder="Search titles and sources", show_label=False,
+                                elem_id="rag-search")
+            table = gr.HTML("", elem_id="rag-articles")
+            gr.Markdown(f"**Add articles** ({', '.join(UPLOAD_SUFFIXES)}; at most "
+                        f"{cfg.max_upload_bytes // 1024 // 1024} MB each)")
+            upload = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
+                             show_label=False, elem_id="rag-upload", height=120)
+            upload_status = gr.HTML("", elem_id="rag-upload-status")
+            gr.Markdown("**Remove an article file**")
+            with gr.Row():
+                remove_choice = gr.Dropdown(choices=[], show_label=False, scale=4,
+                                            elem_id="rag-remove-choice")
+                remove_btn = gr.Button("Remove…", variant="stop", scale=1,
+                                       elem_id="rag-remove")
+            with gr.Row(visible=False) as confirm_row:
+                confirm_btn = gr.Button("Yes, remove it", variant="stop",
+                                        elem_id="rag-remove-confirm")
+                cancel_btn = gr.Button("Cancel", elem_id="rag-remove-cancel")
+            remove_status = gr.HTML("", elem_id="rag-remove-status")
+        with gr.Tab("Settings", id="settings"):
+            k = gr.Slider(1, min(cfg.max_k, 20), value=cfg.k, step=1,
+                          label="Number of citations", elem_id="rag-k")
+            mode = gr.Radio([("Hybrid (keywords + meaning)", "hybrid"),
+                             ("Meaning only (dense)", "dense"), ("Keywords only (BM25)", "keyword")],
+                            value=cfg.retrieval, label="Retrieval mode", elem_id="rag-mode")
+            gr.Markdown("Hybrid search suits most questions; keywords alone are best for exact "
+                        "names and numbers, meaning alone for paraphrased questions. These "
+                        "settings apply to this browser tab only.")
+
+        outs = [answer_html, cites_html, state, chooser, viewer, copy_btn]
+        private = dict(api_visibility="undocumented")
+        question.submit(on_ask, [question, k, mode], outs, **private).then(
+            None, js=SCROLL_JS, **private)
+        for b in example_btns:
+            b.click(lambda t=b.value: t, None, question, queue=False, **private).then(
+                on_ask, [question, k, mode], outs, **private).then(None, js=SCROLL_JS, **private)
+        chooser.input(on_open, [chooser, state], viewer, **private).then(
+            None, js=SCROLL_PAGE_JS, **private)
+        copy_btn.click(None, js=COPY_JS, **private)
+        gr.api(answer_api, api_name="answer")
+
+        articles_tab.select(list_html, search, table, **private).then(
+            file_choices, None, remove_choice, **private)
+        search.change(list_html, search, table, queue=False, **private)
+        upload.upload(on_upload, [upload, search], [upload_status, upload, table, remove_choice],
+                      concurrency_limit=1, concurrency_id="library", **private)
+        remove_btn.click(on_remove_ask, remove_choice, [confirm_row, remove_status], **private)
+        cancel_btn.click(lambda: (gr.Row(visible=False), ""), None,
+                         [confirm_row, remove_status], **private)
+        confirm_btn.click(on_remove, [remove_choice, search],
+                          [confirm_row, remove_status, table, remove_choice],
+                          concurrency_limit=1, concurrency_id="library", **private)
+    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
+    return demo
+
+
+CSS = render.CSS + """
+.rag-head h1{margin:0 0 2px;font-size:1.5em}.rag-head p{margin:0;opacity:.75}
+.rag-examples button{flex:0 1 auto !important;min-width:0 !important;white-space:normal}
+#rag-copy{align-self:flex-start;max-width:12em}
+@media (min-width: 900px){#rag-viewer-col{position:sticky;top:8px;align-self:flex-start}}
+"""

@@ -1,0 +1,252 @@
+"""The UI in a real browser: headless Debian Chromium driven by Playwright.
+
+Needs ``/usr/bin/chromium`` (Debian packages ``chromium`` and ``chromium-driver``).
+Screenshots of every step go to ``test-artifacts/screenshots/`` (printed at the start).
+Assertions are about structure (a ``<mark>`` inside the right citation whose text equals
+the citation's quote as the API returns it), not about which sentence is chosen, except
+for facts only one sentence of an article holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag.web import BackgroundServer, create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
+NEW_ARTICLE = ("The Zorblax Lantern Festival in Quillport\n\n"
+               "The Zorblax Lantern Festival is held every October in the harbour town of "
+               "Quillport. The festival attracts about 12,000 visitors every year, most of "
+               "them arriving by ferry. Its lanterns are made from recycled sailcloth.")
+NEW_QUESTION = "How many visitors does the Zorblax Lantern Festival attract every year?"
+WAIT = 180_000  # ms; the first question loads the model
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+if not Path(CHROMIUM).exists():  # pragma: no cover - the set-up command installs it
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium",
+                allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def servers(seed_index):
+    """The seed index served twice: normally, and with abstain_threshold=1.0 (every
+    answer abstains)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {SHOTS}")
+    with BackgroundServer(create_app(seed_index)) as url, \
+            BackgroundServer(create_app(seed_index.replace(abstain_threshold=1.0))) as url_na:
+        yield url, url_na, seed_index
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    yield pg
+    ctx.close()
+
+
+def shot(pg, name: str, full_page: bool = True) -> None:
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+
+
+def open_app(pg, url: str) -> None:
+    pg.goto(url)
+    pg.locator("#rag-question textarea").wait_for()
+
+
+def ask(pg, question: str) -> None:
+    box = pg.locator("#rag-question textarea")
+    box.fill(question)
+    before = pg.locator("#rag-answer").inner_html()
+    box.press("Enter")
+    pg.wait_for_function("([b]) => { const e = document.querySelector('#rag-answer');"
+                         " return e && e.innerHTML !== b && !e.querySelector('.rag-empty'); }",
+                         arg=[before])
+    pg.wait_for_timeout(300)
+
+
+def api_answer(url: str, question: str, k: int = 5) -> dict:
+    r = httpx.post(f"{url}/api/ask", json={"question": question, "k": k}, timeout=120)
+    assert r.status_code == 200
+    return r.json()
+
+
+def card_marks(pg) -> dict[int, tuple[str, str]]:
+    """{citation number: (article id, text of its <mark>)}."""
+    out = {}
+    for card in pg.locator("#rag-citations .rag-card").all():
+        marks = card.locator(".rag-passage mark.rag-quote")
+        assert marks.count() == 1
+        out[int(card.get_attribute("data-n"))] = (card.get_attribute("data-article-id"),
+                                                  marks.inner_text())
+    return out
+
+
+def test_ask_seed_question_shows_marked_quote_in_the_right_citation(servers, page):
+    url, _, _ = servers
+    q = "How much did it cost to train R1?"
+    expected = api_answer(url, q)
+    open_app(page, url)
+    shot(page, "01-start")
+    ask(page, q)
+    shot(page, "02-answer")
+    marks = card_marks(page)
+    assert len(marks) == len(expected["citations"])
+    for c in expected["citations"]:
+        assert marks[c["n"]] == (c["article_id"], c["quote"])
+    assert any("$5.6 million" in c["quote"] and c["article_id"] == SEED_ID
+               for c in expected["citations"])
+    if not expected["abstained"]:
+        assert page.locator(".rag-answer-quote mark").inner_text() == expected["text"]
+
+    # the source viewer: choose the last citation, see its quote marked and in view
+    last = expected["citations"][-1]
+    page.locator("#rag-chooser label").nth(last["n"] - 1).click()
+    page.wait_for_function("(n) => { const h = document.querySelector('#rag-viewer .rag-n');"
+                           " return h && h.textContent === `[${n}]`; }", arg=last["n"])
+    page.wait_for_timeout(400)
+    hl = page.locator("#rag-highlight")
+    assert hl.inner_text() == last["quote"]
+    box = page.locator("#rag-viewer .rag-viewer").bounding_box()
+    mark = hl.bounding_box()
+    assert box["y"] <= mark["y"] and mark["y"] + mark["height"] <= box["y"] + box["height"]
+    full = page.locator("#rag-viewer .rag-article-text").inner_text()
+    assert len(full) > 3 * len(last["passage"]) and last["passage"][:40] in full
+    shot(page, "03-source-viewer")
+
+    # the copy button copies the answer (or the not-found message) with its citation
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator("#rag-copy").click()
+    page.wait_for_timeout(300)
+    copied = page.evaluate("navigator.clipboard.readText()")
+    if expected["abstained"]:
+        assert copied.startswith(expected["message"])
+    else:
+        assert copied.startswith(f"“{expected['text']}” [1]") and SEED_ID in copied
+
+
+def test_upload_then_answer_from_it_then_remove(servers, page, tmp_path):
+    url, _, cfg = servers
+    src = tmp_path / "Zorblax festival!.txt"
+    src.write_text(NEW_ARTICLE, encoding="utf-8")
+    open_app(page, url)
+    page.get_by_role("tab", name="Articles").click()
+    page.locator("#rag-articles .rag-table").wait_for()
+    assert page.locator("#rag-articles tbody tr").count() == 1
+    page.locator("#rag-upload input[type=file]").set_input_files(str(src))
+    page.locator("#rag-upload-status .rag-done").wait_for()
+    status = page.locator("#rag-upload-status .rag-done").inner_text()
+    assert status.startswith("Added Zorblax_festival.txt"), status
+    assert (cfg.source / "Zorblax_festival.txt").read_text(encoding="utf-8") == NEW_ARTICLE
+    rows = page.locator("#rag-articles tbody tr")
+    assert rows.count() == 2 and "Zorblax Lantern Festival" in rows.all_inner_texts()[0]
+    page.locator("#rag-search input, #rag-search textarea").first.fill("zorblax")
+    page.wait_for_function("() => document.querySelectorAll('#rag-articles tbody tr')"
+                           ".length === 1")
+    shot(page, "04-uploaded")
+
+    page.get_by_role("tab", name="Ask").click()
+    ask(page, NEW_QUESTION)
+    shot(page, "05-answer-from-upload")
+    expected = api_answer(url, NEW_QUESTION)
+    assert not expected["abstained"] and "12,000 visitors" in expected["text"]
+    assert page.locator(".rag-answer-quote mark").inner_text() == expected["text"]
+    assert card_marks(page)[1] == ("Zorblax_festival.txt", expected["text"])
+
+    page.get_by_role("tab", name="Articles").click()
+    page.locator("#rag-remove-choice input").click()
+    page.get_by_role("option", name="Zorblax_festival.txt", exact=False).click()
+    page.locator("#rag-remove").click()
+    page.locator("#rag-remove-confirm").wait_for(state="visible")
+    shot(page, "06-remove-confirm")
+    page.locator("#rag-remove-confirm").click()
+    page.locator("#rag-remove-status .rag-done").wait_for()
+    assert page.locator("#rag-remove-status .rag-done").inner_text().startswith(
+        "Removed Zorblax_festival.txt. The index now holds 1 article")
+    page.locator("#rag-search input, #rag-search textarea").first.fill("")
+    page.wait_for_function("() => document.querySelectorAll('#rag-articles tbody tr')"
+                           ".length === 1")
+    assert "Zorblax" not in page.locator("#rag-articles").inner_text()
+    assert not (cfg.source / "Zorblax_festival.txt").exists()
+    shot(page, "07-removed")
+    after = api_answer(url, NEW_QUESTION)
+    assert all(c["article_id"] == SEED_ID for c in after["citations"])
+
+
+def test_abstaining_question_shows_not_found_state(servers, page):
+    _, url_na, _ = servers
+    open_app(page, url_na)
+    ask(page, "What is the boiling point of mercury?")
+    assert page.locator("#rag-answer .rag-notfound").is_visible()
+    assert "Not found in the articles" in page.locator("#rag-answer").inner_text()
+    cards = page.locator("#rag-citations .rag-card")
+    assert cards.count() >= 1
+    assert cards.count() == page.locator("#rag-citations .rag-card-na .rag-badge").count()
+    assert "do not answer" in page.locator("#rag-citations h3").inner_text()
+    shot(page, "08-not-found")
+
+
+def test_empty_question_message_and_settings(servers, page):
+    url, _, _ = servers
+    open_app(page, url)
+    page.locator("#rag-question textarea").press("Enter")
+    page.locator("#rag-answer .rag-error").wait_for()
+    assert "Please check the question" in page.locator("#rag-answer").inner_text()
+    assert "Traceback" not in page.content()
+
+    page.get_by_role("tab", name="Settings").click()
+    k = page.locator("#rag-k input[type=number]")
+    k.fill("2")
+    k.press("Tab")
+    page.get_by_label("Keywords only (BM25)").check()
+    shot(page, "11-settings")
+    page.get_by_role("tab", name="Ask").click()
+    ask(page, "Who founded DeepSeek?")
+    assert page.locator("#rag-citations .rag-card").count() == 2
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_phone_width_in_light_and_dark(servers, browser, theme):
+    url, _, _ = servers
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=theme,
+                              is_mobile=True, has_touch=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    try:
+        pg.goto(f"{url}/?__theme={theme}")
+        pg.locator("#rag-question textarea").wait_for()
+        ask(pg, "Who founded DeepSeek?")
+        assert pg.locator("#rag-citations .rag-card mark").count() >= 1
+        overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"page is {overflow}px wider than the phone screen"
+        dark = pg.evaluate("document.body.classList.contains('dark') || "
+                           "document.documentElement.classList.contains('dark')")
+        assert dark == (theme == "dark")
+        shot(pg, f"09-phone-{theme}", full_page=False)
+        pg.locator("#rag-chooser label").nth(1).click()
+        pg.locator("#rag-highlight").wait_for()
+        pg.wait_for_timeout(400)
+        mark = pg.locator("#rag-highlight").bounding_box()
+        assert 0 <= mark["y"] and mark["y"] + min(mark["height"], 100) <= 844, mark
+        shot(pg, f"10-phone-{theme}-viewer", full_page=False)
+    finally:
+        ctx.close()
