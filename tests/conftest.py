@@ -62,14 +62,15 @@ class FakeEmbedder:
         return vecs, svecs
 
 
-embed.EMBEDDERS["fake"] = FakeEmbedder
+_FAKE = FakeEmbedder()
+# One instance whatever the threads/batch/backend settings, so tests can see what it embedded.
+embed.EMBEDDERS["fake"] = lambda **settings: _FAKE
 
 
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
-    e = embed.get_embedder("fake")
-    e.embedded.clear()
-    return e
+    _FAKE.embedded.clear()
+    return _FAKE
 
 
 @pytest.fixture
