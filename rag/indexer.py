@@ -9,7 +9,9 @@ the previous index answering. One build at a time per index folder (a file lock)
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,12 +21,15 @@ from .chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_senten
 from .config import Config
 from .embed import Embedder, get_embedder
 from .ingest import load_articles
-from .retrieve import build_keyword_writer
-from .store import (IndexData, check_compatible, current_version, open_index,
-                    write_version)
+from .retrieve import build_keyword_writer, load_keyword_index
+from .store import (IndexData, check_compatible, collect_garbage, current_version,
+                    open_index, write_version)
 from .types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
+from .vectors import build_index as build_vector_index
+from .vectors import describe as describe_vectors
 
 SENTENCE_SPLITTER = "lines+blingfire"
+EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
 
 
 def build(source: str | Path | None = None, index_dir: str | Path | None = None,
@@ -49,12 +54,13 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     out = Path(cfg.index_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out, cfg.lock_timeout, say):
+        collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
         articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
                                           progress=progress)
         if not articles:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
             raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
-        embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size)
+        embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
         settings = {**cfg.index_settings(), "separators": list(SEPARATORS),
                     "sentences": SENTENCE_SPLITTER}
         old = None if rebuild else _open_previous(out, embedder, settings, say)
@@ -83,18 +89,16 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress)
         data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
         say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
-        import faiss
-
-        flat = faiss.IndexFlatIP(embedder.dim)
-        if len(data.chunk_vectors):
-            flat.add(data.chunk_vectors)
+        vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
+        say(f"vector index: {describe_vectors(vector_info)}")
         texts = [articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
         manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
-                    "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "vector_index": vector_info, "source": str(src),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "counts": {"articles": len(articles), "chunks": len(data.chunks),
                                "sentences": len(data.sentences)},
                     "articles": {a.id: a.content_hash for a in articles}}
-        version = write_version(out, data, manifest, flat, build_keyword_writer(texts))
+        version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
                            version=version, wrote=True)
@@ -104,6 +108,7 @@ def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
     try:
         old = open_index(out)
         check_compatible(old.manifest, embedder.model_id, settings)
+        load_keyword_index(old.path / "bm25")  # damaged? then it is not "unchanged"
         return old
     except IndexMissing:
         return None
@@ -116,29 +121,70 @@ def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
                     progress: bool):
     """Chunk, sentence-split and embed ``articles``. Identical passages (same text and
     sentence spans) are embedded once. Returns ({id: (chunks, sentences, cvec, svec)},
-    number of passages embedded)."""
+    number of passages embedded).
+
+    Chunking runs in a thread that hands over groups of :data:`EMBED_GROUP` new passages;
+    this thread embeds each group as it comes (the model releases the GIL), so splitting
+    hides behind embedding instead of running before it."""
     from tqdm import tqdm
 
     splitter = OffsetTextSplitter(length_function=embedder.count_tokens,
                                   chunk_size=cfg.chunk_tokens, chunk_overlap=cfg.chunk_overlap)
-    plans = []  # per article: list of (start, end, [sentence spans])
+    plans: list = [None] * len(articles)  # per article: list of (start, end, spans, passage)
     unique: dict[tuple, int] = {}
     texts, spans = [], []
-    for a in tqdm(articles, desc="chunking", unit="article", disable=not progress):
-        sents = split_sentences(a.text)
-        plan = []
-        for s, e in splitter.split_spans(a.text):
-            inside = sentences_in(sents, s, e) or [(s, e)]
-            key = (a.text[s:e], tuple((x - s, y - s) for x, y in inside))
-            if key not in unique:
-                unique[key] = len(texts)
-                texts.append(key[0])
-                spans.append(list(key[1]))
-            plan.append((s, e, inside, unique[key]))
-        plans.append(plan)
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
-        cvec, svecs = embedder.embed_passages(texts, spans, progress=bar.update) \
-            if texts else (np.zeros((0, embedder.dim), np.float32), [])
+    handoff: queue.Queue = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def chunk_all() -> None:
+        try:
+            sent = 0
+            for i, a in enumerate(articles):
+                if stop.is_set():
+                    return
+                sents = split_sentences(a.text)
+                plan = []
+                for s, e in splitter.split_spans(a.text):
+                    inside = sentences_in(sents, s, e) or [(s, e)]
+                    key = (a.text[s:e], tuple((x - s, y - s) for x, y in inside))
+                    if key not in unique:
+                        unique[key] = len(texts)
+                        spans.append(list(key[1]))
+                        texts.append(key[0])
+                    plan.append((s, e, inside, unique[key]))
+                plans[i] = plan
+                if len(texts) - sent >= EMBED_GROUP:
+                    sent = len(texts)
+                    handoff.put(sent)
+            handoff.put(len(texts))
+            handoff.put(None)
+        except BaseException as exc:  # handed to the embedding thread, which raises it
+            handoff.put(exc)
+
+    worker = threading.Thread(target=chunk_all, name="rag-chunking", daemon=True)
+    worker.start()
+    cparts, sparts, done = [], [], 0
+    try:
+        with tqdm(total=0, desc="embedding", unit="chunk", disable=not progress) as bar:
+            while (item := handoff.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                if item > done:
+                    bar.total = item
+                    cv, sv = embedder.embed_passages(texts[done:item], spans[done:item],
+                                                     progress=bar.update)
+                    cparts.append(cv)
+                    sparts.extend(sv)
+                    done = item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+    cvec = np.concatenate(cparts) if cparts else np.zeros((0, embedder.dim), np.float32)
+    svecs = sparts
     parts = {}
     for a, plan in zip(articles, plans):
         chunks = [(s, e) for s, e, _, _ in plan]

@@ -12,7 +12,8 @@ Layout::
         sentences.npy      int32 (m, 2): start, end (offsets in the article text)
         chunk_vectors.npy  float32 (n, dim) unit vectors (kept for incremental builds)
         sentence_vectors.npy float16 (m, dim) unit vectors (late-chunked, see embed.py)
-        vectors.faiss      FAISS inner-product index over the chunk vectors
+        vectors.faiss      FAISS inner-product index over the chunk vectors: exact, or
+                           IVF from 50k chunks (see vectors.py); memory-mapped on load
         bm25/              bm25s keyword index over the chunks (numpy + JSON files)
 
 Nothing is pickled: numpy arrays load with ``allow_pickle=False``, the rest is JSON,
@@ -26,6 +27,7 @@ previous version is kept one more build, for readers still opening it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -85,10 +87,17 @@ def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
                 np.save(f, arr, allow_pickle=False)
         import faiss
 
-        faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        try:
+            faiss.write_index(faiss_index, str(tmp / "vectors.faiss"))
+        except RuntimeError as exc:  # FAISS reports a failed write (disk full) this way
+            full = "No space" in str(exc)
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          os.strerror(errno.ENOSPC) if full else f"cannot write ({exc})",
+                          str(tmp / "vectors.faiss")) from exc
         bm25_writer(tmp / "bm25")
+        names = [*FILES, *sorted(f"bm25/{p.name}" for p in (tmp / "bm25").iterdir())]
         manifest = {**manifest, "schema": SCHEMA_VERSION, "version": version,
-                    "files": {name: _file_info(tmp / name) for name in FILES}}
+                    "files": {name: _file_info(tmp / name) for name in names}}
         _write_json(tmp / "manifest.json", manifest)
         _fsync_tree(tmp)
         os.rename(tmp, index_dir / version)
@@ -125,6 +134,16 @@ def _version_time(name: str) -> int:
 
 
 def _write_articles(path: Path, articles: list[Article]) -> None:
+    try:
+        _write_sqlite(path, articles)
+    except sqlite3.Error as exc:  # e.g. "database or disk is full": an OSError to callers
+        full = "full" in str(exc)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      f"{os.strerror(errno.ENOSPC) if full else 'cannot write'} ({exc})",
+                      str(path)) from exc
+
+
+def _write_sqlite(path: Path, articles: list[Article]) -> None:
     con = sqlite3.connect(path)
     try:
         con.execute("CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
@@ -178,7 +197,7 @@ class Index:
     """One loaded version. Read-only; safe to share between threads."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        import faiss
+        from .vectors import load as load_vectors
 
         self.path = path
         self.manifest = manifest
@@ -195,17 +214,20 @@ class Index:
         if len(self.sentence_vectors) != m or (n and self.chunks[:, 4].max() > m):
             raise IndexMismatch(f"index at {path} is inconsistent (sentences); {REBUILD_HINT}")
         try:
-            self.faiss = faiss.read_index(str(path / "vectors.faiss"))
+            self.faiss = load_vectors(path / "vectors.faiss", manifest.get("vector_index"))
         except RuntimeError as exc:
             raise IndexMismatch(f"index file vectors.faiss is damaged ({exc}); "
                                 f"{REBUILD_HINT}") from exc
         if self.faiss.ntotal != n or self.faiss.d != manifest["dim"]:
             raise IndexMismatch(f"index file vectors.faiss does not match the manifest; "
                                 f"{REBUILD_HINT}")
-        self._db_path = path / "articles.sqlite"
-        self._local = threading.local()
+        # One connection, opened now and shared (under a lock): a version removed by a
+        # later build's clean-up stays readable through it, from any thread.
+        self._con = sqlite3.connect(f"file:{path / 'articles.sqlite'}?mode=ro", uri=True,
+                                    check_same_thread=False)
+        self._db_lock = threading.Lock()
         try:
-            rows = self._db().execute("SELECT row, id FROM articles ORDER BY row").fetchall()
+            rows = self._query("SELECT row, id FROM articles ORDER BY row")
         except sqlite3.DatabaseError as exc:
             raise IndexMismatch(f"index file articles.sqlite is damaged ({exc}); "
                                 f"{REBUILD_HINT}") from exc
@@ -216,12 +238,9 @@ class Index:
         self._cache_lock = threading.Lock()
         self.bm25 = None  # set by retrieve.load_keyword_index
 
-    def _db(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True)
-            self._local.con = con
-        return con
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._con.execute(sql, params).fetchall()
 
     @property
     def n_chunks(self) -> int:
@@ -233,8 +252,9 @@ class Index:
             hit = self._articles.get(row)
         if hit is not None:
             return hit
-        r = self._db().execute("SELECT id, title, text, source, url, published, author, hash"
-                               " FROM articles WHERE row = ?", (int(row),)).fetchone()
+        found = self._query("SELECT id, title, text, source, url, published, author, hash"
+                            " FROM articles WHERE row = ?", (int(row),))
+        r = found[0] if found else None
         if r is None:
             raise IndexMismatch(f"article row {row} missing from the index; {REBUILD_HINT}")
         art = Article(id=r[0], title=r[1], text=r[2], source=r[3], url=r[4], published=r[5],
@@ -249,16 +269,14 @@ class Index:
         """id, title, source, url, published and chunk count of every article."""
         counts = np.bincount(self.chunks[:, 0], minlength=len(self.article_ids)) \
             if self.n_chunks else np.zeros(len(self.article_ids), int)
-        rows = self._db().execute("SELECT row, id, title, source, url, published"
-                                  " FROM articles ORDER BY row").fetchall()
+        rows = self._query("SELECT row, id, title, source, url, published"
+                           " FROM articles ORDER BY row")
         return [{"id": r[1], "title": r[2], "source": r[3], "url": r[4], "published": r[5],
                  "chunks": int(counts[r[0]])} for r in rows]
 
     def close(self) -> None:
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.close()
-            self._local.con = None
+        with self._db_lock:
+            self._con.close()
 
 
 def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -279,7 +297,12 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
         found = manifest.get("schema") if isinstance(manifest, dict) else None
         raise IndexMismatch(f"index in {index_dir} has schema {found!r}, this version of rag "
                             f"reads schema {SCHEMA_VERSION}; {REBUILD_HINT}")
-    for name, info in manifest.get("files", {}).items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(n in files for n in FILES) \
+            or not all(isinstance(info, dict) for info in files.values()):
+        raise IndexMismatch(f"the manifest in {path} does not list every index file; "
+                            f"{REBUILD_HINT}")
+    for name, info in files.items():
         f = path / name
         if not f.is_file():
             raise IndexMismatch(f"index file {name} is missing from {path}; {REBUILD_HINT}")
@@ -287,6 +310,9 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
             raise IndexMismatch(f"index file {name} has {f.stat().st_size} bytes, the manifest "
                                 f"says {info.get('bytes')} (truncated or replaced); "
                                 f"{REBUILD_HINT}")
+        if _file_info(f)["sha256"] != info.get("sha256"):  # same size, other bytes
+            raise IndexMismatch(f"index file {name} in {path} does not match the checksum in "
+                                f"the manifest (damaged or replaced); {REBUILD_HINT}")
     return path, manifest
 
 
