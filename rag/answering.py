@@ -64,7 +64,7 @@ def load_index(index_dir: Path, cfg: Config) -> Index:
             live = current_version(Path(index_dir))
             try:
                 path, manifest = read_manifest(Path(index_dir))
-                embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size)
+                embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
                 check_compatible(manifest, embedder.model_id, _settings(cfg, manifest))
                 index = Index(path, manifest)
                 index.bm25 = load_keyword_index(path / "bm25")
@@ -101,7 +101,8 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     t0 = time.perf_counter()
     index = load_index(Path(index_dir or cfg.index_dir), cfg)
     t1 = time.perf_counter()
-    qvec = get_embedder(cfg.model, cfg.threads, cfg.batch_size).embed_queries([text])[0]
+    embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
+    qvec = embedder.embed_queries([text])[0]
     t2 = time.perf_counter()
     hits = search(index, text, qvec, max(cfg.candidates, k), mode)
     t3 = time.perf_counter()

@@ -1,0 +1,192 @@
+"""The evaluation: metric functions on hand-made cases, answer typing, the calibration
+fit, and a tiny end-to-end ``python -m rag.eval`` run with the fake embedder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rag import calibrate, eval as rag_eval, extract, metrics
+
+
+# -- metrics --------------------------------------------------------------------
+
+def test_normalize_answer_is_squad_normalisation():
+    assert metrics.normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert metrics.normalize_answer("an apple, a pear") == "apple pear"
+    assert metrics.normalize_answer("Theory") == "theory"  # "the" only as a word
+
+
+def test_exact_match_and_contains():
+    assert metrics.exact_match("the Denver Broncos", ["Denver Broncos"]) == 1.0
+    assert metrics.exact_match("Denver", ["Denver Broncos"]) == 0.0
+    sent = "The Normans conquered England in 1066, after the battle."
+    assert metrics.contains_answer(sent, ["1066"]) == 1.0
+    assert metrics.contains_answer(sent, ["106"]) == 0.0  # whole tokens only
+    assert metrics.contains_answer(sent, ["Battle"]) == 1.0
+    assert metrics.contains_answer(sent, ["the"]) == 0.0  # normalises to nothing
+    assert metrics.contains_answer("", ["1066"]) == 0.0
+
+
+def test_token_f1_hand_computed():
+    # pred tokens: denver broncos won ; gold: denver broncos -> P 2/3, R 1 -> F1 0.8
+    assert metrics.token_f1("Denver Broncos won", ["Denver Broncos"]) == pytest.approx(0.8)
+    assert metrics.token_f1("Carolina", ["Denver Broncos", "Carolina Panthers"]) == \
+        pytest.approx(2 * 1 * 0.5 / 1.5)
+    assert metrics.token_f1("nothing here", ["Denver"]) == 0.0
+    assert metrics.token_f1("x", []) == 0.0
+
+
+def test_retrieval_metrics():
+    hits = [False, False, True, False, True]
+    assert metrics.first_hit_rank(hits) == 3
+    assert metrics.recall_at(hits, 1) == 0.0
+    assert metrics.recall_at(hits, 3) == 1.0
+    assert metrics.reciprocal_rank(hits) == pytest.approx(1 / 3)
+    assert metrics.reciprocal_rank(hits, k=2) == 0.0
+    assert metrics.reciprocal_rank([]) == 0.0
+    assert metrics.covers_answer(10, 50, [(12, 20)])
+    assert not metrics.covers_answer(10, 50, [(45, 55)])  # straddles the end
+
+
+def test_percentile_and_mean():
+    assert metrics.percentile([5, 1, 3], 50) == 3
+    assert metrics.percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+    assert metrics.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 95) == pytest.approx(10.5)
+    assert math.isnan(metrics.percentile([], 50))
+    assert math.isnan(metrics.mean([]))
+    assert metrics.share([True, False, False, True]) == 0.5
+
+
+def _row(kind, abstained, hit=0.0, hits=(), integrity=1.0, n=2, ms=10.0):
+    return {"kind": kind, "abstained": abstained, "hit": hit, "f1": hit / 2,
+            "length": 100, "retrieval_hits": list(hits), "integrity": integrity,
+            "n_citations": n, "latency_ms": ms}
+
+
+def test_summarise_counts_each_kind():
+    rows = [_row("answerable", False, 1.0, [True, False], ms=10),
+            _row("answerable", False, 0.0, [False, True], ms=20),
+            _row("answerable", True, 1.0, [False, False], ms=30),
+            _row("unanswerable", True, ms=40), _row("unanswerable", False, ms=50),
+            _row("offtopic", True, integrity=0.5, n=4, ms=60)]
+    s = metrics.summarise(rows)
+    assert s["recall@1"] == pytest.approx(1 / 3)
+    assert s["recall@5"] == pytest.approx(2 / 3)
+    assert s["mrr@10"] == pytest.approx((1 + 0.5) / 3)
+    assert s["hit@1"] == pytest.approx(0.5)  # over the two answered
+    assert s["hit@1_all"] == pytest.approx(1 / 3)
+    assert s["answerable_abstained"] == pytest.approx(1 / 3)
+    assert s["unanswerable_abstained"] == 0.5
+    assert s["offtopic_abstained"] == 1.0
+    assert s["integrity"] == pytest.approx((5 * 2 + 2) / 14)
+    assert s["latency_p50_ms"] == pytest.approx(35)
+
+
+# -- answer types and calibration -------------------------------------------------
+
+def test_answer_type_of_questions():
+    assert extract.answer_type("How much did it cost to train R1?") == "number"
+    assert extract.answer_type("When did the Normans conquer England?") == "number"
+    assert extract.answer_type("In what year was it built?") == "number"
+    assert extract.answer_type("Who founded DeepSeek?") == "name"
+    assert extract.answer_type("What is the capital of France?") is None
+
+
+def test_has_type_ignores_what_the_question_already_says():
+    q = "when did the normans reach italy in the 11th century?"
+    assert extract.has_type("number", "They arrived in 999.", q)
+    assert not extract.has_type("number", "The Normans reached Italy.", q)
+    assert extract.has_type("name", "It was founded by Liang Wenfeng.", "who founded deepseek?")
+    assert not extract.has_type("name", "It was founded in a garage.", "who founded it?")
+    assert extract.has_type(None, "anything", "what?")
+
+
+def test_logistic_fit_recovers_a_known_model():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4000, 2))
+    p = 1 / (1 + np.exp(-(0.5 + 2.0 * x[:, 0] - 1.0 * x[:, 1])))
+    y = (rng.random(4000) < p).astype(float)
+    beta = calibrate.logistic_fit(x, y, ridge=0.0)
+    assert beta == pytest.approx([0.5, 2.0, -1.0], abs=0.2)
+
+
+def test_pick_threshold_keeps_wrong_abstentions_within_five_percent():
+    p = np.linspace(0.01, 1.0, 100)
+    kinds = ["answerable"] * 100
+    t = calibrate.pick_threshold(p, kinds)
+    assert (p < t).mean() <= 0.05
+    assert calibrate.pick_threshold(np.append(p, 0.001), kinds + ["offtopic"]) == t
+
+
+# -- end to end -----------------------------------------------------------------
+
+ARTICLES = [
+    {"id": "a-volcano", "title": "Volcano", "text":
+        "Mount Vesuvius is a volcano near Naples.\n\nIt erupted in 79 AD and buried "
+        "Pompeii under ash. The eruption lasted two days.\n\nToday the crater is a park."},
+    {"id": "a-bridge", "title": "Bridge", "text":
+        "The Golden Gate Bridge opened in 1937.\n\nIts main span is 1280 metres long. "
+        "The bridge is painted international orange."},
+    {"id": "a-tea", "title": "Tea", "text":
+        "Green tea comes from the leaves of Camellia sinensis.\n\nIt is popular in "
+        "China and Japan. Matcha is a powdered green tea."},
+]
+QUESTIONS = [
+    {"id": "q1", "question": "When did Vesuvius erupt and bury Pompeii?", "answers": ["79 AD"],
+     "article_id": "a-volcano", "is_impossible": False, "source": "test"},
+    {"id": "q2", "question": "How long is the main span of the bridge?",
+     "answers": ["1280 metres"], "article_id": "a-bridge", "is_impossible": False,
+     "source": "test"},
+    {"id": "q3", "question": "What colour is the Golden Gate Bridge painted?",
+     "answers": ["international orange"], "article_id": "a-bridge", "is_impossible": False,
+     "source": "other"},
+    {"id": "q4", "question": "What is matcha made of?", "answers": [],
+     "article_id": "a-tea", "is_impossible": True, "source": "other"},
+]
+
+
+def _write(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    texts = {a["id"]: a["text"] for a in ARTICLES}
+    for q in QUESTIONS:
+        q["answer_starts"] = [texts[q["article_id"]].index(a) for a in q["answers"]]
+    (data / "articles.jsonl").write_text("".join(json.dumps(a) + "\n" for a in ARTICLES))
+    (data / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    news = tmp_path / "news"
+    news.mkdir()
+    (news / "articles.jsonl").write_text(json.dumps(
+        {"id": "n1", "title": "Markets", "text": "Shares rose 3% on Monday in London."}) + "\n")
+    return data, news
+
+
+def test_eval_end_to_end_with_fake_model(tmp_path, monkeypatch, capsys):
+    data, news = _write(tmp_path)
+    out = tmp_path / "report.json"
+    monkeypatch.setenv("RAG_MODEL", "fake")
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "40")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "5")
+    argv = [str(data), "--distractors", str(news), "--out", str(out), "--quiet",
+            "--holdout-offtopic", "1", "--index-cache", str(tmp_path / "cache"),
+            "--threshold", "0.0"]
+    assert rag_eval.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "overall" in table and "test" in table and "off-topic (held out)" in table
+    rep = json.loads(out.read_text())
+    overall = rep["overall"]
+    assert overall["questions"] == 4 + len([q for q in QUESTIONS
+                                           if q["article_id"] in rep["held_out_articles"]])
+    assert overall["integrity"] == 1.0
+    assert overall["answerable_abstained"] == 0.0  # threshold 0: never abstains
+    assert 0.0 <= overall["recall@1"] <= overall["recall@5"] <= 1.0
+    assert overall["latency_p50_ms"] > 0
+    assert set(rep["sweep"]) >= {"0.00", "0.50"}
+    rows = {r["id"]: r for r in rep["rows"] if r["kind"] != "offtopic"}
+    assert rows["q2"]["hit"] == 1.0 and "1280 metres" in rows["q2"]["answer"]
+    assert rows["q2"]["retrieval_hits"][0] is True
+    # the cached index is reused: a second run embeds nothing new
+    assert rag_eval.main(argv) == 0
