@@ -261,14 +261,3 @@ class _build_lock:
     def __exit__(self, *exc):
         self._lock.release()
         return False
-
-
-def index_is_current(source: Path, index_dir: Path) -> bool:
-    """True when an index exists and no article file is newer than it (cheap check)."""
-    version = current_version(Path(index_dir))
-    if version is None:
-        return False
-    built = (Path(index_dir) / version / "manifest.json").stat().st_mtime
-    newest = max((p.stat().st_mtime for p in Path(source).rglob("*") if p.is_file()),
-                 default=0)
-    return newest <= built and Path(source).stat().st_mtime <= built
