@@ -77,8 +77,10 @@ class Citation:
 
     ``quote == article.text[start:end]`` and
     ``passage == article.text[passage_start:passage_end]``, with the quote inside the passage.
-    ``score`` is the retrieval relevance of the passage in [0, 1] (1 = best possible);
-    citations are ordered best first and numbered from 1. ``answers`` is False for the
+    ``score`` is the relevance of the quote and its passage in [0, 1]: the sentence
+    selection score of :mod:`rag.extract` (a weighted sum of cosines and keyword
+    coverage), clipped to [0, 1]; it orders the citations, best first, numbered from 1,
+    and is not a probability (``Answer.score`` is). ``answers`` is False for the
     nearest passages shown when the answer abstained.
     """
 
