@@ -37,6 +37,7 @@ Everything here is a pure function of an immutable index: thread-safe.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -166,16 +167,11 @@ QUESTION_WORDS = ("who whom whose what which when where why how much many long d
                   "should will shall may might must tell name give list describe explain")
 
 
+@functools.cache
 def _question_words() -> frozenset:
-    global _QWORDS
-    if _QWORDS is None:
-        from .retrieve import keyword_tokens
+    from .retrieve import keyword_tokens
 
-        _QWORDS = frozenset(keyword_tokens(QUESTION_WORDS))
-    return _QWORDS
-
-
-_QWORDS: frozenset | None = None
+    return frozenset(keyword_tokens(QUESTION_WORDS))
 
 
 def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]

@@ -70,6 +70,17 @@ def _post(url: str, question: str) -> tuple[int, dict, float]:
     return status, data, (time.perf_counter() - t0) * 1000
 
 
+def _run_clients(client, n: int) -> float:
+    """Run ``client(0..n-1)`` in ``n`` threads at once; the wall seconds until all end."""
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def _summary(name: str, latencies: list[float], seconds: float) -> str:
     lat = sorted(latencies)
     p95 = lat[min(len(lat) - 1, int(round(0.95 * len(lat))) - 1)]
@@ -97,13 +108,7 @@ def test_load_16_clients_512_questions_zero_errors(seed_index):
                 with lock:
                     results.append((status, data, ms, q))
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - t0
+        seconds = _run_clients(client, CLIENTS)
 
         errors = [(s, d) for s, d, _, _ in results if s != 200]
         assert len(results) == CLIENTS * PER_CLIENT and errors == []
@@ -138,13 +143,7 @@ def test_load_16_clients_512_questions_zero_errors(seed_index):
                     g_lat.append((time.perf_counter() - t) * 1000)
             client.close()
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=gradio_client, args=(c,)) for c in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        g_seconds = time.perf_counter() - t0
+        g_seconds = _run_clients(gradio_client, CLIENTS)
         assert g_err == [] and len(g_lat) == CLIENTS * GRADIO_PER_CLIENT
         line2 = _summary("gradio_client /answer", g_lat, g_seconds)
         print(line2)
