@@ -96,17 +96,71 @@ def choose(index, item: dict, weights: dict, widen: bool = True) -> tuple[dict, 
     return c.features, art.text[c.start:c.end]
 
 
+SEL_FEATURES = ("cos_s", "lex", "cos_p", "lex_p", "type_miss")
+
+
+def conditional_logit_fit(groups: list[tuple[np.ndarray, np.ndarray]], ridge: float = 1e-4,
+                          iters: int = 100) -> np.ndarray:
+    """Weights ``w`` maximising the mean over questions of log P(a labelled candidate),
+    where P(i) = softmax(X @ w)_i over the question's candidates (a conditional logit, as
+    in discrete choice): the selection is trained for what it does, pick one of many.
+    ``groups`` holds (X, labels) per question; questions without a labelled candidate are
+    skipped. Damped Newton steps (the covariance of X under the softmax as the curvature,
+    plus ``ridge``) with a backtracking line search."""
+    groups = [(x, y.astype(bool)) for x, y in groups if y.any()]
+    d = groups[0][0].shape[1]
+
+    def value_grad_hess(w):
+        val, grad, hess = 0.0, np.zeros(d), np.zeros((d, d))
+        for x, y in groups:
+            s = x @ w
+            e = np.exp(s - s.max())
+            p = e / e.sum()
+            q = e[y] / e[y].sum()
+            val += math.log(e[y].sum() / e.sum())
+            mean_p = p @ x
+            grad += q @ x[y] - mean_p
+            xc = x - mean_p
+            hess += (xc * p[:, None]).T @ xc
+        n = len(groups)
+        return (val / n - ridge * w @ w, grad / n - 2 * ridge * w,
+                hess / n + 2 * ridge * np.eye(d))
+
+    w = np.zeros(d)
+    val, grad, hess = value_grad_hess(w)
+    for _ in range(iters):
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while t > 1e-4:
+            new_val, new_grad, new_hess = value_grad_hess(w + t * step)
+            if new_val >= val:
+                break
+            t /= 2
+        if t <= 1e-4:
+            break
+        w, done = w + t * step, abs(new_val - val) < 1e-9
+        val, grad, hess = new_val, new_grad, new_hess
+        if done:
+            break
+    return w
+
+
+def _groups(items: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.array([[f[k] for k in SEL_FEATURES] for *_, f in it["ev"]]),
+             np.array(it["labels"], dtype=bool))
+            for it in items if it["kind"] == "answerable" and it["ev"]]
+
+
 def fit_selection(items: list[dict]) -> dict:
-    xs, ys, ws = [], [], []
-    for it in items:
-        if it["kind"] != "answerable" or not it["ev"]:
-            continue
-        for (_, _, _, _, _, f), lab in zip(it["ev"], it["labels"]):
-            xs.append([f[k] for k in extract.FEATURES])
-            ys.append(float(lab))
-            ws.append(1.0 / len(it["ev"]))
-    beta = logistic_fit(np.array(xs), np.array(ys), np.array(ws))
-    return {"bias": float(beta[0]), **{k: float(b) for k, b in zip(extract.FEATURES, beta[1:])}}
+    """Selection weights fitted on the answerable questions of ``items``."""
+    w = conditional_logit_fit(_groups(items))
+    return {k: float(v) for k, v in zip(SEL_FEATURES, w)}
+
+
+def article_folds(items: list[dict], k: int) -> list[int]:
+    """A fold number per item, by article (questions of one article stay together)."""
+    return [int(hashlib.sha256(it["q"]["article_id"].encode()).hexdigest(), 16) % k
+            for it in items]
 
 
 def fit_calibration(index_of, items: list[dict], select: dict):
@@ -169,21 +223,42 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
         return off_index if it["kind"] == "offtopic" else full_index
 
     select = fit_selection(items)
-    print("sentence selection (answerable questions, no abstention): hit@1, mean chars")
     answerable = [it for it in items if it["kind"] == "answerable"]
-    for name, w, widen in (("passage rank only (first sentence)", {"rank": 1.0}, False),
-                           ("cos_s only", {"cos_s": 1.0}, False),
-                           ("lex only", {"lex": 1.0, "cos_s": 1e-3}, False),
-                           ("0.5 cos_s + 0.3 lex + 0.2 cos_p (before)",
-                            {"cos_s": 0.5, "lex": 0.3, "cos_p": 0.2}, False),
-                           ("fitted, no neighbour", select, False),
-                           ("fitted + neighbour", select, True),
-                           ("extract.SELECT + neighbour (final)", extract.SELECT, True)):
-        got = [choose(index_of(it), it, w, widen)[1] for it in answerable]
-        hit = np.mean([metrics.contains_answer(g, it["golds"]) for g, it in zip(got, answerable)])
-        print(f"  {name:45s} {hit:.3f}  {np.mean([len(g) for g in got]):.0f}")
-    print("SELECT (fitted; kept only if it beats the rule in rag/extract.py) =",
-          {k: round(v, 3) for k, v in select.items()})
+
+    def hit_and_chars(its, w, widen=True, gap=None):
+        saved = extract.PAIR_GAP
+        extract.PAIR_GAP = extract.PAIR_GAP if gap is None else gap
+        try:
+            got = [choose(index_of(it), it, w, widen)[1] for it in its]
+        finally:
+            extract.PAIR_GAP = saved
+        hit = np.mean([metrics.contains_answer(g, it["golds"]) for g, it in zip(got, its)])
+        return hit, np.mean([len(g) for g in got])
+
+    print("sentence selection (answerable questions, no abstention): hit@1, mean chars")
+    for name, w, widen, gap in (
+            ("passage rank only (first sentence)", {"rank": 1.0}, False, 0),
+            ("cos_s only", {"cos_s": 1.0}, False, 0),
+            ("lex only", {"lex": 1.0, "cos_s": 1e-3}, False, 0),
+            ("0.5 cos_s + 0.3 lex + 0.2 cos_p + 0.2 lex_p (hand)",
+             {"cos_s": 0.5, "lex": 0.3, "cos_p": 0.2, "lex_p": 0.2}, False, 0),
+            ("fitted now, one sentence", select, False, 0),
+            ("extract.SELECT, one sentence", extract.SELECT, False, 0),
+            ("extract.SELECT + straddle widening", extract.SELECT, True, 0),
+            *((f"extract.SELECT + widening + pair gap {g}", extract.SELECT, True, g)
+              for g in (0.5, 1.0, 1.5, 2.0, 3.0))):
+        hit, chars = hit_and_chars(answerable, w, widen, gap)
+        print(f"  {name:55s} {hit:.3f}  {chars:.0f}")
+    print("SELECT (fitted on all; copy into rag/extract.py by hand) =",
+          {k: round(v, 2) for k, v in select.items()})
+    folds = article_folds(answerable, 4)
+    cv = []
+    for f in range(4):
+        w = fit_selection([it for it, g in zip(answerable, folds) if g != f])
+        test = [it for it, g in zip(answerable, folds) if g == f]
+        cv.append((hit_and_chars(test, w, False, 0)[0], len(test)))
+    print("article-wise 4-fold CV of the fitted selection (one sentence): hit@1 "
+          f"{sum(h * n for h, n in cv) / sum(n for _, n in cv):.3f}")
     cal, feats, labels = fit_calibration(index_of, items, extract.SELECT)
     kinds = [it["kind"] for it in items]
     p = probabilities(cal, feats)
@@ -194,8 +269,7 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
     print(f"in-sample: hit@1 {labels[ans].mean():.3f}; abstained at {t:.2f}:",
           {k: round(v, 3) for k, v in shares(p, kinds, t).items()})
     # 2-fold cross-validation by article: fit on one half, measure on the other
-    fold = [int(hashlib.sha256(it["q"]["article_id"].encode()).hexdigest(), 16) % 2
-            for it in items]
+    fold = article_folds(items, 2)
     for f in (0, 1):
         train = [it for it, g in zip(items, fold) if g != f]
         test = [it for it, g in zip(items, fold) if g == f]

@@ -77,11 +77,12 @@ class Citation:
 
     ``quote == article.text[start:end]`` and
     ``passage == article.text[passage_start:passage_end]``, with the quote inside the passage.
-    ``score`` is the relevance of the quote and its passage in [0, 1]: the sentence
-    selection score of :mod:`rag.extract` (a weighted sum of cosines and keyword
-    coverage), clipped to [0, 1]; it orders the citations, best first, numbered from 1,
-    and is not a probability (``Answer.score`` is). ``answers`` is False for the
-    nearest passages shown when the answer abstained.
+    ``score`` in [0, 1] is the sentence selection's probability that this quote, rather
+    than any other candidate sentence, holds the answer (the softmax of the selection
+    scores of :mod:`rag.extract`); citations are numbered from 1 in falling order of it.
+    It compares candidates within one answer; whether the articles answer at all is
+    ``Answer.score``. ``answers`` is False for the nearest passages shown when the
+    answer abstained.
     """
 
     n: int

@@ -89,20 +89,85 @@ def test_summarise_counts_each_kind():
 # -- answer types and calibration -------------------------------------------------
 
 def test_answer_type_of_questions():
-    assert extract.answer_type("How much did it cost to train R1?") == "number"
-    assert extract.answer_type("When did the Normans conquer England?") == "number"
-    assert extract.answer_type("In what year was it built?") == "number"
+    assert extract.answer_type("How much did it cost to train R1?") == "money"
+    assert extract.answer_type("When did the Normans conquer England?") == "date"
+    assert extract.answer_type("In what year was it built?") == "date"
+    assert extract.answer_type("How many field goals did he kick?") == "count"
+    assert extract.answer_type("How long is the Rhine?") == "number"
+    assert extract.answer_type("How much of the land is forest?") == "number"
     assert extract.answer_type("Who founded DeepSeek?") == "name"
     assert extract.answer_type("What is the capital of France?") is None
 
 
 def test_has_type_ignores_what_the_question_already_says():
     q = "when did the normans reach italy in the 11th century?"
-    assert extract.has_type("number", "They arrived in 999.", q)
-    assert not extract.has_type("number", "The Normans reached Italy.", q)
+    assert extract.has_type("date", "They arrived in 999.", q)
+    assert extract.has_type("date", "They arrived in March.", q)
+    assert not extract.has_type("date", "They arrived in the 11th century.", q)
+    assert not extract.has_type("date", "The Normans reached Italy with 12 knights.", q)
     assert extract.has_type("name", "It was founded by Liang Wenfeng.", "who founded deepseek?")
     assert not extract.has_type("name", "It was founded in a garage.", "who founded it?")
     assert extract.has_type(None, "anything", "what?")
+
+
+def test_has_type_money_count_and_number():
+    q = "how much did the stadium cost in 2014?"
+    assert extract.has_type("money", "The $1.2 billion stadium opened in 2014.", q)
+    assert extract.has_type("money", "It cost 300 million pounds.", q)
+    assert not extract.has_type("money", "It opened in 2016 with 68,500 seats.", q)
+    q = "how many field goals did he kick?"
+    assert extract.has_type("count", "He made all four of his field goals.", q)
+    assert not extract.has_type("count", "He kicked in 2015, in Denver.", q)
+    assert extract.has_type("number", "It is 1,230 km long.", "how long is the rhine?")
+    assert not extract.has_type("number", "The Rhine is long.", "how long is the rhine?")
+
+
+def test_question_terms_drop_only_the_words_that_shape_the_question():
+    from rag.retrieve import keyword_tokens
+
+    def terms(q):
+        return extract.question_terms(q, keyword_tokens(q))
+
+    assert "name" in terms("What historical figure was Jacksonville named after?")
+    assert "name" not in terms("Name the largest city in Florida.")
+    assert terms("How long is the Rhine?") == ["rhine"]
+    assert "long" in terms("Which long river flows through Basel?")
+    assert "who" not in terms("Who won?") and "won" in terms("Who won?")
+
+
+def _cand(sentence, score, chunk=0, type_miss=0.0, start=None):
+    start = sentence * 10 if start is None else start
+    return extract.Candidate(0, chunk, sentence, start, start + 9, score,
+                             {k: 0.0 for k in extract.FEATURES} | {"type_miss": type_miss})
+
+
+def test_pair_quotes_the_neighbour_only_when_it_is_nearly_as_likely():
+    best = _cand(5, 3.0)
+    both = extract._pair(best, [best, _cand(6, 3.0 - extract.PAIR_GAP + 0.01)])
+    assert (both.start, both.end) == (50, 69)
+    both = extract._pair(best, [best, _cand(4, 2.9)])
+    assert (both.start, both.end) == (40, 59)
+    assert extract._pair(best, [best, _cand(6, 3.0 - extract.PAIR_GAP - 0.01)]) is None
+    assert extract._pair(best, [best, _cand(7, 2.9)]) is None  # not a neighbour
+    assert extract._pair(best, [best, _cand(6, 2.9, chunk=1)]) is None  # another passage
+    assert extract._pair(best, [best]) is None
+
+
+def test_conditional_logit_fit_learns_to_pick_the_labelled_candidate():
+    rng = np.random.default_rng(1)
+    true_w = np.array([3.0, -2.0])
+    groups = []
+    for _ in range(600):
+        x = rng.standard_normal((8, 2))
+        p = np.exp(x @ true_w)
+        y = np.zeros(8, dtype=bool)
+        y[rng.choice(8, p=p / p.sum())] = True
+        groups.append((x, y))
+    w = calibrate.conditional_logit_fit(groups, ridge=0.0)
+    assert w == pytest.approx(true_w, rel=0.2)
+    # groups with no labelled candidate are ignored, not a crash
+    assert calibrate.conditional_logit_fit(groups + [(np.ones((3, 2)), np.zeros(3, bool))],
+                                           ridge=0.0) == pytest.approx(w)
 
 
 def test_logistic_fit_recovers_a_known_model():
