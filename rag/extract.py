@@ -239,13 +239,15 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     """(hit rank, chunk, sentence row, start, end, features) of every distinct sentence
     of the hit passages, in passage order."""
     rows = []  # (rank, chunk, sentence row, start, end, article row)
-    seen: set[tuple[int, int, int]] = set()
+    seen: dict[tuple[int, int, int], int] = {}  # sentence -> its row in ``rows``
+    shared: list[tuple[int, int]] = []  # (chunk, row in ``rows``) of repeated sentences
     for rank, hit in enumerate(hits):
         art, _, _, s_lo, s_hi = (int(x) for x in index.chunks[hit.chunk])
         for j, (a, b) in enumerate(index.sentences[s_lo:s_hi].tolist()):
-            if (art, a, b) in seen:
-                continue  # the same sentence in an overlapping passage
-            seen.add((art, a, b))
+            if (art, a, b) in seen:  # the same sentence in an overlapping passage:
+                shared.append((hit.chunk, seen[art, a, b]))  # scored once, counted in both
+                continue
+            seen[art, a, b] = len(rows)
             rows.append((rank, hit.chunk, s_lo + j, a, b, art))
     if not rows:
         return []
@@ -262,6 +264,8 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     per_chunk: dict[int, set] = {}
     for r, p in zip(rows, present):
         per_chunk.setdefault(r[1], set()).update(p)
+    for chunk, i in shared:
+        per_chunk.setdefault(chunk, set()).update(present[i])
     kind = answer_type(question)
     q_lower = question.lower()
     out = []

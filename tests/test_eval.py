@@ -255,3 +255,27 @@ def test_eval_end_to_end_with_fake_model(tmp_path, monkeypatch, capsys):
     assert rows["q2"]["retrieval_hits"][0] is True
     # the cached index is reused: a second run embeds nothing new
     assert rag_eval.main(argv) == 0
+
+
+def test_passage_coverage_counts_a_sentence_shared_by_overlapping_passages():
+    """A sentence in the overlap of two passages is scored once (for the better-ranked
+    passage) but its terms still count toward the other passage's ``lex_p``."""
+    from types import SimpleNamespace
+
+    from rag.retrieve import Hit
+
+    text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
+    spans = [(0, 17), (18, 37), (18, 37), (38, 53)]
+    assert [text[a:b] for a, b in spans][1] == "Delta epsilon zeta."
+    index = SimpleNamespace(
+        chunks=np.array([[0, 0, 37, 0, 2], [0, 18, 53, 2, 4]]),
+        sentences=np.array(spans), bm25=None, n_chunks=2,
+        sentence_vectors=np.ones((4, 3), dtype=np.float16) / np.sqrt(3),
+        article=lambda row: SimpleNamespace(text=text))
+    hits = [Hit(chunk=c, fused=1.0, dense=0.5, keyword=1.0, dense_rank=c, keyword_rank=c)
+            for c in (0, 1)]
+    ev = extract.sentence_evidence(index, "Delta iota?", np.ones(3) / np.sqrt(3), hits)
+    quotes = {text[a:b]: f for _, _, _, a, b, f in ev}
+    assert len(ev) == 3  # the shared sentence once
+    assert quotes["Delta epsilon zeta."]["lex_p"] == pytest.approx(0.5)  # passage 0
+    assert quotes["Eta theta iota."]["lex_p"] == pytest.approx(1.0)  # passage 1 has both
