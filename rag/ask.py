@@ -7,6 +7,7 @@ Exit codes: 0 answered or abstained, 1 no usable index, 2 unusable question or o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 
@@ -58,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as exc:
         print(f"rag.ask: error: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(answer.to_json(indent=1))
-    else:
-        print(render_text(answer))
+    try:
+        print(answer.to_json(indent=1) if args.json else render_text(answer), flush=True)
+    except BrokenPipeError:  # `rag-ask ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -349,28 +349,21 @@ def confidence(c: Candidate) -> float:
 
 def make_citations(index, candidates: list[Candidate], k: int, answers: bool
                    ) -> list[Citation]:
-    """Up to ``k`` citations, one per passage, each quoting that passage's best sentence;
-    ordered by that sentence's score (the first holds the answer). A citation's
-    ``score`` is the selection's probability that its quote holds the answer: the softmax
-    of the selection scores over all candidate sentences, summed over the sentences the
-    quote spans; in [0, 1], falling with the citation number."""
+    """Up to ``k`` citations, one per passage, each quoting that passage's best sentence,
+    in the order of the selection score (the first holds the answer). A citation's
+    ``score`` is :func:`confidence` of its own quote: the first one's equals
+    ``answer.score``."""
     best_per_chunk: dict[int, Candidate] = {}
     for c in candidates:  # already best first
         best_per_chunk.setdefault(c.chunk, c)
     chosen = sorted(best_per_chunk.values(), key=lambda c: (-c.score, c.hit_rank))[:k]
-    scores = np.array([c.score for c in candidates])
-    probs = np.exp(scores - scores.max())
-    probs /= probs.sum()
     cites = []
     for n, c in enumerate(chosen, 1):
         row, p_start, p_end = (int(x) for x in index.chunks[c.chunk][:3])
         art = index.article(row)
-        prob = sum(float(p) for o, p in zip(candidates, probs)
-                   if o.chunk == c.chunk and c.start <= o.start and o.end <= c.end)
         cites.append(Citation(
             n=n, article_id=art.id, title=art.title, source=art.source, start=c.start,
             end=c.end, quote=art.text[c.start:c.end], passage=art.text[p_start:p_end],
-            passage_start=p_start, passage_end=p_end,
-            score=round(min(1.0, max(0.0, prob)), 4),
+            passage_start=p_start, passage_end=p_end, score=round(confidence(c), 4),
             url=art.url, published=art.published, answers=answers))
     return cites

@@ -102,7 +102,7 @@ def render_citation(c: Citation) -> str:
             f'<header><span class="rag-n">[{c.n}]</span> '
             f'<span class="rag-title">{esc(c.title)}</span>{badge}</header>'
             f'<div class="rag-meta">{_meta(c, c.source)}'
-            f'<span class="rag-score" title="share of the answer probability: {c.score:.2f}">'
+            f'<span class="rag-score" title="confidence that this quote answers: {c.score:.2f}">'
             f'<span class="rag-bar"><span style="width:{pct:.0f}%"></span></span>'
             f'{c.score:.2f}</span></div>'
             f'<div class="rag-passage">{_passage_html(c)}</div></article>')

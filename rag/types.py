@@ -77,12 +77,11 @@ class Citation:
 
     ``quote == article.text[start:end]`` and
     ``passage == article.text[passage_start:passage_end]``, with the quote inside the passage.
-    ``score`` in [0, 1] is the sentence selection's probability that this quote, rather
-    than any other candidate sentence, holds the answer (the softmax of the selection
-    scores of :mod:`rag.extract`); citations are numbered from 1 in falling order of it.
-    It compares candidates within one answer; whether the articles answer at all is
-    ``Answer.score``. ``answers`` is False for the nearest passages shown when the
-    answer abstained.
+    ``score`` in [0, 1] is the calibrated confidence that this citation's own quote answers
+    the question (the scale of ``Answer.score``; citation 1's equals it). Citations are
+    numbered from 1 in the order of :mod:`rag.extract`'s selection score, which usually,
+    but not always, matches falling ``score``. ``answers`` is False for the nearest
+    passages shown when the answer abstained.
     """
 
     n: int

@@ -60,8 +60,8 @@ def create_app(cfg: Config | None = None):
         passage: str = Field(description="article text [passage_start:passage_end]")
         passage_start: int
         passage_end: int
-        score: float = Field(description="probability in [0, 1] that this quote, of all "
-                             "candidate sentences, holds the answer")
+        score: float = Field(description="confidence in [0, 1] that this quote answers "
+                             "the question (citation 1: the answer's confidence)")
         url: Optional[str] = None
         published: Optional[str] = None
         answers: bool = Field(description="False for nearest passages of an abstained answer")

@@ -52,6 +52,7 @@ def test_answer_is_a_quote_at_its_offsets(built):
         assert c.passage_start <= c.start < c.end <= c.passage_end
         assert 0.0 <= c.score <= 1.0
     assert 0.0 <= a.score <= 1.0
+    assert first.score == a.score  # the first citation's confidence is the answer's
 
 
 def test_repeated_sentence_citations_point_at_distinct_offsets(built):
@@ -120,15 +121,15 @@ def test_threads_get_the_same_answers(built):
     assert got == expected
 
 
-def cli(*args, cfg):
+def cli(*args, cfg, stdout=subprocess.PIPE):
     code = ("import sys; sys.path.insert(0, %r); import conftest, runpy; "
             "sys.argv = ['rag.ask', *sys.argv[1:]]; runpy.run_module('rag.ask', "
             "run_name='__main__')" % str(Path(__file__).parent))
     env = {**os.environ, "RAG_MODEL": "fake", "RAG_INDEX": str(cfg.index_dir),
            "RAG_CHUNK_TOKENS": str(cfg.chunk_tokens),
            "RAG_CHUNK_OVERLAP": str(cfg.chunk_overlap), "RAG_ABSTAIN_THRESHOLD": "0"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, env=env, timeout=300)
 
 
 def test_cli_prints_answer_and_json(built):
@@ -146,3 +147,12 @@ def test_cli_bad_question_exits_2_without_traceback(built):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "question" in r.stderr
     r = cli("solar", "--k", "0", cfg=built)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_cli_output_into_a_closed_pipe_is_not_an_error(built):
+    """`rag-ask "..." | head -1`: the reader leaves early; no traceback, exit 0."""
+    r_fd, w_fd = os.pipe()
+    os.close(r_fd)  # nobody will read
+    with os.fdopen(w_fd, "w") as closed:
+        r = cli("Who won the final game?", "--k", "5", cfg=built, stdout=closed)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
