@@ -248,11 +248,13 @@ def test_eval_end_to_end_with_fake_model(tmp_path, monkeypatch, capsys):
     assert overall["integrity"] == 1.0
     assert overall["answerable_abstained"] == 0.0  # threshold 0: never abstains
     assert 0.0 <= overall["recall@1"] <= overall["recall@5"] <= 1.0
+    # the looser text hits include every span hit
+    assert overall["recall@1"] <= overall["recall@1_text"] <= overall["recall@5_text"] <= 1.0
     assert overall["latency_p50_ms"] > 0
     assert set(rep["sweep"]) >= {"0.00", "0.50"}
     rows = {r["id"]: r for r in rep["rows"] if r["kind"] != "offtopic"}
     assert rows["q2"]["hit"] == 1.0 and "1280 metres" in rows["q2"]["answer"]
-    assert rows["q2"]["retrieval_hits"][0] is True
+    assert rows["q2"]["retrieval_hits"][0] is True and rows["q2"]["text_hits"][0] is True
     # the cached index is reused: a second run embeds nothing new
     assert rag_eval.main(argv) == 0
 
