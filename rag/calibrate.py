@@ -105,10 +105,14 @@ def conditional_logit_fit(groups: list[tuple[np.ndarray, np.ndarray]], ridge: fl
     where P(i) = softmax(X @ w)_i over the question's candidates (a conditional logit, as
     in discrete choice): the selection is trained for what it does, pick one of many.
     ``groups`` holds (X, labels) per question; questions without a labelled candidate are
-    skipped. Damped Newton steps (the covariance of X under the softmax as the curvature,
+    skipped (all zeros when none is labelled). Damped Newton steps (the covariance of X under the softmax as the curvature,
     plus ``ridge``) with a backtracking line search."""
-    groups = [(x, y.astype(bool)) for x, y in groups if y.any()]
+    if not groups:
+        raise ValueError("no questions to fit on")
     d = groups[0][0].shape[1]
+    groups = [(x, y.astype(bool)) for x, y in groups if y.any()]
+    if not groups:
+        return np.zeros(d)  # nothing labelled: no evidence for any weight
 
     def value_grad_hess(w):
         val, grad, hess = 0.0, np.zeros(d), np.zeros((d, d))
@@ -254,11 +258,13 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
     folds = article_folds(answerable, 4)
     cv = []
     for f in range(4):
-        w = fit_selection([it for it, g in zip(answerable, folds) if g != f])
+        train = [it for it, g in zip(answerable, folds) if g != f and it["ev"]]
         test = [it for it, g in zip(answerable, folds) if g == f]
-        cv.append((hit_and_chars(test, w, False, 0)[0], len(test)))
-    print("article-wise 4-fold CV of the fitted selection (one sentence): hit@1 "
-          f"{sum(h * n for h, n in cv) / sum(n for _, n in cv):.3f}")
+        if train and test:
+            cv.append((hit_and_chars(test, fit_selection(train), False, 0)[0], len(test)))
+    if cv:
+        print("article-wise 4-fold CV of the fitted selection (one sentence): hit@1 "
+              f"{sum(h * n for h, n in cv) / sum(n for _, n in cv):.3f}")
     cal, feats, labels = fit_calibration(index_of, items, extract.SELECT)
     kinds = [it["kind"] for it in items]
     p = probabilities(cal, feats)
@@ -266,21 +272,22 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
     ans = np.array(kinds) == "answerable"
     print("CALIBRATION =", {k: round(v, 3) for k, v in cal.items()})
     print(f"abstain_threshold = {t:.2f}")
-    print(f"in-sample: hit@1 {labels[ans].mean():.3f}; abstained at {t:.2f}:",
+    print(f"in-sample: hit@1 {labels[ans].mean() if ans.any() else math.nan:.3f}; "
+          f"abstained at {t:.2f}:",
           {k: round(v, 3) for k, v in shares(p, kinds, t).items()})
     # 2-fold cross-validation by article: fit on one half, measure on the other
     fold = article_folds(items, 2)
     for f in (0, 1):
         train = [it for it, g in zip(items, fold) if g != f]
         test = [it for it, g in zip(items, fold) if g == f]
-        s = extract.SELECT
-        c, _, _ = fit_calibration(index_of, train, s)
-        _, tf, tl = fit_calibration(index_of, test, s)
+        if not train or not test:
+            continue
+        c, trf, _ = fit_calibration(index_of, train, extract.SELECT)
+        _, tf, tl = fit_calibration(index_of, test, extract.SELECT)
+        tt = pick_threshold(probabilities(c, trf), [it["kind"] for it in train])
         tk = [it["kind"] for it in test]
-        trk = [it["kind"] for it in train]
-        _, trf, _ = fit_calibration(index_of, train, s)
-        tt = pick_threshold(probabilities(c, trf), trk)
         tans = np.array(tk) == "answerable"
-        print(f"fold {f}: test hit@1 {tl[tans].mean():.3f}; threshold {tt:.2f} abstains",
+        hit = f"{tl[tans].mean():.3f}" if tans.any() else "-"
+        print(f"fold {f}: test hit@1 {hit}; threshold {tt:.2f} abstains",
               {k: round(v, 3) for k, v in shares(probabilities(c, tf), tk, tt).items()})
     return 0

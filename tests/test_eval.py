@@ -281,3 +281,16 @@ def test_passage_coverage_counts_a_sentence_shared_by_overlapping_passages():
     assert len(ev) == 3  # the shared sentence once
     assert quotes["Delta epsilon zeta."]["lex_p"] == pytest.approx(0.5)  # passage 0
     assert quotes["Eta theta iota."]["lex_p"] == pytest.approx(1.0)  # passage 1 has both
+
+
+def test_eval_fit_prints_weights_calibration_and_threshold(tmp_path, monkeypatch, capsys):
+    data, news = _write(tmp_path)
+    monkeypatch.setenv("RAG_MODEL", "fake")
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "40")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "5")
+    argv = [str(data), "--distractors", str(news), "--quiet", "--holdout-offtopic", "1",
+            "--index-cache", str(tmp_path / "cache"), "--fit"]
+    assert rag_eval.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "SELECT (fitted" in out and "CALIBRATION =" in out
+    assert "abstain_threshold = " in out and "pair gap 1.5" in out
