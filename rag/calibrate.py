@@ -1,18 +1,20 @@
 """Fitting the sentence-selection weights and the confidence calibration of
 :mod:`rag.extract` (``python -m rag.eval DATA_DIR --fit``).
 
-Two logistic regressions (plain numpy, Newton's method with a small ridge penalty):
+Two fits (plain numpy, Newton's method with a small ridge penalty):
 
-1. selection (printed for comparison with the rule in use), over every sentence of the
-   retrieved passages of the answerable questions: label 1 when the sentence is from the gold article and contains a gold
-   answer (SQuAD normalisation); each question weighs 1 in total, so long articles do
-   not dominate;
-2. calibration, over the quote chosen for every question by ``extract.SELECT``: label 1
-   when it contains a gold answer; unanswerable and off-topic questions are 0.
+1. selection, a conditional logit over the sentences of the retrieved passages of each
+   answerable question (one choice per question: the softmax over its candidates should
+   put its mass on the sentences that are from the gold article and contain a gold
+   answer, SQuAD normalisation), so every question weighs the same; printed with the
+   variants it is compared with and an article-wise 4-fold cross-validation;
+2. calibration, a logistic regression over the quote chosen for every question by
+   ``extract.SELECT``: label 1 when it contains a gold answer; unanswerable and off-topic
+   questions are 0.
 
 The threshold printed is the largest one that wrongly abstains on at most 5 % of the
 answerable questions (the product's promise: rarely refuse what the articles answer).
-The constants are then copied into ``rag/extract.py`` (``CALIBRATION``) and
+The constants are then copied into ``rag/extract.py`` (``SELECT``, ``CALIBRATION``) and
 ``rag/config.py`` (``abstain_threshold``) by hand, so a run never changes behaviour by
 itself. Article-wise 2-fold cross-validation figures are printed as an honest estimate.
 """
@@ -105,8 +107,9 @@ def conditional_logit_fit(groups: list[tuple[np.ndarray, np.ndarray]], ridge: fl
     where P(i) = softmax(X @ w)_i over the question's candidates (a conditional logit, as
     in discrete choice): the selection is trained for what it does, pick one of many.
     ``groups`` holds (X, labels) per question; questions without a labelled candidate are
-    skipped (all zeros when none is labelled). Damped Newton steps (the covariance of X under the softmax as the curvature,
-    plus ``ridge``) with a backtracking line search."""
+    skipped (all weights 0 when none is labelled). Damped Newton steps (the covariance of
+    X under the softmax as the curvature, plus ``ridge``) with a backtracking line
+    search."""
     if not groups:
         raise ValueError("no questions to fit on")
     d = groups[0][0].shape[1]
@@ -156,8 +159,10 @@ def _groups(items: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def fit_selection(items: list[dict]) -> dict:
-    """Selection weights fitted on the answerable questions of ``items``."""
-    w = conditional_logit_fit(_groups(items))
+    """Selection weights fitted on the answerable questions of ``items`` (all 0 when
+    there are none)."""
+    groups = _groups(items)
+    w = conditional_logit_fit(groups) if groups else np.zeros(len(SEL_FEATURES))
     return {k: float(v) for k, v in zip(SEL_FEATURES, w)}
 
 

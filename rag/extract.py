@@ -135,7 +135,7 @@ _DATE_TOKEN = re.compile(r"\b\d{3,4}s?\b|\b\d{1,4}\s?(?:AD|BC|BCE|CE)\b|\bAD\s?\
                          r"\b(?:" + "|".join(_MONTHS.split()) + r")\b", re.I)
 _YEAR = re.compile(r"(?:1\d{3}|20\d{2})")
 _CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|pounds?|euros?|cents?|pence|yen|yuan|rupees?|"
-                       r"francs?|marks?|USD|GBP|EUR)\b", re.I)
+                       r"francs?|USD|GBP|EUR)\b", re.I)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
 
 
