@@ -28,7 +28,8 @@ probability that each one holds the answer. Two widenings keep the quote honest 
 sentence is not enough: when the runner-up is the best sentence's neighbour and nearly as
 likely (within :data:`PAIR_GAP`), the quote spans both; otherwise, when the chosen
 sentence lacks the kind of answer asked for and its neighbour in the same passage has it,
-the quote spans both (the answer straddles two sentences).
+the quote spans both (the answer straddles two sentences). A title or section heading
+(:func:`is_heading`) is never the answer while a sentence is on offer.
 
 Confidence: ``answer.score`` is ``1 / (1 + exp(-(CALIBRATION . features)))`` of the chosen
 quote, a probability-like value in [0, 1] that the quote answers the question (fitted
@@ -275,9 +276,31 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
         miss = max((idf[t] for t in terms if t not in per_chunk[r[1]]), default=0.0)
         feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense, "lex": lex,
                  "lex_p": lex_p, "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
-                 "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0}
+                 "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
+                 "heading": 1.0 if is_heading(index.article(r[5]).text, r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))
     return out
+
+
+_SENTENCE_END = re.compile(r"[.!?:;\"'”’)\]…]\s*$")
+
+
+def is_heading(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` is a line of its own, of at most 12 words, that does
+    not end like a sentence: a title or a section heading ("DeepSeek's Origins"). It
+    names a topic and states nothing, so it is never quoted as an answer while a sentence
+    is on offer (Wikipedia paragraphs have none, so the development set could not weigh
+    this; news articles have many)."""
+    quote = text[start:end]
+    if len(quote.split()) > 12 or _SENTENCE_END.search(quote):
+        return False
+    i = start - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    j = end
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    return (i < 0 or text[i] == "\n") and (j >= len(text) or text[j] in "\r\n")
 
 
 def selection_score(features: dict, weights: dict | None = None) -> float:
@@ -302,7 +325,8 @@ def rank_candidates(ev) -> list[Candidate]:
     widened to a neighbouring sentence (see :func:`_pair` and :func:`_widen`)."""
     out = [Candidate(rank, chunk, srow, a, b, selection_score(f), f)
            for rank, chunk, srow, a, b, f in ev]
-    out.sort(key=lambda c: (-c.score, c.hit_rank, c.start))
+    # headings last: a quote should state something (see is_heading)
+    out.sort(key=lambda c: (c.features.get("heading", 0.0), -c.score, c.hit_rank, c.start))
     if not out:
         return out
     out[0] = _pair(out[0], out) or _widen(out[0], ev)
@@ -317,7 +341,7 @@ def _pair(best: Candidate, ranked: list[Candidate]) -> Candidate | None:
         return None
     second = ranked[1]
     if (second.chunk != best.chunk or abs(second.sentence - best.sentence) != 1
-            or best.score - second.score > PAIR_GAP):
+            or best.score - second.score > PAIR_GAP or second.features.get("heading")):
         return None
     feats = {k: max(best.features[k], second.features[k]) for k in best.features}
     feats["type_miss"] = min(best.features["type_miss"], second.features["type_miss"])
@@ -333,7 +357,8 @@ def _widen(best: Candidate, ev) -> Candidate:
     for step in (1, -1):
         row = best.sentence + step
         for rank, chunk, srow, a, b, f in ev:
-            if srow == row and chunk == best.chunk and f["type_miss"] == 0.0:
+            if (srow == row and chunk == best.chunk and f["type_miss"] == 0.0
+                    and not f.get("heading")):
                 start, end = min(a, best.start), max(b, best.end)
                 return Candidate(best.hit_rank, best.chunk, best.sentence, start, end,
                                  best.score, {**best.features, "type_miss": 0.0})

@@ -294,3 +294,42 @@ def test_eval_fit_prints_weights_calibration_and_threshold(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "SELECT (fitted" in out and "CALIBRATION =" in out
     assert "abstain_threshold = " in out and "pair gap 1.5" in out
+
+
+def test_is_heading_only_for_short_lines_that_do_not_end_like_a_sentence():
+    text = ("DeepSeek's Origins\nFounded in 2023, DeepSeek is a startup.\n\n"
+            "The Facts -\n- R1 matches top rivals at a fraction of the cost.\n"
+            "He said: \"It works\"\nA line that is long enough to be a sentence without "
+            "any final full stop at its end at all")
+    spans = {line: (text.index(line), text.index(line) + len(line))
+             for line in text.split("\n") if line}
+    assert extract.is_heading(text, *spans["DeepSeek's Origins"])
+    assert extract.is_heading(text, *spans["The Facts -"])
+    assert not extract.is_heading(text, *spans["Founded in 2023, DeepSeek is a startup."])
+    assert not extract.is_heading(text, *spans['He said: "It works"'])
+    assert not extract.is_heading(text, *spans[text.split("\n")[-1]])  # > 12 words
+    a, b = spans["Founded in 2023, DeepSeek is a startup."]
+    assert not extract.is_heading(text, a, a + 7)  # "Founded": not a line of its own
+
+
+def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():
+    from types import SimpleNamespace
+
+    from rag.retrieve import Hit
+
+    text = "DeepSeek Origins\nThe company was founded in 2023 by Liang Wenfeng."
+    spans = [(0, 16), (17, len(text))]
+    index = SimpleNamespace(
+        chunks=np.array([[0, 0, len(text), 0, 2]]), sentences=np.array(spans), bm25=None,
+        n_chunks=1, sentence_vectors=np.ones((2, 3), dtype=np.float16) / np.sqrt(3),
+        article=lambda row: SimpleNamespace(text=text))
+    hits = [Hit(chunk=0, fused=1.0, dense=0.5, keyword=1.0, dense_rank=0, keyword_rank=0)]
+    ev = extract.sentence_evidence(index, "What is DeepSeek?", np.ones(3) / np.sqrt(3), hits)
+    by_quote = {text[a:b]: f for *_, a, b, f in ev}
+    assert by_quote["DeepSeek Origins"]["heading"] == 1.0
+    # the heading matches the question's only term, the sentence does not ...
+    heading_score = extract.selection_score(by_quote["DeepSeek Origins"])
+    assert heading_score > extract.selection_score(by_quote[text[17:]])
+    # ... yet the sentence is the answer, and the heading is not paired into the quote
+    best = extract.rank_candidates(ev)[0]
+    assert text[best.start:best.end] == text[17:]
