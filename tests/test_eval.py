@@ -294,6 +294,7 @@ def test_eval_fit_prints_weights_calibration_and_threshold(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert "SELECT (fitted" in out and "CALIBRATION =" in out
     assert "abstain_threshold = " in out and "pair gap 1.5" in out
+    assert "whole pipeline, 4-fold CV by article: hit@1" in out
 
 
 def test_is_heading_only_for_short_lines_that_do_not_end_like_a_sentence():
