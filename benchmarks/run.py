@@ -149,9 +149,8 @@ def measure(args) -> dict:
         index = work / "index-langchain"
         shutil.rmtree(index, ignore_errors=True)
         b, wall, _ = sub(["benchmarks.sides", "langchain", "build", str(src), str(index)])
-        chunks = json.loads((index / "chunks.json").read_text(encoding="utf-8"))
-        _, emb_tokens = token_stats(chunks)
-        (index / "chunks.json").unlink()
+        docs = json.loads((index / "docstore.json").read_text(encoding="utf-8"))
+        _, emb_tokens = token_stats([d["text"] for d in docs])
         a, _, _ = sub(["benchmarks.sides", "langchain", "ask", str(index), qfile,
                        str(args.questions)])
         cold = [sub(["benchmarks.sides", "langchain", "cold", str(index), question])[1]

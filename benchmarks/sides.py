@@ -128,21 +128,40 @@ def lc_build(src: str, index: str) -> dict:
                                               add_start_index=True)
     chunks = splitter.split_documents(docs)
     db = FAISS.from_documents(chunks, _lc_embeddings())
-    db.save_local(index)
+    _lc_save(db, index)
     build_s = time.perf_counter() - t
-    with open(Path(index) / "chunks.json", "w", encoding="utf-8") as f:  # for token counts
-        json.dump([c.page_content for c in chunks], f)
     return {"build_s": build_s, "chunks": len(chunks), "embedded": len(chunks)}
+
+
+# LangChain's own save_local/load_local keep the docstore as a pickle (load_local needs
+# allow_dangerous_deserialization=True). The baseline is saved the same way but with the
+# docstore as JSON, so nothing here loads a pickle: index.faiss + docstore.json, in index
+# order (run.py reads the passage texts from it for token counts).
+def _lc_save(db, index: str) -> None:
+    import faiss
+
+    Path(index).mkdir(parents=True, exist_ok=True)
+    faiss.write_index(db.index, str(Path(index) / "index.faiss"))
+    docs = [db.docstore.search(db.index_to_docstore_id[i]) for i in range(db.index.ntotal)]
+    with open(Path(index) / "docstore.json", "w", encoding="utf-8") as f:
+        json.dump([{"text": d.page_content, "metadata": d.metadata} for d in docs], f,
+                  ensure_ascii=False)
 
 
 def _lc_load(index: str, embeddings=None):
     import warnings
 
     warnings.filterwarnings("ignore")
+    import faiss
+    from langchain_community.docstore.in_memory import InMemoryDocstore
     from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
 
-    return FAISS.load_local(index, embeddings or _lc_embeddings(),
-                            allow_dangerous_deserialization=True)
+    docs = json.loads((Path(index) / "docstore.json").read_text(encoding="utf-8"))
+    store = InMemoryDocstore({str(i): Document(page_content=d["text"], metadata=d["metadata"])
+                              for i, d in enumerate(docs)})
+    return FAISS(embeddings or _lc_embeddings(), faiss.read_index(str(Path(index) / "index.faiss")),
+                 store, {i: str(i) for i in range(len(docs))})
 
 
 def lc_ask(index: str, qfile: str, n: int) -> dict:

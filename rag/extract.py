@@ -106,11 +106,12 @@ class Candidate:
 
 # -- answer types -------------------------------------------------------------
 
+# Checked in answer_type's order: money, date and count questions first, then any other
+# quantity.
 _NUMBER_Q = re.compile(
     r"\b(how (many|much|long|old|far|large|big|tall|high|wide|deep|often|fast|heavy)|"
     r"what (percentage|percent|proportion|number|amount|size|age)|"
-    r"(what|which) (year|years|date|decade|century|month|day|time period|period))\b"
-    r"|^\s*when\b|\bwhen (was|were|did|does|do|is|will|had|has)\b", re.I)
+    r"(what|which) (day|time period|period))\b", re.I)
 _DATE_Q = re.compile(r"(what|which|in what|in which) (year|years|date|decade|century|month)\b"
                      r"|^\s*when\b|\bwhen (was|were|did|does|do|is|will|had|has)\b", re.I)
 _MONEY_Q = re.compile(r"\bhow much\b.*\b(cost|costs|costing|price|paid|pay|pays|spend|spent|"
@@ -252,7 +253,8 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
             rows.append((rank, hit.chunk, s_lo + j, a, b, art))
     if not rows:
         return []
-    texts = [index.article(r[5]).text[r[3]:r[4]] for r in rows]
+    articles = {r[5]: index.article(r[5]).text for r in rows}
+    texts = [articles[r[5]][r[3]:r[4]] for r in rows]
     tokens = _tokenize_all([question] + texts)
     terms = question_terms(question, tokens[0])
     idf = idf_weights(index, terms)
@@ -277,7 +279,7 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
         feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense, "lex": lex,
                  "lex_p": lex_p, "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
                  "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
-                 "heading": 1.0 if is_heading(index.article(r[5]).text, r[3], r[4]) else 0.0}
+                 "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))
     return out
 
