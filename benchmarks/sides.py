@@ -75,7 +75,7 @@ def ours_build(src: str, index: str, update: bool = False) -> dict:
 
 def ours_ask(index: str, qfile: str, n: int) -> dict:
     import rag
-    from rag.answering import load_index
+    from rag.live import load_index
     from rag.config import Config
 
     from rag.embed import get_embedder

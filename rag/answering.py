@@ -1,14 +1,12 @@
 """``ask()``: question -> :class:`~rag.types.Answer`, gluing retrieve and extract.
 
-The index is loaded once per process and folder, and reloaded when a build publishes a
-new version (``CURRENT`` is read on every call: one small file read). Each call works on
-one loaded version from start to end, so an answer never mixes two versions. ``ask`` is
-safe to call from several threads.
+The index comes from :func:`rag.live.load_index` (the published version, cached per
+process). Each call works on one loaded version from start to end, so an answer never
+mixes two versions. ``ask`` is safe to call from several threads.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -16,12 +14,9 @@ from pathlib import Path
 from .config import Config
 from .embed import get_embedder
 from .extract import confidence, make_citations, score_sentences
-from .retrieve import load_keyword_index, search
-from .store import Index, check_compatible, current_version, read_manifest
-from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion
-
-_indexes: dict[str, Index] = {}
-_load_lock = threading.Lock()
+from .live import load_index
+from .retrieve import search
+from .types import Answer, InvalidQuestion
 
 NO_ANSWER = "The articles do not answer this question."
 
@@ -45,40 +40,6 @@ def clean_question(question: object, max_chars: int) -> tuple[str, str]:
     if len(text) > max_chars:
         text, note = text[:max_chars], f"the question was cut to its first {max_chars} characters"
     return text, note
-
-
-def load_index(index_dir: Path, cfg: Config) -> Index:
-    """The live version of the index in ``index_dir``, loaded once and cached."""
-    key = str(Path(index_dir).resolve())
-    version = current_version(Path(index_dir))
-    if version is None:
-        raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
-    cached = _indexes.get(key)
-    if cached is not None and cached.version == version:
-        return cached
-    with _load_lock:
-        cached = _indexes.get(key)
-        if cached is not None and cached.version == current_version(Path(index_dir)):
-            return cached
-        for attempt in range(3):  # a build may publish (and clean up) while we load
-            live = current_version(Path(index_dir))
-            try:
-                path, manifest = read_manifest(Path(index_dir))
-                embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
-                check_compatible(manifest, embedder.model_id, _settings(cfg, manifest))
-                index = Index(path, manifest)
-                index.bm25 = load_keyword_index(path / "bm25")
-                break
-            except (IndexMismatch, FileNotFoundError):
-                if attempt == 2 or current_version(Path(index_dir)) == live:
-                    raise
-        _indexes[key] = index
-        return index
-
-
-def _settings(cfg: Config, manifest: dict) -> dict:
-    built = manifest.get("settings", {})
-    return {**cfg.index_settings(), **{k: built.get(k) for k in ("separators", "sentences")}}
 
 
 def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,

@@ -59,7 +59,7 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
     """Per question: the evidence of every candidate sentence, their texts and labels."""
     from tqdm import tqdm
 
-    from .answering import load_index
+    from .live import load_index
     from .embed import get_embedder
     from .retrieve import search
 
@@ -212,7 +212,7 @@ def shares(p: np.ndarray, kinds: list[str], t: float) -> dict:
 
 
 def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
-    from .answering import load_index
+    from .live import load_index
 
     items = collect(questions, full_cfg,
                     "answerable", mode)

@@ -182,23 +182,15 @@ def has_type(kind: str | None, sentence: str, question_lower: str) -> bool:
 
 def idf_weights(index, terms: list[str]) -> dict[str, float]:
     """BM25 inverse document frequency of each term over the indexed passages."""
-    bm25 = index.bm25
-    if bm25 is None:
+    if index.keyword is None:
         return {t: 1.0 for t in terms}
-    n = max(index.n_chunks, 1)
-    indptr = bm25.scores["indptr"]
-    out = {}
-    for t in terms:
-        tid = bm25.vocab_dict.get(t)
-        df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
-        out[t] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return out
+    return index.keyword.idf(terms, index.n_chunks)
 
 
 def _tokenize_all(texts: list[str]) -> list[list[str]]:
     """The BM25 terms of each text (stemmed, no stop words): the same terms as
     ``bm25s.tokenize``, without its per-call set-up (~17 ms for 90 sentences -> ~2 ms)."""
-    from .retrieve import keyword_tokens
+    from .keyword import keyword_tokens
 
     return [keyword_tokens(t) for t in texts]
 
@@ -217,7 +209,7 @@ _IMPERATIVE = re.compile(r"^\W*(name|list|give|tell|describe|explain|identify|st
 
 @functools.cache
 def _question_words() -> frozenset:
-    from .retrieve import keyword_tokens
+    from .keyword import keyword_tokens
 
     return frozenset(keyword_tokens(QUESTION_WORDS))
 
@@ -225,7 +217,7 @@ def _question_words() -> frozenset:
 def question_terms(question: str, tokens: list[str]) -> list[str]:
     """The distinct content terms of ``question`` (its BM25 ``tokens`` less the words
     that only shape the question)."""
-    from .retrieve import keyword_tokens
+    from .keyword import keyword_tokens
 
     skip = set(_question_words())
     for m in _AFTER_HOW.finditer(question):

@@ -21,7 +21,7 @@ from .chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_senten
 from .config import Config
 from .embed import Embedder, get_embedder
 from .ingest import load_articles
-from .retrieve import build_keyword_writer, load_keyword_index
+from .keyword import build_keyword_writer
 from .store import (IndexData, check_compatible, collect_garbage, current_version,
                     open_index, write_version)
 from .types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
@@ -106,9 +106,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
 
 def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
     try:
-        old = open_index(out)
+        old = open_index(out)  # a damaged keyword index too: then it is not "unchanged"
         check_compatible(old.manifest, embedder.model_id, settings)
-        load_keyword_index(old.path / "bm25")  # damaged? then it is not "unchanged"
         return old
     except IndexMissing:
         return None

@@ -73,13 +73,13 @@ class Library:
     def articles(self) -> list[dict[str, Any]]:
         """Rows of the live index (id, title, source, url, published, chunks).
         Raises IndexMissing / IndexMismatch."""
-        from .answering import load_index
+        from .live import load_index
 
         return load_index(Path(self.cfg.index_dir), self.cfg).list_articles()
 
     def article(self, article_id: str):
         """The indexed :class:`~rag.types.Article` with this id, or None."""
-        from .answering import load_index
+        from .live import load_index
 
         index = load_index(Path(self.cfg.index_dir), self.cfg)
         try:

@@ -1,4 +1,4 @@
-"""Question -> ranked passages: dense (FAISS), keyword (BM25 via bm25s), or both fused.
+"""Question -> ranked passages: dense (FAISS), keyword (BM25, :mod:`rag.keyword`), or both fused.
 
 Hybrid retrieval fuses the two rankings by reciprocal rank fusion (Cormack et al. 2009):
 ``rrf(chunk) = sum over rankings of 1 / (60 + rank)``. Dense search finds paraphrases;
@@ -12,16 +12,11 @@ call from several threads.
 
 from __future__ import annotations
 
-import re
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 RRF_K = 60
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 
 @dataclass(frozen=True)
@@ -32,81 +27,6 @@ class Hit:
     keyword: float
     dense_rank: int | None
     keyword_rank: int | None
-
-
-# -- keyword index ------------------------------------------------------------
-
-_local = threading.local()
-
-
-def _stemmer():
-    """A Snowball English stemmer for this thread (PyStemmer objects are not thread-safe)."""
-    stem = getattr(_local, "stem", None)
-    if stem is None:
-        import Stemmer
-
-        stem = _local.stem = Stemmer.Stemmer("english").stemWords
-    return stem
-
-
-def keyword_tokens(text: str) -> list[str]:
-    """The lower-cased, stemmed, stop-word-free terms BM25 indexes for ``text``: exactly
-    what ``bm25s.tokenize(..., stemmer=...)`` gives (same pattern, stop words and stemmer),
-    without its per-call set-up (~15 ms a question; this takes ~0.05 ms)."""
-    return list(_keyword_tokens(text))
-
-
-@lru_cache(maxsize=1 << 16)
-def _keyword_tokens(text: str) -> tuple[str, ...]:
-    """Cached: the sentences of popular passages are scored again and again."""
-    stop = _STOPWORDS if _STOPWORDS is not None else _stopwords()
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
-    return tuple(_stemmer()(words)) if words else ()
-
-
-def _stopwords() -> frozenset:
-    global _STOPWORDS
-    if _STOPWORDS is None:
-        from bm25s.stopwords import STOPWORDS_EN
-
-        _STOPWORDS = frozenset(STOPWORDS_EN)
-    return _STOPWORDS
-
-
-_STOPWORDS: frozenset | None = None
-
-
-def build_keyword_writer(texts: list[str]):
-    """Index ``texts`` with BM25 now; return a function that saves it into a folder."""
-    import bm25s
-
-    retriever = bm25s.BM25()
-    if texts:
-        tokens = bm25s.tokenize(texts, stemmer=_stemmer(), show_progress=False)
-        retriever.index(tokens, show_progress=False)
-
-    def write(folder: Path) -> None:
-        folder.mkdir()
-        if texts:
-            retriever.save(str(folder), show_progress=False)
-
-    return write
-
-
-def load_keyword_index(folder: Path):
-    """The saved BM25 index (memory-mapped numpy arrays and a JSON vocabulary), or None."""
-    import bm25s
-
-    if not (folder / "params.index.json").exists():
-        return None
-    try:  # allow_pickle stays False (bm25s's default): an object array is refused
-        return bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
-    except (ValueError, OSError, KeyError, TypeError, EOFError) as exc:
-        from .store import REBUILD_HINT
-        from .types import IndexMismatch
-
-        raise IndexMismatch(f"the keyword index in {folder} is damaged ({exc}); "
-                            f"{REBUILD_HINT}") from exc
 
 
 # -- search ---------------------------------------------------------------------
@@ -120,16 +40,9 @@ def dense_search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
 
 
 def keyword_search(index, question: str, n: int) -> list[tuple[int, float]]:
-    bm25 = index.bm25
-    n = min(n, index.n_chunks)
-    if bm25 is None or n <= 0:
+    if index.keyword is None:
         return []
-    terms = [t for t in keyword_tokens(question) if t in bm25.vocab_dict]
-    if not terms:
-        return []
-    # n_threads=0 scores inline; 1 would start a thread pool on every call (~2 ms)
-    ids, scores = bm25.retrieve([terms], k=n, show_progress=False, n_threads=0)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+    return index.keyword.search(question, min(n, index.n_chunks))
 
 
 def search(index, question: str, qvec: np.ndarray | None, n: int,

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
+from .keyword import load_keyword_index
 from .types import Article, IndexMismatch, IndexMissing
 
 SCHEMA_VERSION = 1
@@ -194,7 +196,9 @@ def _fsync_dir(path: Path) -> None:
 # -- reading ------------------------------------------------------------------
 
 class Index:
-    """One loaded version. Read-only; safe to share between threads."""
+    """One loaded version, complete once constructed: passages, sentences, vectors, the
+    FAISS index and the keyword index (``keyword``). Load errors are raised as
+    :class:`IndexMismatch`. Read-only; safe to share between threads."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         from .vectors import load as load_vectors
@@ -236,7 +240,11 @@ class Index:
             raise IndexMismatch(f"index at {path} is inconsistent (articles); {REBUILD_HINT}")
         self._articles: dict[int, Article] = {}
         self._cache_lock = threading.Lock()
-        self.bm25 = None  # set by retrieve.load_keyword_index
+        try:  # the keyword index over the same passages (None for an index of no text)
+            self.keyword = load_keyword_index(path / "bm25")
+        except KEYWORD_LOAD_ERRORS as exc:
+            raise IndexMismatch(f"the keyword index in {path / 'bm25'} is damaged ({exc}); "
+                                f"{REBUILD_HINT}") from exc
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._db_lock:

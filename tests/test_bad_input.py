@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag import answering, embed
+from rag import answering, embed, live
 from rag.config import Config
 from rag.store import open_index
 from rag.types import BuildError, IndexMissing, InvalidQuestion
@@ -128,7 +128,7 @@ def test_odd_but_usable_questions_get_an_answer(qcfg, question, seen_queries):
 def test_sql_looking_question_leaves_the_index_intact(qcfg):
     before = rag.ask("Who won the final game in Singapore?", config=qcfg)
     rag.ask("x'); DELETE FROM articles; DROP TABLE articles; --", config=qcfg)
-    answering._indexes.clear()  # reload from disk
+    live._indexes.clear()  # reload from disk
     assert rag.ask("Who won the final game in Singapore?", config=qcfg) == before
     assert open_index(qcfg.index_dir).article_ids == ["chess.txt", "solar.txt"]
 

@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag import answering, store
+from rag import live, store
 from rag.config import Config
 from rag.store import FILES, open_index, read_manifest
 from rag.types import BuildError, IndexMismatch, IndexMissing
@@ -347,7 +347,7 @@ def set_source(cfg: Config, state: dict[str, str]) -> None:
 
 def answers(cfg: Config) -> list:
     """The answers of the live index, loaded afresh from disk."""
-    answering._indexes.clear()
+    live._indexes.clear()
     return [rag.ask(q, config=cfg) for q in QUESTIONS]
 
 
@@ -461,7 +461,7 @@ def damage_and_expect(cfg, name: str, how: str, pattern: str) -> None:
         f.write_bytes(bytes(data))
     elif how == "delete":
         f.unlink()
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(IndexMismatch, match=pattern) as info:
         rag.ask("Who won the final game in Singapore?", config=cfg)
     assert "python -m rag.build --rebuild" in str(info.value)
@@ -502,7 +502,7 @@ def test_foreign_manifest_is_refused_with_a_rebuild_hint(two_states, edit, patte
     cfg, ans_a, _ = two_states
     path, manifest = read_manifest(cfg.index_dir)
     (path / "manifest.json").write_text(json.dumps(edit(manifest)))
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(IndexMismatch, match=pattern) as info:
         rag.ask("solar", config=cfg)
     assert "python -m rag.build --rebuild" in str(info.value)
@@ -517,7 +517,7 @@ def test_foreign_manifest_is_refused_with_a_rebuild_hint(two_states, edit, patte
 def test_broken_current_pointer(two_states, content, error, pattern):
     cfg, ans_a, _ = two_states
     (cfg.index_dir / "CURRENT").write_bytes(content)
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(error, match=pattern):
         rag.ask("solar", config=cfg)
     assert rag.build(config=cfg).wrote and answers(cfg) == ans_a
@@ -527,7 +527,7 @@ def test_manifest_that_is_not_json(two_states):
     cfg, ans_a, _ = two_states
     path, _ = read_manifest(cfg.index_dir)
     (path / "manifest.json").write_bytes(b'{"schema": 1, "files": {\xff')
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(IndexMismatch, match="manifest .* is not valid JSON.*--rebuild"):
         rag.ask("solar", config=cfg)
 
@@ -555,7 +555,7 @@ def test_app_shows_a_damaged_index_instead_of_crashing(two_states):
     cfg, ans_a, _ = two_states
     path, _ = read_manifest(cfg.index_dir)
     (path / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
-    answering._indexes.clear()
+    live._indexes.clear()
     with BackgroundServer(create_app(cfg), host="127.0.0.1", port=0) as url:
         with httpx.Client(base_url=url, timeout=60) as http:
             r = http.post("/api/ask", json={"question": "Who won the final game?"})
@@ -666,7 +666,7 @@ def test_a_version_removed_by_later_builds_stays_readable_from_any_thread(two_st
     """An ask that started on a version keeps reading it even if two more builds publish
     and clean it up meanwhile (the reader's thread may never have touched it before)."""
     cfg, ans_a, _ = two_states
-    old = answering.load_index(cfg.index_dir, cfg)
+    old = live.load_index(cfg.index_dir, cfg)
     for state in (STATE_B, STATE_A, STATE_B):
         set_source(cfg, state)
         assert rag.build(config=cfg).wrote
@@ -792,27 +792,27 @@ import importlib
 import conftest, rag
 from pathlib import Path
 build_cli = importlib.import_module("rag.build")
-from rag import answering, store
+from rag import live, store
 from rag.config import Config
 src, idx = Path(sys.argv[2]), Path(sys.argv[3])
 cfg = Config(source=src, index_dir=idx, model="fake", chunk_tokens=40, chunk_overlap=5,
              abstain_threshold=0.0)
 out = {}
 rag.build(config=cfg)
-live = store.current_version(idx)
+published = store.current_version(idx)
 before = [rag.ask(q, config=cfg) for q in sys.argv[4:]]
 (src / "huge.txt").write_text("Huge\n\nA" + "a" * 600_000 + ".")  # cannot fit in 512 KiB
 err = io.StringIO()
 with contextlib.redirect_stderr(err):
     out["code"] = build_cli.main(["--source", str(src), "--index", str(idx), "--quiet"])
 out["stderr"] = err.getvalue()
-out["same_version"] = store.current_version(idx) == live
+out["same_version"] = store.current_version(idx) == published
 out["tmp_left"] = [p.name for p in idx.glob(".tmp-*")]
-answering._indexes.clear()
+live._indexes.clear()
 out["same_answers"] = [rag.ask(q, config=cfg) for q in sys.argv[4:]] == before
 (src / "huge.txt").write_text("Small again\n\nThe new article fits on the disk.")
 out["next"] = rag.build(config=cfg).wrote
-answering._indexes.clear()
+live._indexes.clear()
 out["new_found"] = rag.ask("Does the new article fit on the disk?",
                            config=cfg).citations[0].article_id
 print(json.dumps(out))

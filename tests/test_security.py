@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag import answering, render
+from rag import live, render
 from rag.config import Config
 from rag.store import read_manifest
 from rag.types import Answer, Article, Citation, IndexMismatch
@@ -102,7 +102,7 @@ def test_build_and_ask_never_unpickle(cfg, fake_embedder, no_pickle):
     (cfg.source / "a.txt").write_text("Solar power\n\nSpain installed record solar capacity "
                                       "in 2023. Panels supply a fifth of demand.")
     rag.build(config=cfg)
-    answering._indexes.clear()
+    live._indexes.clear()
     a = rag.ask("How much of demand do panels supply?", config=cfg)
     assert a.citations and no_pickle == []
     (cfg.source / "b.txt").write_text("Chess\n\nGukesh won the final game.")
@@ -141,14 +141,14 @@ def replace_consistently(cfg: Config, name: str, writer) -> None:
     data = f.read_bytes()
     manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     (path / "manifest.json").write_text(json.dumps(manifest))
-    answering._indexes.clear()
+    live._indexes.clear()
 
 
 def test_loader_refuses_a_file_of_another_size(built):
     path, _ = read_manifest(built.index_dir)
     with open(path / "chunk_vectors.npy", "ab") as f:
         f.write(b"\0" * 64)
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(IndexMismatch, match="chunk_vectors.npy has .* bytes, the manifest says"):
         rag.ask("solar", config=built)
 
@@ -159,7 +159,7 @@ def test_loader_refuses_a_same_size_file_with_other_bytes(built):
     arr = arr.copy()
     arr[:, 1:3] = 0  # offsets changed, size unchanged
     np.save(path / "chunks.npy", arr, allow_pickle=False)
-    answering._indexes.clear()
+    live._indexes.clear()
     with pytest.raises(IndexMismatch, match="chunks.npy .*does not match the checksum"):
         rag.ask("solar", config=built)
 
