@@ -13,8 +13,9 @@ from pathlib import Path
 
 from .config import Config
 from .embed import get_embedder
-from .extract import confidence, make_citations, score_sentences
+from .extract import make_citations, score_sentences
 from .live import load_index
+from .params import AnswerModel, abstain_threshold, answer_model
 from .retrieve import search
 from .types import Answer, InvalidQuestion
 
@@ -43,14 +44,17 @@ def clean_question(question: object, max_chars: int) -> tuple[str, str]:
 
 
 def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,
-        config: Config | None = None, retrieval: str | None = None) -> Answer:
+        config: Config | None = None, retrieval: str | None = None,
+        model: AnswerModel | None = None) -> Answer:
     """Answer ``question`` with a verbatim quote from the indexed articles.
 
     ``k`` citations at most (default ``config.k``). Raises :class:`InvalidQuestion` for
     an unusable question or ``k``, :class:`IndexMissing` when nothing is built and
-    :class:`IndexMismatch` when the index needs a rebuild.
+    :class:`IndexMismatch` when the index needs a rebuild. ``model``: the fitted answer
+    model (default: the shipped one, :func:`rag.params.answer_model`).
     """
     cfg = config or Config.from_env()
+    model = model or answer_model()
     if k is None:
         k = cfg.k
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
@@ -67,16 +71,16 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     t2 = time.perf_counter()
     hits = search(index, text, qvec, max(cfg.candidates, k), mode)
     t3 = time.perf_counter()
-    candidates = score_sentences(index, text, qvec, hits)
+    candidates = score_sentences(index, text, qvec, hits, model)
     timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
     if not candidates:
         timings["extract"] = (time.perf_counter() - t3) * 1e3
         return Answer(question=text, text="", abstained=True, score=0.0, message=NO_ANSWER,
                       timings_ms=timings)
     best = candidates[0]
-    score = confidence(best)
-    abstained = score < cfg.abstain_threshold
-    citations = tuple(make_citations(index, candidates, k, answers=not abstained))
+    score = model.confidence(best.features)
+    abstained = score < abstain_threshold(cfg, model)
+    citations = tuple(make_citations(index, candidates, k, not abstained, model))
     timings["extract"] = (time.perf_counter() - t3) * 1e3
     first = citations[0]
     return Answer(question=text, text="" if abstained else first.quote, abstained=abstained,

@@ -8,15 +8,18 @@ Two fits (plain numpy, Newton's method with a small ridge penalty):
    put its mass on the sentences that are from the gold article and contain a gold
    answer, SQuAD normalisation), so every question weighs the same; printed with the
    variants it is compared with and an article-wise 4-fold cross-validation;
-2. calibration, a logistic regression over the quote chosen for every question by
-   ``extract.SELECT``: label 1 when it contains a gold answer; unanswerable and off-topic
-   questions are 0.
+2. calibration, a logistic regression over the quote chosen for every question by the
+   shipped selection weights: label 1 when it contains a gold answer; unanswerable and
+   off-topic questions are 0.
 
 The threshold printed is the largest one that wrongly abstains on at most 5 % of the
 answerable questions (the product's promise: rarely refuse what the articles answer).
-The constants are then copied into ``rag/extract.py`` (``SELECT``, ``CALIBRATION``) and
-``rag/config.py`` (``abstain_threshold``) by hand, so a run never changes behaviour by
-itself. Article-wise 2-fold cross-validation figures are printed as an honest estimate.
+The result is a new :class:`~rag.params.AnswerModel` (selection weights, calibration and
+threshold replaced; pair gap and widening kept); it is written to the one params file
+(``rag/answer_model.json``) only with ``--save-params``, so a plain run never changes
+behaviour. Nothing here changes a model in place: variants are new values
+(``model.replace(...)``). Article-wise 2-fold cross-validation figures are printed as an
+honest estimate.
 """
 
 from __future__ import annotations
@@ -28,12 +31,11 @@ import math
 import numpy as np
 
 from . import extract, metrics
+from .params import CALIBRATION_FEATURES as CAL_FEATURES
+from .params import SELECTION_FEATURES as SEL_FEATURES
+from .params import AnswerModel, answer_model, sigmoid
 
 MAX_WRONG_ABSTAIN = 0.05
-# The calibration's features: the evidence with a sensible sign on the development set
-# (the passage cosine and the retrieval rank came out negative given these, and
-# ``margin``/``miss_p`` added nothing; fewer features also travel better to other text).
-CAL_FEATURES = ("cos_s", "lex", "lex_p", "type_miss")
 
 
 def logistic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
@@ -83,22 +85,14 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
     return out
 
 
-def choose(index, item: dict, weights: dict, widen: bool = True) -> tuple[dict, str]:
-    """The chosen quote's calibration features and text under selection ``weights``."""
-    saved = extract.SELECT, extract.WIDEN
-    extract.SELECT, extract.WIDEN = weights, widen
-    try:
-        cands = extract.rank_candidates(item["ev"])
-    finally:
-        extract.SELECT, extract.WIDEN = saved
+def choose(index, item: dict, model: AnswerModel) -> tuple[dict, str]:
+    """The chosen quote's calibration features and text under ``model``."""
+    cands = extract.rank_candidates(item["ev"], model)
     if not cands:
         return {k: 0.0 for k in CAL_FEATURES}, ""
     c = cands[0]
     art = index.article(int(index.chunks[c.chunk][0]))
     return c.features, art.text[c.start:c.end]
-
-
-SEL_FEATURES = ("cos_s", "lex", "cos_p", "lex_p", "type_miss")
 
 
 def conditional_logit_fit(groups: list[tuple[np.ndarray, np.ndarray]], ridge: float = 1e-4,
@@ -172,20 +166,20 @@ def article_folds(items: list[dict], k: int) -> list[int]:
             for it in items]
 
 
-def quote_features(index_of, items: list[dict], select: dict
+def quote_features(index_of, items: list[dict], model: AnswerModel
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """The calibration features of the quote chosen for each item under ``select``, and
+    """The calibration features of the quote chosen for each item under ``model``, and
     whether it contains a gold answer (1.0) or not."""
     feats, labels = [], []
     for it in items:
-        f, quote = choose(index_of(it), it, select)
+        f, quote = choose(index_of(it), it, model)
         feats.append([f.get(k, 0.0) for k in CAL_FEATURES])
         labels.append(float(bool(it["golds"]) and metrics.contains_answer(quote, it["golds"]) > 0))
     return np.array(feats).reshape(len(items), len(CAL_FEATURES)), np.array(labels)
 
 
-def fit_calibration(index_of, items: list[dict], select: dict):
-    feats, labels = quote_features(index_of, items, select)
+def fit_calibration(index_of, items: list[dict], model: AnswerModel):
+    feats, labels = quote_features(index_of, items, model)
     beta = logistic_fit(feats, labels)
     cal = {"bias": float(beta[0]), **{k: float(b) for k, b in zip(CAL_FEATURES, beta[1:])}}
     return cal, feats, labels
@@ -193,7 +187,7 @@ def fit_calibration(index_of, items: list[dict], select: dict):
 
 def probabilities(cal: dict, feats: np.ndarray) -> np.ndarray:
     z = cal["bias"] + feats @ np.array([cal[k] for k in CAL_FEATURES])
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    return np.array([sigmoid(float(v)) for v in z])
 
 
 def pick_threshold(p: np.ndarray, kinds: list[str]) -> float:
@@ -211,7 +205,21 @@ def shares(p: np.ndarray, kinds: list[str], t: float) -> dict:
             for kind in ("answerable", "unanswerable", "offtopic")}
 
 
-def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
+def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None, save=False,
+                  model: AnswerModel | None = None) -> int:
+    """Fit, print the comparisons and cross-validations; with ``save`` write the fitted
+    :class:`AnswerModel` to the params file."""
+    fitted = fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump,
+                              model or answer_model())
+    if save:
+        fitted.save()
+        print("written to rag/answer_model.json")
+    return 0
+
+
+def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: AnswerModel
+                     ) -> AnswerModel:
+    """A new answer model fitted on ``questions`` (printing how it compares)."""
     from .live import load_index
 
     items = collect(questions, full_cfg,
@@ -243,12 +251,9 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
     answerable = [it for it in items if it["kind"] == "answerable"]
 
     def hit_and_chars(its, w, widen=True, gap=None):
-        saved = extract.PAIR_GAP
-        extract.PAIR_GAP = extract.PAIR_GAP if gap is None else gap
-        try:
-            got = [choose(index_of(it), it, w, widen)[1] for it in its]
-        finally:
-            extract.PAIR_GAP = saved
+        variant = model.replace(select=w, widen=widen,
+                                pair_gap=model.pair_gap if gap is None else gap)
+        got = [choose(index_of(it), it, variant)[1] for it in its]
         hit = np.mean([metrics.contains_answer(g, it["golds"]) for g, it in zip(got, its)])
         return hit, np.mean([len(g) for g in got])
 
@@ -260,13 +265,13 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
             ("0.5 cos_s + 0.3 lex + 0.2 cos_p + 0.2 lex_p (hand)",
              {"cos_s": 0.5, "lex": 0.3, "cos_p": 0.2, "lex_p": 0.2}, False, 0),
             ("fitted now, one sentence", select, False, 0),
-            ("extract.SELECT, one sentence", extract.SELECT, False, 0),
-            ("extract.SELECT + straddle widening", extract.SELECT, True, 0),
-            *((f"extract.SELECT + widening + pair gap {g}", extract.SELECT, True, g)
+            ("shipped SELECT, one sentence", model.select, False, 0),
+            ("shipped SELECT + straddle widening", model.select, True, 0),
+            *((f"shipped SELECT + widening + pair gap {g}", model.select, True, g)
               for g in (0.5, 1.0, 1.5, 2.0, 3.0))):
         hit, chars = hit_and_chars(answerable, w, widen, gap)
         print(f"  {name:55s} {hit:.3f}  {chars:.0f}")
-    print("SELECT (fitted on all; copy into rag/extract.py by hand) =",
+    print("SELECT (fitted on all) =",
           {k: round(v, 2) for k, v in select.items()})
     folds = article_folds(answerable, 4)
     cv = []
@@ -278,7 +283,7 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
     if cv:
         print("article-wise 4-fold CV of the fitted selection (one sentence): hit@1 "
               f"{sum(h * n for h, n in cv) / sum(n for _, n in cv):.3f}")
-    cal, feats, labels = fit_calibration(index_of, items, extract.SELECT)
+    cal, feats, labels = fit_calibration(index_of, items, model)
     kinds = [it["kind"] for it in items]
     p = probabilities(cal, feats)
     t = pick_threshold(p, kinds)
@@ -295,22 +300,25 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None) -> int:
         test = [it for it, g in zip(items, fold) if g == f]
         if not train or not test:
             continue
-        c, trf, _ = fit_calibration(index_of, train, extract.SELECT)
-        tf, tl = quote_features(index_of, test, extract.SELECT)
+        c, trf, _ = fit_calibration(index_of, train, model)
+        tf, tl = quote_features(index_of, test, model)
         tt = pick_threshold(probabilities(c, trf), [it["kind"] for it in train])
         tk = [it["kind"] for it in test]
         tans = np.array(tk) == "answerable"
         hit = f"{tl[tans].mean():.3f}" if tans.any() else "-"
         print(f"fold {f}: test hit@1 {hit}; threshold {tt:.2f} abstains",
               {k: round(v, 3) for k, v in shares(probabilities(c, tf), tk, tt).items()})
-    print_pipeline_cv(index_of, items)
-    return 0
+    print_pipeline_cv(index_of, items, model)
+    return model.replace(select={k: round(v, 2) for k, v in select.items()},
+                         calibration={k: round(v, 3) for k, v in cal.items()},
+                         threshold=round(t, 2))
 
 
-def print_pipeline_cv(index_of, items: list[dict], k: int = 4) -> None:
+def print_pipeline_cv(index_of, items: list[dict], model: AnswerModel, k: int = 4) -> None:
     """The whole answer pipeline, k-fold by article: selection weights, calibration and
-    threshold fitted on the other folds' articles, measured on this fold's (``PAIR_GAP``
-    stays as configured): the honest estimate for new text of the same kind."""
+    threshold fitted on the other folds' articles, measured on this fold's (the pair gap
+    and widening stay as in ``model``): the honest estimate for new text of the same
+    kind."""
     folds = article_folds(items, k)
     answered: list[float] = []
     abstained: dict[str, list[bool]] = {"answerable": [], "unanswerable": [], "offtopic": []}
@@ -319,10 +327,10 @@ def print_pipeline_cv(index_of, items: list[dict], k: int = 4) -> None:
         test = [it for it, g in zip(items, folds) if g == f]
         if not train or not test:
             continue
-        select = fit_selection(train)
-        cal, train_feats, _ = fit_calibration(index_of, train, select)
+        fold_model = model.replace(select=fit_selection(train))
+        cal, train_feats, _ = fit_calibration(index_of, train, fold_model)
         t = pick_threshold(probabilities(cal, train_feats), [it["kind"] for it in train])
-        feats, labels = quote_features(index_of, test, select)
+        feats, labels = quote_features(index_of, test, fold_model)
         for it, p, y in zip(test, probabilities(cal, feats), labels):
             abstained[it["kind"]].append(bool(p < t))
             if it["kind"] == "answerable" and p >= t:

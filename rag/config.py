@@ -43,11 +43,9 @@ class Config:
     k: int = 5
     candidates: int = 20  # passages scored before the k citations are chosen
     retrieval: str = "hybrid"  # "hybrid", "dense" or "keyword"
-    # the calibrated confidence below which ask() abstains: the largest threshold that
-    # abstains on at most 5 % of the answerable development questions (`python -m rag.eval
-    # --fit`, all 2,600 questions + 184 off-topic); there 4.7 % of answerable questions
-    # abstain and 92.4 % of off-topic ones
-    abstain_threshold: float = 0.38
+    # the calibrated confidence below which ask() abstains; None: the fitted answer
+    # model's threshold (rag/answer_model.json, see rag.params)
+    abstain_threshold: float | None = None
     max_question_chars: int = 2000
     max_k: int = 50
     # building
@@ -99,7 +97,7 @@ class Config:
             problems.append("backend must be 'torch', 'onnx' or 'onnx-int8'")
         if not 1 <= self.k <= self.max_k:
             problems.append(f"k must be between 1 and {self.max_k}")
-        if not 0.0 <= self.abstain_threshold <= 1.0:
+        if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             problems.append("abstain_threshold must be in [0, 1]")
         if problems:
             raise RagError("invalid configuration: " + "; ".join(problems))
@@ -110,6 +108,7 @@ class Config:
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    kind = kind.removesuffix(" | None")
     if kind == "Path":
         return Path(raw)
     if kind == "int":

@@ -227,15 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout-offtopic", type=int, nargs="?", const=8, default=0, metavar="N",
                    help="leave N articles (default 8) out of a second index and ask their "
                         "questions there as off-topic questions")
-    p.add_argument("--threshold", type=float, help="abstain_threshold (default: config)")
+    p.add_argument("--threshold", type=float, help="abstain_threshold (default: config, "
+                   "else the fitted answer model's)")
     p.add_argument("--model", help="embedding model name (default: config)")
     p.add_argument("--fit", action="store_true", help="fit the selection weights and the "
                    "calibration on this data and print them (see rag.calibrate)")
+    p.add_argument("--save-params", action="store_true", help="with --fit: write the "
+                   "fitted answer model to rag/answer_model.json")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
 
     from .config import Config
     from .ingest import normalize_text
+    from .params import abstain_threshold, answer_model
 
     if not (args.data_dir / "articles.jsonl").is_file() or \
             not (args.data_dir / "questions.jsonl").is_file():
@@ -269,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.fit:
             from .calibrate import fit_and_print
 
-            return fit_and_print(questions, full, off_cfg, held, cfg.retrieval, args.out)
+            return fit_and_print(questions, full, off_cfg, held, cfg.retrieval, args.out,
+                                 save=args.save_params)
         mode = cfg.retrieval
         rows = evaluate_questions(
             questions, texts, full, args.k,
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
-    rep = report(rows, args.k, cfg.abstain_threshold)
+    rep = report(rows, args.k, abstain_threshold(cfg, answer_model()))
     # the figures at the configured threshold are the rows as asked
     rep["retrieval"] = mode
     rep["held_out_articles"] = sorted(held)

@@ -21,21 +21,22 @@ terms are the BM25 terms of the question minus :data:`QUESTION_WORDS` (who, how,
   that the question does not already contain, else 0. A sentence that merely repeats the
   question cannot answer it.
 
-Selection: the sentence with the highest score ``SELECT . features`` is the answer. The
-weights are a conditional logit fitted on the development set (``python -m rag.eval
+Selection: the sentence with the highest score ``select . features`` is the answer (the
+weights and the other fitted constants are the :class:`~rag.params.AnswerModel` passed
+in). The weights are a conditional logit fitted on the development set (``python -m rag.eval
 --fit``): the softmax of the scores over all candidate sentences of a question is the
 probability that each one holds the answer. Two widenings keep the quote honest when one
 sentence is not enough: when the runner-up is the best sentence's neighbour and nearly as
-likely (within :data:`PAIR_GAP`), the quote spans both; otherwise, when the chosen
+likely (within ``pair_gap``), the quote spans both; otherwise, when the chosen
 sentence lacks the kind of answer asked for and its neighbour in the same passage has it,
 the quote spans both (the answer straddles two sentences). A title or section heading
 (:func:`is_heading`) is never the answer while a sentence is on offer.
 
-Confidence: ``answer.score`` is ``1 / (1 + exp(-(CALIBRATION . features)))`` of the chosen
+Confidence: ``answer.score`` is ``1 / (1 + exp(-(calibration . features)))`` of the chosen
 quote, a probability-like value in [0, 1] that the quote answers the question (fitted
 by logistic regression of "the quote contains a gold answer" on answerable, unanswerable
-and off-topic questions of the development set). Below ``Config.abstain_threshold`` the
-system abstains.
+and off-topic questions of the development set). Below the model's ``threshold`` (or
+``Config.abstain_threshold``) the system abstains.
 
 Everything here is a pure function of an immutable index: thread-safe.
 """
@@ -49,44 +50,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .params import FEATURES, AnswerModel
 from .retrieve import Hit
 from .types import Citation
-
-# Show the neighbouring sentence too when the answer straddles two (see _widen).
-WIDEN = True
-
-FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "miss_p", "rank", "type_miss")
-
-# Selection: a weighted sum of the evidence, on a log-odds scale: the softmax of the
-# scores of all candidate sentences is the model's probability that each one holds the
-# answer. Fitted (`python -m rag.eval --fit`) as a conditional logit ("which of these
-# sentences holds a gold answer", one choice per question) on the development set;
-# unlisted features weigh 0.
-# On the 2,280 answerable development questions (one sentence, no abstention): hit@1
-# 0.745 (article-wise 4-fold cross-validation: 0.740) vs 0.725 for the hand-set rule it
-# replaced (0.5 cos_s + 0.3 lex + 0.2 cos_p + 0.2 lex_p).
-SELECT = {"cos_s": 12.55, "lex": 4.6, "cos_p": 2.15, "lex_p": 7.94, "type_miss": -2.35}
-# Quote the runner-up sentence too when it is the best one's neighbour in the same passage
-# and its selection score is within this gap (its probability at least e^-gap of the
-# best's): see _pair. hit@1 / mean characters on the development set for a gap of 0, 0.5,
-# 1, 1.5, 2, 3: 0.746/185, 0.764/194, 0.780/203, 0.788/210, 0.791/216, 0.798/229; the gain
-# flattens past 1.5.
-PAIR_GAP = 1.5
-# Confidence of the chosen quote: p = sigmoid(bias + sum(w * feature)), a logistic
-# regression of "the quote contains a gold answer" (unanswerable and off-topic questions
-# count as wrong) on the 2,600 development questions and 184 off-topic ones. Article-wise
-# 2-fold cross-validation (fit and threshold on one half, measured on the other): 3.5-6.5 %
-# of answerable questions abstained, 91-92 % of off-topic ones.
-CALIBRATION = {"bias": -3.655, "cos_s": 4.183, "lex": 2.199, "lex_p": 0.515,
-               "type_miss": -1.678}
-
 
 @dataclass(frozen=True)
 class Candidate:
     """One sentence (or two neighbouring ones) of a retrieved passage, with its evidence.
 
     ``start``/``end`` are offsets in the article text. ``score`` is the selection score
-    (log-odds scale, unbounded; see :data:`SELECT`); ``features`` holds :data:`FEATURES`.
+    (log-odds scale, unbounded; see ``AnswerModel.select``); ``features`` holds
+:data:`~rag.params.FEATURES`.
     """
 
     hit_rank: int
@@ -297,45 +271,35 @@ def is_heading(text: str, start: int, end: int) -> bool:
     return (i < 0 or text[i] == "\n") and (j >= len(text) or text[j] in "\r\n")
 
 
-def selection_score(features: dict, weights: dict | None = None) -> float:
-    """The linear selection score (log-odds that the sentence holds the answer)."""
-    w = SELECT if weights is None else weights
-    return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features[k] for k in FEATURES)
-
-
-def sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-def score_sentences(index, question: str, qvec: np.ndarray, hits: list[Hit]
-                    ) -> list[Candidate]:
+def score_sentences(index, question: str, qvec: np.ndarray, hits: list[Hit],
+                    model: AnswerModel) -> list[Candidate]:
     """Every sentence of the hit passages with its evidence, best first. The first
     candidate may be widened to a neighbouring sentence (see the module docstring)."""
-    return rank_candidates(sentence_evidence(index, question, qvec, hits))
+    return rank_candidates(sentence_evidence(index, question, qvec, hits), model)
 
 
-def rank_candidates(ev) -> list[Candidate]:
+def rank_candidates(ev, model: AnswerModel) -> list[Candidate]:
     """Candidates from :func:`sentence_evidence` rows, best first; the first may be
     widened to a neighbouring sentence (see :func:`_pair` and :func:`_widen`)."""
-    out = [Candidate(rank, chunk, srow, a, b, selection_score(f), f)
+    out = [Candidate(rank, chunk, srow, a, b, model.selection_score(f), f)
            for rank, chunk, srow, a, b, f in ev]
     # headings last: a quote should state something (see is_heading)
     out.sort(key=lambda c: (c.features.get("heading", 0.0), -c.score, c.hit_rank, c.start))
     if not out:
         return out
-    out[0] = _pair(out[0], out) or _widen(out[0], ev)
+    out[0] = _pair(out[0], out, model.pair_gap) or _widen(out[0], ev, model.widen)
     return out
 
 
-def _pair(best: Candidate, ranked: list[Candidate]) -> Candidate | None:
+def _pair(best: Candidate, ranked: list[Candidate], pair_gap: float) -> Candidate | None:
     """``best`` spanning the runner-up too when the runner-up is its neighbour in the same
-    passage and nearly as likely (its selection score within :data:`PAIR_GAP`): the
+    passage and nearly as likely (its selection score within ``pair_gap``): the
     evidence is split between two adjacent sentences, so quote both rather than guess."""
-    if len(ranked) < 2 or PAIR_GAP <= 0:
+    if len(ranked) < 2 or pair_gap <= 0:
         return None
     second = ranked[1]
     if (second.chunk != best.chunk or abs(second.sentence - best.sentence) != 1
-            or best.score - second.score > PAIR_GAP or second.features.get("heading")):
+            or best.score - second.score > pair_gap or second.features.get("heading")):
         return None
     feats = {k: max(best.features[k], second.features[k]) for k in best.features}
     feats["type_miss"] = min(best.features["type_miss"], second.features["type_miss"])
@@ -343,10 +307,10 @@ def _pair(best: Candidate, ranked: list[Candidate]) -> Candidate | None:
                      max(best.end, second.end), best.score, feats)
 
 
-def _widen(best: Candidate, ev) -> Candidate:
+def _widen(best: Candidate, ev, widen: bool = True) -> Candidate:
     """``best`` spanning its neighbour too when it lacks the kind of answer asked for and
     the neighbour (next first, then previous) in the same passage has it."""
-    if not WIDEN or best.features["type_miss"] == 0.0:
+    if not widen or best.features["type_miss"] == 0.0:
         return best
     for step in (1, -1):
         row = best.sentence + step
@@ -359,18 +323,11 @@ def _widen(best: Candidate, ev) -> Candidate:
     return best
 
 
-def confidence(c: Candidate) -> float:
-    """Probability-like confidence in [0, 1] that candidate ``c`` answers the question."""
-    z = CALIBRATION["bias"] + sum(w * c.features.get(k, 0.0)
-                                  for k, w in CALIBRATION.items() if k != "bias")
-    return sigmoid(z)
-
-
-def make_citations(index, candidates: list[Candidate], k: int, answers: bool
-                   ) -> list[Citation]:
+def make_citations(index, candidates: list[Candidate], k: int, answers: bool,
+                   model: AnswerModel) -> list[Citation]:
     """Up to ``k`` citations, one per passage, each quoting that passage's best sentence,
     in the order of the selection score (the first holds the answer). A citation's
-    ``score`` is :func:`confidence` of its own quote: the first one's equals
+    ``score`` is the model's confidence in its own quote: the first one's equals
     ``answer.score``."""
     best_per_chunk: dict[int, Candidate] = {}
     for c in candidates:  # already best first
@@ -383,6 +340,7 @@ def make_citations(index, candidates: list[Candidate], k: int, answers: bool
         cites.append(Citation(
             n=n, article_id=art.id, title=art.title, source=art.source, start=c.start,
             end=c.end, quote=art.text[c.start:c.end], passage=art.text[p_start:p_end],
-            passage_start=p_start, passage_end=p_end, score=round(confidence(c), 4),
+            passage_start=p_start, passage_end=p_end,
+            score=round(model.confidence(c.features), 4),
             url=art.url, published=art.published, answers=answers))
     return cites

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 from rag import calibrate, eval as rag_eval, extract, metrics
+from rag.params import FEATURES, answer_model
+
+MODEL = answer_model()
 
 
 # -- metrics --------------------------------------------------------------------
@@ -138,19 +141,35 @@ def test_question_terms_drop_only_the_words_that_shape_the_question():
 def _cand(sentence, score, chunk=0, type_miss=0.0, start=None):
     start = sentence * 10 if start is None else start
     return extract.Candidate(0, chunk, sentence, start, start + 9, score,
-                             {k: 0.0 for k in extract.FEATURES} | {"type_miss": type_miss})
+                             {k: 0.0 for k in FEATURES} | {"type_miss": type_miss})
 
 
 def test_pair_quotes_the_neighbour_only_when_it_is_nearly_as_likely():
+    gap = MODEL.pair_gap
     best = _cand(5, 3.0)
-    both = extract._pair(best, [best, _cand(6, 3.0 - extract.PAIR_GAP + 0.01)])
+    both = extract._pair(best, [best, _cand(6, 3.0 - gap + 0.01)], gap)
     assert (both.start, both.end) == (50, 69)
-    both = extract._pair(best, [best, _cand(4, 2.9)])
+    both = extract._pair(best, [best, _cand(4, 2.9)], gap)
     assert (both.start, both.end) == (40, 59)
-    assert extract._pair(best, [best, _cand(6, 3.0 - extract.PAIR_GAP - 0.01)]) is None
-    assert extract._pair(best, [best, _cand(7, 2.9)]) is None  # not a neighbour
-    assert extract._pair(best, [best, _cand(6, 2.9, chunk=1)]) is None  # another passage
-    assert extract._pair(best, [best]) is None
+    assert extract._pair(best, [best, _cand(6, 3.0 - gap - 0.01)], gap) is None
+    assert extract._pair(best, [best, _cand(7, 2.9)], gap) is None  # not a neighbour
+    assert extract._pair(best, [best, _cand(6, 2.9, chunk=1)], gap) is None  # another passage
+    assert extract._pair(best, [best], gap) is None
+
+
+def test_the_answer_model_is_one_frozen_value_from_one_file(tmp_path):
+    import dataclasses
+
+    from rag.params import AnswerModel
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        MODEL.pair_gap = 0.0
+    with pytest.raises(TypeError):
+        MODEL.select["cos_s"] = 0.0
+    changed = MODEL.replace(pair_gap=0.0, threshold=0.5)
+    assert MODEL.pair_gap > 0 and changed.pair_gap == 0.0
+    changed.save(tmp_path / "m.json")
+    assert AnswerModel.load(tmp_path / "m.json") == changed
 
 
 def test_conditional_logit_fit_learns_to_pick_the_labelled_candidate():
@@ -329,8 +348,8 @@ def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():
     by_quote = {text[a:b]: f for *_, a, b, f in ev}
     assert by_quote["DeepSeek Origins"]["heading"] == 1.0
     # the heading matches the question's only term, the sentence does not ...
-    heading_score = extract.selection_score(by_quote["DeepSeek Origins"])
-    assert heading_score > extract.selection_score(by_quote[text[17:]])
+    heading_score = MODEL.selection_score(by_quote["DeepSeek Origins"])
+    assert heading_score > MODEL.selection_score(by_quote[text[17:]])
     # ... yet the sentence is the answer, and the heading is not paired into the quote
-    best = extract.rank_candidates(ev)[0]
+    best = extract.rank_candidates(ev, MODEL)[0]
     assert text[best.start:best.end] == text[17:]

@@ -1,0 +1,100 @@
+"""The fitted answer model: one frozen :class:`AnswerModel` value, stored in one file.
+
+``answer_model.json`` beside this module holds the selection weights, the pair gap, the
+widening switch, the confidence calibration and the abstention threshold, each with a
+note on where it comes from. :func:`answer_model` loads it once; ranking and confidence
+(:mod:`rag.extract`) receive the model as an argument. Fitting (``python -m rag.eval
+--fit``) returns a new model and, with ``--save-params``, writes it to that file;
+nothing changes a model in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+PARAMS_FILE = Path(__file__).with_name("answer_model.json")
+
+# The evidence of a candidate sentence (see rag.extract), in this order.
+FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "miss_p", "rank", "type_miss")
+# The features fitting weighs: selection (a conditional logit) and calibration (a
+# logistic regression; the passage cosine and the retrieval rank came out negative given
+# these, ``miss_p`` added nothing, and fewer features also travel better to other text).
+SELECTION_FEATURES = ("cos_s", "lex", "cos_p", "lex_p", "type_miss")
+CALIBRATION_FEATURES = ("cos_s", "lex", "lex_p", "type_miss")
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """How the answer is chosen and how sure it is.
+
+    ``select``: weights of the selection score (log-odds that a sentence holds the
+    answer; unlisted features weigh 0); ``pair_gap``: quote the runner-up too when it is
+    the best sentence's neighbour and its score is within this gap (0: never);
+    ``widen``: quote a neighbour that holds the kind of answer asked for;
+    ``calibration``: ``bias`` and weights of the confidence's logistic regression;
+    ``threshold``: below this confidence ``ask`` abstains.
+    """
+
+    select: Mapping[str, float]
+    pair_gap: float
+    widen: bool
+    calibration: Mapping[str, float]
+    threshold: float
+    provenance: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("select", "calibration", "provenance"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def selection_score(self, features: Mapping[str, float]) -> float:
+        """The linear selection score (log-odds that the sentence holds the answer)."""
+        w = self.select
+        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features[k] for k in FEATURES)
+
+    def confidence(self, features: Mapping[str, float]) -> float:
+        """Probability-like confidence in [0, 1] that a quote with ``features`` answers."""
+        cal = self.calibration
+        z = cal["bias"] + sum(w * features.get(k, 0.0) for k, w in cal.items() if k != "bias")
+        return sigmoid(z)
+
+    def replace(self, **changes: Any) -> "AnswerModel":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"select": dict(self.select), "pair_gap": self.pair_gap, "widen": self.widen,
+                "calibration": dict(self.calibration), "threshold": self.threshold,
+                "provenance": dict(self.provenance)}
+
+    @classmethod
+    def load(cls, path: Path = PARAMS_FILE) -> "AnswerModel":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(select=data["select"], pair_gap=float(data["pair_gap"]),
+                   widen=bool(data["widen"]), calibration=data["calibration"],
+                   threshold=float(data["threshold"]), provenance=data.get("provenance", {}))
+
+    def save(self, path: Path = PARAMS_FILE) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
+                              encoding="utf-8")
+
+
+@functools.cache
+def answer_model() -> AnswerModel:
+    """The shipped model (``answer_model.json``), loaded once per process."""
+    return AnswerModel.load()
+
+
+def abstain_threshold(cfg, model: AnswerModel) -> float:
+    """The configured threshold (``Config.abstain_threshold``), else the model's."""
+    return model.threshold if cfg.abstain_threshold is None else cfg.abstain_threshold
