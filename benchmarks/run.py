@@ -75,7 +75,7 @@ def prepare(work: Path, n_news: int | None) -> tuple[Path, list[dict], list[dict
 def token_stats(texts: list[str]) -> tuple[int, int]:
     """(word pieces of the texts, word pieces a model run over them reads: specials in,
     cut at 256 per passage)."""
-    from rag.embed import model_dir
+    from rag.weights import model_dir
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(os.path.join(model_dir(), "tokenizer.json"))

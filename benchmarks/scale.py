@@ -107,7 +107,7 @@ def run_real(index_dir: str, qfile: str, n_queries: int = 300) -> dict:
     with open(qfile, encoding="utf-8") as f:
         qs = [json.loads(line)["question"] for line in f if line.strip()]
     qs = qs[:: max(1, len(qs) // n_queries)][:n_queries]
-    emb = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
+    emb = get_embedder(cfg)
     queries = np.stack([emb.embed_queries([q])[0] for q in qs])
     index, info = vectors.build_index(data, data.shape[1], min_ann=0)
     index.nprobe = info["nprobe"]

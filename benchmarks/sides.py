@@ -82,7 +82,7 @@ def ours_ask(index: str, qfile: str, n: int) -> dict:
 
     cfg = Config.from_env(index_dir=index)
     qs = questions(Path(qfile), n)
-    get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend).embed_queries(["warm"])
+    get_embedder(cfg).embed_queries(["warm"])
     import bm25s  # noqa: F401  (imports are not the index's memory)
     import faiss  # noqa: F401
 

@@ -66,7 +66,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     t0 = time.perf_counter()
     index = load_index(Path(index_dir or cfg.index_dir), cfg)
     t1 = time.perf_counter()
-    embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
+    embedder = get_embedder(cfg)
     qvec = embedder.embed_queries([text])[0]
     t2 = time.perf_counter()
     hits = search(index, text, qvec, max(cfg.candidates, k), mode)

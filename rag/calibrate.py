@@ -66,7 +66,8 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
     from .retrieve import search
 
     index = load_index(cfg.index_dir, cfg)
-    emb = get_embedder(cfg.model, cfg.threads, cfg.batch_size)
+    # (sic) the torch backend whatever cfg.backend says, as before: fixed separately
+    emb = get_embedder(cfg.replace(backend="torch"))
     out = []
     for q in tqdm(questions, desc=f"features ({kind})", unit="q"):
         text = " ".join(q["question"].split())

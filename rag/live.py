@@ -36,7 +36,7 @@ def load_index(index_dir: Path, cfg: Config) -> Index:
             live = current_version(Path(index_dir))
             try:
                 path, manifest = read_manifest(Path(index_dir))
-                embedder = get_embedder(cfg.model, cfg.threads, cfg.batch_size, cfg.backend)
+                embedder = get_embedder(cfg)
                 check_compatible(manifest, embedder.model_id, _settings(cfg, manifest))
                 index = Index(path, manifest)
                 break

@@ -52,7 +52,7 @@ def qcfg(tmp_path_factory) -> Config:
 def seen_queries(monkeypatch):
     """Every text the query embedder receives, and every question retrieval receives."""
     seen = {"embed": [], "search": []}
-    fake = type(embed.get_embedder("fake"))  # the class: every instance is spied on
+    fake = type(embed.get_embedder(Config(model="fake")))  # the class: every instance is spied on
     real_embed, real_search = fake.embed_queries, answering.search
 
     def spy_embed(self, texts):

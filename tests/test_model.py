@@ -46,7 +46,7 @@ def test_off_topic_questions_abstain(seed_index, question):
 def test_no_chunk_is_truncated_by_the_model(seed_index):
     from rag.embed import get_embedder
 
-    e = get_embedder()
+    e = get_embedder(seed_index)
     idx = open_index(seed_index.index_dir)
     lengths = [e.count_tokens(idx.article(r).text[s:t]) for r, s, t in idx.chunks[:, :3].tolist()]
     assert max(lengths) + 2 <= e.max_seq_length
@@ -55,7 +55,7 @@ def test_no_chunk_is_truncated_by_the_model(seed_index):
 def test_late_chunked_chunk_vectors_equal_sentence_transformers(seed_index):
     from sentence_transformers import SentenceTransformer
 
-    from rag.embed import model_dir
+    from rag.weights import model_dir
 
     idx = open_index(seed_index.index_dir)
     texts = [idx.article(r).text[s:t] for r, s, t in idx.chunks[:4, :3].tolist()]

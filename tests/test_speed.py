@@ -65,8 +65,8 @@ def test_onnx_int8_is_close_but_has_its_own_model_id(vecs):
 
 
 def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
-    code = ("import sys; from rag.embed import get_embedder; "
-            "v = get_embedder('minilm', 2, 32, 'onnx').embed_queries(['hello world']); "
+    code = ("import sys; from rag.config import Config; from rag.embed import get_embedder; "
+            "v = get_embedder(Config(threads=2, backend='onnx')).embed_queries(['hello world']); "
             "print(v.shape, 'torch' in sys.modules, 'transformers' in sys.modules, "
             "'sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -76,7 +76,8 @@ def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
 
 
 def test_onnx_export_lives_in_a_cache_not_site_packages(vecs):
-    from rag.onnx_model import export_dir, onnx_path
+    from rag.onnx_model import onnx_path
+    from rag.weights import export_dir
 
     path = onnx_path(False)
     assert path.is_file() and path.parent == export_dir()
