@@ -11,16 +11,13 @@ import time
 import unicodedata
 from pathlib import Path
 
-from .config import Config
+from .config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from .embed import get_embedder
 from .extract import make_citations, score_sentences
 from .live import load_index
 from .params import AnswerModel, abstain_threshold, answer_model
 from .retrieve import search
-from .types import Answer, InvalidQuestion
-
-NO_ANSWER = "The articles do not answer this question."
-
+from .types import NO_ANSWER, Answer, InvalidQuestion
 
 def clean_question(question: object, max_chars: int) -> tuple[str, str]:
     """The question made safe to process, and a note for the user ("" if none).
@@ -60,8 +57,8 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
         raise InvalidQuestion(f"k must be a whole number from 1 to {cfg.max_k}, got {k!r}")
     mode = retrieval or cfg.retrieval
-    if mode not in ("hybrid", "dense", "keyword"):
-        raise InvalidQuestion("retrieval must be 'hybrid', 'dense' or 'keyword'")
+    if mode not in RETRIEVAL_MODES:
+        raise InvalidQuestion(RETRIEVAL_HINT)
     text, note = clean_question(question, cfg.max_question_chars)
     t0 = time.perf_counter()
     index = load_index(Path(index_dir or cfg.index_dir), cfg)

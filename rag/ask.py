@@ -11,12 +11,15 @@ import os
 import sys
 import textwrap
 
+from .config import RETRIEVAL_MODES
+from .types import NO_ANSWER
+
 
 def render_text(answer) -> str:
     """A plain-text rendering of an Answer for the terminal: the quote marked «…»."""
     out = []
     if answer.abstained:
-        out.append(answer.message or "The articles do not answer this question.")
+        out.append(answer.message or NO_ANSWER)
         if answer.citations:
             out.append("\nNearest passages (they do not answer it):")
     else:
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("question", help="the question, in quotes")
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
     parser.add_argument("--k", type=int, help="number of citations (default 5)")
-    parser.add_argument("--retrieval", choices=("hybrid", "dense", "keyword"),
+    parser.add_argument("--retrieval", choices=RETRIEVAL_MODES,
                         help="retrieval mode (default hybrid)")
     parser.add_argument("--json", action="store_true", help="print the Answer as JSON")
     args = parser.parse_args(argv)

@@ -18,6 +18,9 @@ from typing import Any
 # Settings that change what is stored in the index: a different value means the index on
 # disk must be rebuilt (the manifest records them and the loader compares).
 INDEX_SETTINGS = ("chunk_tokens", "chunk_overlap", "model")
+# How passages are retrieved: BM25 + dense fused by reciprocal rank, dense only, BM25 only.
+RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
+RETRIEVAL_HINT = "retrieval must be 'hybrid', 'dense' or 'keyword'"
 
 _ENV_ALIASES = {"index_dir": "RAG_INDEX"}
 
@@ -91,8 +94,8 @@ class Config:
             problems.append("chunk_tokens must be between 16 and 254 word pieces")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             problems.append("chunk_overlap must be >= 0 and below half of chunk_tokens")
-        if self.retrieval not in ("hybrid", "dense", "keyword"):
-            problems.append("retrieval must be 'hybrid', 'dense' or 'keyword'")
+        if self.retrieval not in RETRIEVAL_MODES:
+            problems.append(RETRIEVAL_HINT)
         if self.backend not in ("torch", "onnx", "onnx-int8"):
             problems.append("backend must be 'torch', 'onnx' or 'onnx-int8'")
         if not 1 <= self.k <= self.max_k:

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from . import metrics
+from .config import RETRIEVAL_MODES
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distractors", type=Path, help="folder with an articles.jsonl to add")
     p.add_argument("--k", type=int, default=5, help="citations per answer (default 5)")
     p.add_argument("--out", type=Path, help="write the figures (and per-question rows) as JSON")
-    p.add_argument("--retrieval", choices=("hybrid", "dense", "keyword"))
+    p.add_argument("--retrieval", choices=RETRIEVAL_MODES)
     p.add_argument("--limit", type=int, help="ask only every n-th question to get about "
                    "this many (a quick run)")
     p.add_argument("--index-cache", type=Path, help="keep the index here and reuse it")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable
 
-from .types import Answer, Article, Citation
+from .types import NO_ANSWER, Answer, Article, Citation
 
 HIGHLIGHT_ID = "rag-highlight"
 
@@ -78,7 +78,7 @@ def render_answer(answer: Answer | None) -> str:
         return (f'<div class="rag-answer rag-notfound" role="status" '
                 f'data-copy="{esc(copy_text(answer))}">'
                 '<div class="rag-notfound-title">Not found in the articles</div>'
-                f'<p>{esc(answer.message or "The articles do not answer this question.")}'
+                f'<p>{esc(answer.message or NO_ANSWER)}'
                 f'{esc(near)}</p>'
                 f'<div class="rag-conf">confidence {answer.score:.2f}</div></div>')
     note = f'<div class="rag-note">{esc(answer.message)}</div>' if answer.message else ""
@@ -147,7 +147,7 @@ def copy_text(answer: Answer | None) -> str:
     if answer is None:
         return ""
     if answer.abstained:
-        lines = [answer.message or "The articles do not answer this question."]
+        lines = [answer.message or NO_ANSWER]
     else:
         lines = [f"“{answer.text}” [1]"]
     for c in answer.citations[: 0 if answer.abstained else 1]:

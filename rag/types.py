@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# What an abstained answer says (``Answer.message``), everywhere it is shown.
+NO_ANSWER = "The articles do not answer this question."
+
+# The web API's schema is generated from these dataclasses (FastAPI takes them as
+# ``response_model``); the bare string after a field is its description there.
+_SCHEMA = {"use_attribute_docstrings": True}
+
+
 class RagError(Exception):
     """Base class of the errors this package raises on purpose (a message for a person)."""
 
@@ -84,6 +92,7 @@ class Citation:
     passages shown when the answer abstained.
     """
 
+    __pydantic_config__ = _SCHEMA
     n: int
     article_id: str
     title: str
@@ -91,13 +100,18 @@ class Citation:
     start: int
     end: int
     quote: str
+    """article text [start:end]"""
     passage: str
+    """article text [passage_start:passage_end]"""
     passage_start: int
     passage_end: int
     score: float
+    """confidence in [0, 1] that this quote answers the question (citation 1: the
+    answer's confidence)"""
     url: str | None = None
     published: str | None = None
     answers: bool = True
+    """False for nearest passages of an abstained answer"""
 
 
 @dataclass(frozen=True)
@@ -110,10 +124,13 @@ class Answer:
     When abstaining, ``citations`` hold the nearest passages with ``answers=False``.
     """
 
+    __pydantic_config__ = _SCHEMA
     question: str
     text: str
+    """verbatim quote from the first citation's article; empty when abstained"""
     abstained: bool
     score: float
+    """confidence in [0, 1]"""
     citations: tuple[Citation, ...] = ()
     article_id: str | None = None
     start: int | None = None

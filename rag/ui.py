@@ -15,10 +15,12 @@ from typing import Any
 import gradio as gr
 
 from . import render
-from .config import Config
+from .config import RETRIEVAL_MODES, Config
 from .library import UPLOAD_SUFFIXES, Library
 from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
 
+MODE_LABELS = {"hybrid": "Hybrid (keywords + meaning)", "dense": "Meaning only (dense)",
+               "keyword": "Keywords only (BM25)"}
 EXAMPLES = ("How much did it cost to train R1?",
             "Who founded DeepSeek?",
             "What did Marc Andreessen call DeepSeek R1?",
@@ -193,8 +195,7 @@ def create_blocks(cfg: Config) -> gr.Blocks:
         with gr.Tab("Settings", id="settings"):
             k = gr.Slider(1, min(cfg.max_k, 20), value=cfg.k, step=1,
                           label="Number of citations", elem_id="rag-k")
-            mode = gr.Radio([("Hybrid (keywords + meaning)", "hybrid"),
-                             ("Meaning only (dense)", "dense"), ("Keywords only (BM25)", "keyword")],
+            mode = gr.Radio([(MODE_LABELS[m], m) for m in RETRIEVAL_MODES],
                             value=cfg.retrieval, label="Retrieval mode", elem_id="rag-mode")
             gr.Markdown("Hybrid search suits most questions; keywords alone are best for exact "
                         "names and numbers, meaning alone for paraphrased questions. These "

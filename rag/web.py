@@ -4,8 +4,8 @@
   from disk beyond what Gradio needs (no ``allowed_paths``: neither the articles folder
   nor the index is reachable as files).
 - ``POST /api/ask`` ``{"question": str, "k": int?, "retrieval": str?}`` returns the
-  :class:`~rag.types.Answer` as JSON (``Answer.to_dict()``, the same as
-  ``python -m rag.ask --json``). Errors are ``{"error": message}`` with status 400
+  :class:`~rag.types.Answer` as JSON (the same as ``python -m rag.ask --json``; the
+  OpenAPI schema is generated from that dataclass). Errors are ``{"error": message}`` with status 400
   (unusable question or parameters), 413 (question too long) or 503 (no usable index).
   At most ``cfg.concurrency`` questions are answered at once. OpenAPI at
   ``/api/openapi.json``, docs at ``/api/docs``.
@@ -21,8 +21,8 @@ import sys
 import threading
 from typing import Literal, Optional
 
-from .config import Config
-from .types import IndexMismatch, IndexMissing, InvalidQuestion, RagError
+from .config import RETRIEVAL_MODES, Config
+from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
 
 
 def create_app(cfg: Config | None = None):
@@ -46,38 +46,8 @@ def create_app(cfg: Config | None = None):
                               examples=["How much did it cost to train R1?"])
         k: Optional[int] = Field(None, description=f"number of citations, 1-{cfg.max_k} "
                                                    f"(default {cfg.k})")
-        retrieval: Optional[Literal["hybrid", "dense", "keyword"]] = Field(
+        retrieval: Optional[Literal[RETRIEVAL_MODES]] = Field(
             None, description=f"retrieval mode (default {cfg.retrieval})")
-
-    class CitationOut(BaseModel):
-        n: int
-        article_id: str
-        title: str
-        source: str
-        start: int
-        end: int
-        quote: str = Field(description="article text [start:end]")
-        passage: str = Field(description="article text [passage_start:passage_end]")
-        passage_start: int
-        passage_end: int
-        score: float = Field(description="confidence in [0, 1] that this quote answers "
-                             "the question (citation 1: the answer's confidence)")
-        url: Optional[str] = None
-        published: Optional[str] = None
-        answers: bool = Field(description="False for nearest passages of an abstained answer")
-
-    class AnswerOut(BaseModel):
-        question: str
-        text: str = Field(description="verbatim quote from the first citation's article; "
-                                      "empty when abstained")
-        abstained: bool
-        score: float = Field(description="confidence in [0, 1]")
-        citations: list[CitationOut]
-        article_id: Optional[str] = None
-        start: Optional[int] = None
-        end: Optional[int] = None
-        message: str = ""
-        timings_ms: dict[str, float] = {}
 
     class ErrorOut(BaseModel):
         error: str
@@ -95,7 +65,7 @@ def create_app(cfg: Config | None = None):
             parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         return JSONResponse({"error": "invalid request: " + "; ".join(parts)}, status_code=400)
 
-    @app.post("/api/ask", response_model=AnswerOut, tags=["ask"],
+    @app.post("/api/ask", response_model=Answer, tags=["ask"],
               summary="Answer a question with a cited quote",
               responses={400: {"model": ErrorOut, "description": "unusable question"},
                          413: {"model": ErrorOut, "description": "question too long"},
@@ -113,7 +83,7 @@ def create_app(cfg: Config | None = None):
                 return JSONResponse({"error": str(exc)}, status_code=503)
             except RagError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=500)
-        return JSONResponse(answer.to_dict())
+        return answer
 
     blocks = create_blocks(cfg)
     return gr.mount_gradio_app(app, blocks, path="", server_name=cfg.host,

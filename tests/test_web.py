@@ -4,6 +4,8 @@ errors, and a real server on a free port answering via httpx and gradio_client."
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -200,8 +202,18 @@ def test_api_errors_are_json_with_4xx(cfg, fake_embedder):
         ok = client.post("/api/ask", json={"question": "Where was solar capacity installed?",
                                            "k": 2, "retrieval": "keyword"})
         assert ok.status_code == 200 and ok.json()["citations"][0]["article_id"] == "a.txt"
+        # the response is the Answer of rag.ask, field for field
+        same = json.loads(rag.ask("Where was solar capacity installed?", k=2, config=cfg,
+                                  retrieval="keyword").to_json())
+        assert {**ok.json(), "timings_ms": {}} == {**same, "timings_ms": {}}
+        # the schema is declared once, by the rag.types dataclasses
         spec = client.get("/api/openapi.json").json()
-        assert "/api/ask" in spec["paths"] and "AnswerOut" in spec["components"]["schemas"]
+        schemas = spec["components"]["schemas"]
+        assert "/api/ask" in spec["paths"] and {"Answer", "Citation"} <= set(schemas)
+        assert set(schemas["Answer"]["properties"]) == set(Answer.__dataclass_fields__)
+        assert "empty when abstained" in schemas["Answer"]["properties"]["text"]["description"]
+        assert schemas["AskRequest"]["properties"]["retrieval"]["anyOf"][0]["enum"] == \
+            ["hybrid", "dense", "keyword"]
 
 
 # -- a real server with the real model ---------------------------------------------
