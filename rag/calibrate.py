@@ -66,8 +66,7 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
     from .retrieve import search
 
     index = load_index(cfg.index_dir, cfg)
-    # (sic) the torch backend whatever cfg.backend says, as before: fixed separately
-    emb = get_embedder(cfg.replace(backend="torch"))
+    emb = get_embedder(cfg)  # the configured backend: the query vectors ask() uses
     out = []
     for q in tqdm(questions, desc=f"features ({kind})", unit="q"):
         text = " ".join(q["question"].split())

@@ -353,3 +353,18 @@ def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():
     # ... yet the sentence is the answer, and the heading is not paired into the quote
     best = extract.rank_candidates(ev, MODEL)[0]
     assert text[best.start:best.end] == text[17:]
+
+
+def test_fit_embeds_the_questions_with_the_configured_backend(cfg, monkeypatch):
+    """--fit must score the question vectors ask() uses (it once used torch's fp32
+    vectors against an int8 index)."""
+    import rag
+    from rag import embed
+
+    (cfg.source / "a.txt").write_text("Alpha\n\nThe alpha test is here.", encoding="utf-8")
+    rag.build(config=cfg)
+    seen, real = [], embed.get_embedder
+    monkeypatch.setattr(embed, "get_embedder", lambda c: seen.append(c.backend) or real(c))
+    q = {"id": "q", "question": "What test?", "article_id": "a.txt", "answers": ["alpha"]}
+    items = calibrate.collect([q], cfg.replace(backend="onnx"), "answerable", "hybrid")
+    assert seen == ["onnx"] and len(items) == 1
