@@ -3,7 +3,7 @@ the /api/ask API at http://127.0.0.1:7860 (see rag/web.py; presentation only).""
 
 import sys
 
-from rag.web import main
+from rag.app.web import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -75,7 +75,7 @@ def prepare(work: Path, n_news: int | None) -> tuple[Path, list[dict], list[dict
 def token_stats(texts: list[str]) -> tuple[int, int]:
     """(word pieces of the texts, word pieces a model run over them reads: specials in,
     cut at 256 per passage)."""
-    from rag.weights import model_dir
+    from rag.embedding.weights import model_dir
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(os.path.join(model_dir(), "tokenizer.json"))
@@ -86,7 +86,7 @@ def token_stats(texts: list[str]) -> tuple[int, int]:
 
 def our_passages(index: Path) -> list[str]:
     """The distinct passages the model embedded for the live index."""
-    from rag.store import open_index
+    from rag.index.store import open_index
 
     idx = open_index(index)
     seen, out = set(), []

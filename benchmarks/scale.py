@@ -4,7 +4,7 @@ Vectors are synthetic but clustered like sentence embeddings: 384-d unit vectors
 around ``N / 500`` sub-topic centres, which themselves lie around 32 broad topics (cosine
 of a vector to its centre ~0.6, of two sub-topics of one topic ~0.5); the queries are
 fresh draws from the same mixture (not in the index). For each size the project's own
-choice (:func:`rag.vectors.build_index`: exact below ``ANN_MIN_CHUNKS``, calibrated IVF
+choice (:func:`rag.index.dense.build_index`: exact below ``ANN_MIN_CHUNKS``, calibrated IVF
 above) is built, written, memory-mapped back as the query path does, and searched one
 query at a time with one OpenMP thread. Recall@10 is against exact search (numpy, in
 blocks). Exact ``IndexFlatIP`` latency is reported alongside for comparison.
@@ -38,7 +38,7 @@ def clustered(n: int, rng, centres: np.ndarray, spread: float = 1.3) -> np.ndarr
 def run(n: int, n_queries: int = 300, seed: int = 0) -> dict:
     import faiss
 
-    from rag import vectors
+    from rag.index import dense as vectors
 
     rng = np.random.default_rng(seed)
     # two levels, like news: 32 broad topics, n/500 sub-topics around them
@@ -96,10 +96,10 @@ def run(n: int, n_queries: int = 300, seed: int = 0) -> dict:
 def run_real(index_dir: str, qfile: str, n_queries: int = 300) -> dict:
     """IVF forced on the real chunk vectors of a built index, queried with real questions
     embedded by the project's model: recall@10 against exact on real data."""
-    from rag import vectors
+    from rag.index import dense as vectors
     from rag.config import Config
-    from rag.embed import get_embedder
-    from rag.store import open_index
+    from rag.embedding.model import get_embedder
+    from rag.index.store import open_index
 
     cfg = Config.from_env(index_dir=index_dir)
     idx = open_index(Path(index_dir))

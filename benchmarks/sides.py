@@ -75,10 +75,10 @@ def ours_build(src: str, index: str, update: bool = False) -> dict:
 
 def ours_ask(index: str, qfile: str, n: int) -> dict:
     import rag
-    from rag.live import load_index
+    from rag.index.live import load_index
     from rag.config import Config
 
-    from rag.embed import get_embedder
+    from rag.embedding.model import get_embedder
 
     cfg = Config.from_env(index_dir=index)
     qs = questions(Path(qfile), n)

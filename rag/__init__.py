@@ -4,8 +4,8 @@
     report = rag.build(source="seeds", index_dir="index")   # BuildReport
     answer = rag.ask("How much did it cost to train R1?")   # Answer
 
-The public face only; see DESIGN.md for the flow. Importing this package is cheap: the
-model, FAISS and BM25 load on first use.
+The public face only; see docs/architecture.md for the layers and the two paths.
+Importing this package is cheap: the model, FAISS and BM25 load on first use.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ __version__ = "0.1.0"
 
 
 def ask(question, k=None, index_dir=None, **kwargs) -> Answer:
-    """See :func:`rag.answering.ask`."""
-    from .answering import ask as _ask
+    """See :func:`rag.answer.pipeline.ask`."""
+    from .answer.pipeline import ask as _ask
 
     return _ask(question, k=k, index_dir=index_dir, **kwargs)
 
 
 def build(source=None, index_dir=None, rebuild=False, **kwargs) -> BuildReport:
-    """See :func:`rag.indexer.build`."""
-    from .indexer import build as _build
+    """See :func:`rag.index.build.build`."""
+    from .index.build import build as _build
 
     return _build(source=source, index_dir=index_dir, rebuild=rebuild, **kwargs)
 

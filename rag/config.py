@@ -35,7 +35,7 @@ class Config:
     # backend for the same weights: "onnx-int8" (ONNX Runtime, int8 weights: ~2.5x faster
     # builds; its own model id; eval within 0.1 point of fp32), "onnx" (fp32, the same
     # vectors as torch), or "torch". ONNX falls back to torch when onnxruntime is missing.
-    # Neither ONNX backend imports torch at query time. See rag/embed.py.
+    # Neither ONNX backend imports torch at query time. See rag/embedding/model.py.
     backend: str = "onnx-int8"
     batch_size: int = 32
     threads: int = 0  # 0 = all cores
@@ -47,7 +47,7 @@ class Config:
     candidates: int = 20  # passages scored before the k citations are chosen
     retrieval: str = "hybrid"  # "hybrid", "dense" or "keyword"
     # the calibrated confidence below which ask() abstains; None: the fitted answer
-    # model's threshold (rag/answer_model.json, see rag.params)
+    # model's threshold (rag/answer/answer_model.json, see rag.answer.params)
     abstain_threshold: float | None = None
     max_question_chars: int = 2000
     max_k: int = 50

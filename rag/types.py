@@ -87,7 +87,7 @@ class Citation:
     ``passage == article.text[passage_start:passage_end]``, with the quote inside the passage.
     ``score`` in [0, 1] is the calibrated confidence that this citation's own quote answers
     the question (the scale of ``Answer.score``; citation 1's equals it). Citations are
-    numbered from 1 in the order of :mod:`rag.extract`'s selection score, which usually,
+    numbered from 1 in the order of :mod:`rag.answer.extract`'s selection score, which usually,
     but not always, matches falling ``score``. ``answers`` is False for the nearest
     passages shown when the answer abstained.
     """

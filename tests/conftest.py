@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from rag import embed  # noqa: E402
+from rag.embedding import model as embed  # noqa: E402
 from rag.config import Config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

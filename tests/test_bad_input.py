@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag import answering, embed, live
+from rag.answer import pipeline as answering
+from rag.embedding import model as embed
+from rag.index import live
 from rag.config import Config
-from rag.store import open_index
+from rag.index.store import open_index
 from rag.types import BuildError, IndexMissing, InvalidQuestion
 
 TESTS = Path(__file__).parent

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import rag
-from rag import store
-from rag.store import open_index
+from rag.index import store
+from rag.index.store import open_index
 from rag.types import BuildError, IndexMismatch
 
 ART_A = ("Solar power in Spain\n\nSpain installed record solar capacity in 2023. "

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import OffsetTextSplitter, chunk_article, sentences_in, split_sentences
+from rag.ingest.chunking import OffsetTextSplitter, chunk_article, sentences_in, split_sentences
 from rag.types import Article
 
 WORD = re.compile(r"\w+|[^\w\s]")

@@ -1,7 +1,7 @@
 """Concurrency and load, with the real model on the seed index.
 
 * ``rag.ask`` from 8 threads at once returns exactly the answers of one thread.
-* A load test: the web app (FastAPI + Gradio, ``rag.web.create_app``) on a free loopback
+* A load test: the web app (FastAPI + Gradio, ``rag.app.web.create_app``) on a free loopback
   port answers 512 questions sent by 16 concurrent clients to ``POST /api/ask`` with
   zero errors, and a smaller batch through Gradio's own queue (``gradio_client``, the
   ``/answer`` endpoint); the median and p95 latency are printed (``pytest -s``).
@@ -90,7 +90,7 @@ def _summary(name: str, latencies: list[float], seconds: float) -> str:
 
 
 def test_load_16_clients_512_questions_zero_errors(seed_index):
-    from rag.web import BackgroundServer, create_app
+    from rag.app.web import BackgroundServer, create_app
 
     cfg = seed_index
     expected = {q: rag.ask(q, config=cfg) for q in QUESTIONS}

@@ -9,8 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from rag import calibrate, eval as rag_eval, extract, metrics
-from rag.params import FEATURES, answer_model
+from rag.answer import extract
+from rag.evaluation import fit as calibrate
+from rag.evaluation import metrics
+from rag.evaluation import run as rag_eval
+from rag.answer.params import FEATURES, answer_model
 
 MODEL = answer_model()
 
@@ -126,7 +129,7 @@ def test_has_type_money_count_and_number():
 
 
 def test_question_terms_drop_only_the_words_that_shape_the_question():
-    from rag.keyword import keyword_tokens
+    from rag.index.keyword import keyword_tokens
 
     def terms(q):
         return extract.question_terms(q, keyword_tokens(q))
@@ -160,7 +163,7 @@ def test_pair_quotes_the_neighbour_only_when_it_is_nearly_as_likely():
 def test_the_answer_model_is_one_frozen_value_from_one_file(tmp_path):
     import dataclasses
 
-    from rag.params import AnswerModel
+    from rag.answer.params import AnswerModel
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         MODEL.pair_gap = 0.0
@@ -283,7 +286,7 @@ def test_passage_coverage_counts_a_sentence_shared_by_overlapping_passages():
     passage) but its terms still count toward the other passage's ``lex_p``."""
     from types import SimpleNamespace
 
-    from rag.retrieve import Hit
+    from rag.answer.search import Hit
 
     text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
     spans = [(0, 17), (18, 37), (18, 37), (38, 53)]
@@ -335,7 +338,7 @@ def test_is_heading_only_for_short_lines_that_do_not_end_like_a_sentence():
 def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():
     from types import SimpleNamespace
 
-    from rag.retrieve import Hit
+    from rag.answer.search import Hit
 
     text = "DeepSeek Origins\nThe company was founded in 2023 by Liang Wenfeng."
     spans = [(0, 16), (17, len(text))]
@@ -359,7 +362,7 @@ def test_fit_embeds_the_questions_with_the_configured_backend(cfg, monkeypatch):
     """--fit must score the question vectors ask() uses (it once used torch's fp32
     vectors against an int8 index)."""
     import rag
-    from rag import embed
+    from rag.embedding import model as embed
 
     (cfg.source / "a.txt").write_text("Alpha\n\nThe alpha test is here.", encoding="utf-8")
     rag.build(config=cfg)

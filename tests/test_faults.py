@@ -36,9 +36,9 @@ import numpy as np
 import pytest
 
 import rag
-from rag import live, store
+from rag.index import live, store
 from rag.config import Config
-from rag.store import FILES, open_index, read_manifest
+from rag.index.store import FILES, open_index, read_manifest
 from rag.types import BuildError, IndexMismatch, IndexMissing
 
 TESTS = Path(__file__).parent
@@ -50,7 +50,8 @@ import json, os, runpy, select, shutil, sys, time
 sys.path.insert(0, sys.argv[1])
 import conftest  # registers the fake embedder as model "fake"
 import numpy, faiss, bm25s, filelock, tqdm, blingfire, Stemmer
-import rag, rag.build, rag.indexer, rag.store, rag.retrieve, rag.chunking, rag.ingest
+import rag, rag.build, rag.index.build, rag.index.store, rag.answer.search
+import rag.ingest.chunking, rag.ingest.loaders
 
 STATE = {"n": 0, "halt": None, "go": None, "sleep": 0.0, "seen": {}, "zygote": os.getpid(),
          "fd": 1}
@@ -82,7 +83,7 @@ def hook(owner, attr, label=None):
         return out
     setattr(owner, attr, wrapper)
 
-import rag.indexer as ix, rag.store as st
+import rag.index.build as ix, rag.index.store as st
 hook(ix, "load_articles")
 hook(ix._build_lock, "__enter__", "lock")
 hook(ix, "_embed_articles")
@@ -550,7 +551,7 @@ def test_cli_reports_a_damaged_index_in_one_line(two_states, tmp_path):
 def test_app_shows_a_damaged_index_instead_of_crashing(two_states):
     import httpx
 
-    from rag.web import BackgroundServer, create_app
+    from rag.app.web import BackgroundServer, create_app
 
     cfg, ans_a, _ = two_states
     path, _ = read_manifest(cfg.index_dir)
@@ -753,13 +754,13 @@ def _sqlite_full(real):
 
 @pytest.mark.parametrize("target, attr, make", [
     ("numpy", "save", _fail_np_save),
-    ("rag.store", "_write_articles", _fail_after_partial_write),
+    ("rag.index.store", "_write_articles", _fail_after_partial_write),
     ("sqlite3", "connect", _sqlite_full),
     ("faiss", "write_index", _faiss_full),
     ("faiss", "write_index", _fail_always),
     ("bm25s.BM25", "save", _fail_always),
-    ("rag.store", "_write_json", _fail_json("manifest.json")),
-    ("rag.store", "_write_json", _fail_json("CURRENT.tmp")),
+    ("rag.index.store", "_write_json", _fail_json("manifest.json")),
+    ("rag.index.store", "_write_json", _fail_json("CURRENT.tmp")),
     ("os", "fsync", _fail_always),
 ])
 def test_disk_full_during_a_build_keeps_the_old_index(two_states, monkeypatch, target, attr,
@@ -792,7 +793,7 @@ import importlib
 import conftest, rag
 from pathlib import Path
 build_cli = importlib.import_module("rag.build")
-from rag import live, store
+from rag.index import live, store
 from rag.config import Config
 src, idx = Path(sys.argv[2]), Path(sys.argv[3])
 cfg = Config(source=src, index_dir=idx, model="fake", chunk_tokens=40, chunk_overlap=5,

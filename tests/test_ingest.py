@@ -1,4 +1,4 @@
-"""Tests of rag.ingest: formats, titles, ids, decoding, dedupe and the protections."""
+"""Tests of rag.ingest.loaders: formats, titles, ids, decoding, dedupe and the protections."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.ingest import (
+from rag.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     content_hash,
     iter_source_files,

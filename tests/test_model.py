@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag.store import open_index
+from rag.index.store import open_index
 
 SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
 
@@ -44,7 +44,7 @@ def test_off_topic_questions_abstain(seed_index, question):
 
 
 def test_no_chunk_is_truncated_by_the_model(seed_index):
-    from rag.embed import get_embedder
+    from rag.embedding.model import get_embedder
 
     e = get_embedder(seed_index)
     idx = open_index(seed_index.index_dir)
@@ -55,13 +55,13 @@ def test_no_chunk_is_truncated_by_the_model(seed_index):
 def test_late_chunked_chunk_vectors_equal_sentence_transformers(seed_index):
     from sentence_transformers import SentenceTransformer
 
-    from rag.weights import model_dir
+    from rag.embedding.weights import model_dir
 
     idx = open_index(seed_index.index_dir)
     texts = [idx.article(r).text[s:t] for r, s, t in idx.chunks[:4, :3].tolist()]
     ref = SentenceTransformer(model_dir(), device="cpu").encode(texts, normalize_embeddings=True)
     if seed_index.backend == "onnx-int8":  # int8 vectors differ by design: check fp32 pooling
-        from rag.embed import MiniLMEmbedder
+        from rag.embedding.model import MiniLMEmbedder
 
         ours, _ = MiniLMEmbedder(backend="onnx").embed_passages(texts, [[] for _ in texts])
         assert np.allclose(ours, ref, atol=1e-5)

@@ -28,13 +28,14 @@ import numpy as np
 import pytest
 
 import rag
-from rag import live, render
+from rag.app import render
+from rag.index import live
 from rag.config import Config
-from rag.store import read_manifest
+from rag.index.store import read_manifest
 from rag.types import Answer, Article, Citation, IndexMismatch
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted([*(ROOT / "rag").glob("*.py"), ROOT / "app.py"])
+SOURCES = sorted([*(ROOT / "rag").rglob("*.py"), ROOT / "app.py"])
 
 
 # -- nothing that can execute code is loaded ---------------------------------------------
@@ -319,7 +320,7 @@ def test_default_bind_address_is_loopback(monkeypatch):
 def test_served_app_listens_on_loopback_only(monkeypatch, tmp_path):
     import uvicorn
 
-    from rag import web
+    from rag.app import web
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
@@ -344,7 +345,7 @@ MALICIOUS = {
 @pytest.fixture
 def server(cfg, fake_embedder):
     """The web app on a free loopback port over a seeded malicious article."""
-    from rag.web import BackgroundServer, create_app
+    from rag.app.web import BackgroundServer, create_app
 
     (cfg.source / "evil.jsonl").write_text(json.dumps(MALICIOUS) + "\n")
     (cfg.source / "plain.txt").write_text("Weather\n\nIt rained in Oslo on Monday.")

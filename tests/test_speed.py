@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import embed, indexer, vectors
+from rag.embedding import model as embed
+from rag.index import build as indexer
+from rag.index import dense as vectors
 from rag.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,8 @@ def test_onnx_int8_is_close_but_has_its_own_model_id(vecs):
 
 
 def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
-    code = ("import sys; from rag.config import Config; from rag.embed import get_embedder; "
+    code = ("import sys; from rag.config import Config; "
+            "from rag.embedding.model import get_embedder; "
             "v = get_embedder(Config(threads=2, backend='onnx')).embed_queries(['hello world']); "
             "print(v.shape, 'torch' in sys.modules, 'transformers' in sys.modules, "
             "'sentence_transformers' in sys.modules)")
@@ -76,8 +79,8 @@ def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
 
 
 def test_onnx_export_lives_in_a_cache_not_site_packages(vecs):
-    from rag.onnx_model import onnx_path
-    from rag.weights import export_dir
+    from rag.embedding.onnx_runtime import onnx_path
+    from rag.embedding.weights import export_dir
 
     path = onnx_path(False)
     assert path.is_file() and path.parent == export_dir()
@@ -149,7 +152,7 @@ def _write_articles(cfg: Config, n: int) -> None:
 
 def test_manifest_records_index_type_and_ivf_serves_ask(cfg, fake_embedder, monkeypatch):
     import rag
-    from rag.store import open_index
+    from rag.index.store import open_index
 
     _write_articles(cfg, 40)
     rag.build(config=cfg)
@@ -167,7 +170,7 @@ def test_manifest_records_index_type_and_ivf_serves_ask(cfg, fake_embedder, monk
 
 def test_pipelined_chunking_gives_the_same_index(cfg, fake_embedder, monkeypatch, tmp_path):
     import rag
-    from rag.store import open_index
+    from rag.index.store import open_index
 
     _write_articles(cfg, 12)
     rag.build(config=cfg)

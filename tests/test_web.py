@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 import rag
-from rag import render
-from rag.library import Library, sanitize_filename
-from rag.store import current_version
+from rag.app import render
+from rag.app.library import Library, sanitize_filename
+from rag.index.store import current_version
 from rag.types import Answer, Article, Citation
-from rag.web import BackgroundServer, create_app
+from rag.app.web import BackgroundServer, create_app
 
 ART = ("Solar power in Spain\n\nSpain installed record solar capacity in 2023. "
        "The grid operator said panels now supply a fifth of demand.")
@@ -264,7 +264,7 @@ def test_nearest_passages_are_marked_differently_from_answers():
 
 
 def test_ui_messages_for_errors_a_person_can_fix():
-    from rag.ui import _message_for
+    from rag.app.ui import _message_for
 
     assert "no index yet" in _message_for(rag.IndexMissing("no index in x")).lower()
     assert "rebuilt" in _message_for(rag.IndexMismatch("built with model 'fake'"))

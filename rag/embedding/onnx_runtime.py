@@ -3,8 +3,8 @@
 :func:`onnx_session` returns an ONNX Runtime session over ``last_hidden_state`` of
 all-MiniLM-L6-v2 (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, int64
 [batch, tokens]), fp32 or int8. :func:`onnx_path` finds the cached file (see
-:mod:`rag.weights`) or, the first time on a machine, has :mod:`rag.onnx_export` make it
-in a subprocess, under a file lock, so two processes never see half a model. Exporting
+:mod:`rag.embedding.weights`) or, the first time on a machine, has
+:mod:`rag.embedding.export` make it in a subprocess, under a file lock, so two processes never see half a model. Exporting
 needs torch (it is there for building); using the cached files needs only onnxruntime.
 """
 
@@ -30,10 +30,10 @@ def onnx_path(quantized: bool) -> Path:
             import subprocess
             import sys
 
-            root = str(Path(__file__).resolve().parents[1])
+            root = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-            done = subprocess.run([sys.executable, "-m", "rag.onnx_export", str(folder)],
+            done = subprocess.run([sys.executable, "-m", "rag.embedding.export", str(folder)],
                                   capture_output=True, text=True, env=env)
             if done.returncode != 0 or not target.is_file():
                 raise RuntimeError("exporting the model to ONNX failed:\n"

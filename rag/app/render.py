@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable
 
-from .types import NO_ANSWER, Answer, Article, Citation
+from ..types import NO_ANSWER, Answer, Article, Citation
 
 HIGHLIGHT_ID = "rag-highlight"
 

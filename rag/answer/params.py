@@ -3,7 +3,7 @@
 ``answer_model.json`` beside this module holds the selection weights, the pair gap, the
 widening switch, the confidence calibration and the abstention threshold, each with a
 note on where it comes from. :func:`answer_model` loads it once; ranking and confidence
-(:mod:`rag.extract`) receive the model as an argument. Fitting (``python -m rag.eval
+(:mod:`rag.answer.extract`) receive the model as an argument. Fitting (``python -m rag.eval
 --fit``) returns a new model and, with ``--save-params``, writes it to that file;
 nothing changes a model in place.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 PARAMS_FILE = Path(__file__).with_name("answer_model.json")
 
-# The evidence of a candidate sentence (see rag.extract), in this order.
+# The evidence of a candidate sentence (see rag.answer.extract), in this order.
 FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "miss_p", "rank", "type_miss")
 # The features fitting weighs: selection (a conditional logit) and calibration (a
 # logistic regression; the passage cosine and the retrieval rank came out negative given

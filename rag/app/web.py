@@ -5,8 +5,8 @@
   nor the index is reachable as files).
 - ``POST /api/ask`` ``{"question": str, "k": int?, "retrieval": str?}`` returns the
   :class:`~rag.types.Answer` as JSON (the same as ``python -m rag.ask --json``; the
-  OpenAPI schema is generated from that dataclass). Errors are ``{"error": message}`` with status 400
-  (unusable question or parameters), 413 (question too long) or 503 (no usable index).
+  OpenAPI schema is generated from that dataclass). Errors are ``{"error": message}``
+  with status 400 (unusable question or parameters), 413 (question too long) or 503 (no usable index).
   At most ``cfg.concurrency`` questions are answered at once. OpenAPI at
   ``/api/openapi.json``, docs at ``/api/docs``.
 - :func:`main` (``python app.py`` / ``rag-serve``) updates the index incrementally,
@@ -21,8 +21,8 @@ import sys
 import threading
 from typing import Literal, Optional
 
-from .config import RETRIEVAL_MODES, Config
-from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
+from ..config import RETRIEVAL_MODES, Config
+from ..types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
 
 
 def create_app(cfg: Config | None = None):
@@ -33,8 +33,8 @@ def create_app(cfg: Config | None = None):
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, Field
 
-    from . import __version__
-    from .answering import ask
+    from .. import __version__
+    from ..answer.pipeline import ask
     from .ui import CSS, create_blocks
 
     cfg = cfg or Config.from_env()
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rag-serve: {exc}", file=sys.stderr)
         return 2
     if not args.no_build:
-        from .indexer import build
+        from ..index.build import build
 
         print(f"Updating the index of {cfg.source} in {cfg.index_dir} ...", flush=True)
         try:

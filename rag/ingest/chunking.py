@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from .types import Article, Chunk
+from ..types import Article, Chunk
 
 SEPARATORS = ("\n\n", "\n", " ", "")
 Span = tuple[int, int]

@@ -43,7 +43,7 @@ import numpy as np
 
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
 from .keyword import load_keyword_index
-from .types import Article, IndexMismatch, IndexMissing
+from ..types import Article, IndexMismatch, IndexMissing
 
 SCHEMA_VERSION = 1
 REBUILD_HINT = "run `python -m rag.build --rebuild`"
@@ -201,7 +201,7 @@ class Index:
     :class:`IndexMismatch`. Read-only; safe to share between threads."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        from .vectors import load as load_vectors
+        from .dense import load as load_vectors
 
         self.path = path
         self.manifest = manifest

@@ -1,7 +1,7 @@
 """The published version of an index, loaded once per process and folder.
 
 :func:`load_index` reads ``CURRENT`` on every call (one small file read) and reloads when
-a build has published a new version; the loaded :class:`~rag.store.Index` is checked
+a build has published a new version; the loaded :class:`~rag.index.store.Index` is checked
 against the configured model and settings. Thread-safe.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .config import Config
-from .embed import get_embedder
+from ..config import Config
+from ..embedding.model import get_embedder
 from .store import Index, check_compatible, current_version, read_manifest
-from .types import IndexMismatch, IndexMissing
+from ..types import IndexMismatch, IndexMissing
 
 _indexes: dict[str, Index] = {}
 _load_lock = threading.Lock()

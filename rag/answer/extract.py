@@ -22,7 +22,7 @@ terms are the BM25 terms of the question minus :data:`QUESTION_WORDS` (who, how,
   question cannot answer it.
 
 Selection: the sentence with the highest score ``select . features`` is the answer (the
-weights and the other fitted constants are the :class:`~rag.params.AnswerModel` passed
+weights and the other fitted constants are the :class:`~rag.answer.params.AnswerModel` passed
 in). The weights are a conditional logit fitted on the development set (``python -m rag.eval
 --fit``): the softmax of the scores over all candidate sentences of a question is the
 probability that each one holds the answer. Two widenings keep the quote honest when one
@@ -51,8 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .params import FEATURES, AnswerModel
-from .retrieve import Hit
-from .types import Citation
+from .search import Hit
+from ..types import Citation
 
 @dataclass(frozen=True)
 class Candidate:
@@ -60,7 +60,7 @@ class Candidate:
 
     ``start``/``end`` are offsets in the article text. ``score`` is the selection score
     (log-odds scale, unbounded; see ``AnswerModel.select``); ``features`` holds
-:data:`~rag.params.FEATURES`.
+:data:`~rag.answer.params.FEATURES`.
     """
 
     hit_rank: int
@@ -164,7 +164,7 @@ def idf_weights(index, terms: list[str]) -> dict[str, float]:
 def _tokenize_all(texts: list[str]) -> list[list[str]]:
     """The BM25 terms of each text (stemmed, no stop words): the same terms as
     ``bm25s.tokenize``, without its per-call set-up (~17 ms for 90 sentences -> ~2 ms)."""
-    from .keyword import keyword_tokens
+    from ..index.keyword import keyword_tokens
 
     return [keyword_tokens(t) for t in texts]
 
@@ -183,7 +183,7 @@ _IMPERATIVE = re.compile(r"^\W*(name|list|give|tell|describe|explain|identify|st
 
 @functools.cache
 def _question_words() -> frozenset:
-    from .keyword import keyword_tokens
+    from ..index.keyword import keyword_tokens
 
     return frozenset(keyword_tokens(QUESTION_WORDS))
 
@@ -191,7 +191,7 @@ def _question_words() -> frozenset:
 def question_terms(question: str, tokens: list[str]) -> list[str]:
     """The distinct content terms of ``question`` (its BM25 ``tokens`` less the words
     that only shape the question)."""
-    from .keyword import keyword_tokens
+    from ..index.keyword import keyword_tokens
 
     skip = set(_question_words())
     for m in _AFTER_HOW.finditer(question):

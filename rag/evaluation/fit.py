@@ -1,5 +1,5 @@
 """Fitting the sentence-selection weights and the confidence calibration of
-:mod:`rag.extract` (``python -m rag.eval DATA_DIR --fit``).
+:mod:`rag.answer.extract` (``python -m rag.eval DATA_DIR --fit``).
 
 Two fits (plain numpy, Newton's method with a small ridge penalty):
 
@@ -14,9 +14,9 @@ Two fits (plain numpy, Newton's method with a small ridge penalty):
 
 The threshold printed is the largest one that wrongly abstains on at most 5 % of the
 answerable questions (the product's promise: rarely refuse what the articles answer).
-The result is a new :class:`~rag.params.AnswerModel` (selection weights, calibration and
+The result is a new :class:`~rag.answer.params.AnswerModel` (selection weights, calibration and
 threshold replaced; pair gap and widening kept); it is written to the one params file
-(``rag/answer_model.json``) only with ``--save-params``, so a plain run never changes
+(``rag/answer/answer_model.json``) only with ``--save-params``, so a plain run never changes
 behaviour. Nothing here changes a model in place: variants are new values
 (``model.replace(...)``). Article-wise 2-fold cross-validation figures are printed as an
 honest estimate.
@@ -30,10 +30,11 @@ import math
 
 import numpy as np
 
-from . import extract, metrics
-from .params import CALIBRATION_FEATURES as CAL_FEATURES
-from .params import SELECTION_FEATURES as SEL_FEATURES
-from .params import AnswerModel, answer_model, sigmoid
+from ..answer import extract
+from ..answer.params import CALIBRATION_FEATURES as CAL_FEATURES
+from ..answer.params import SELECTION_FEATURES as SEL_FEATURES
+from ..answer.params import AnswerModel, answer_model, sigmoid
+from . import metrics
 
 MAX_WRONG_ABSTAIN = 0.05
 
@@ -61,9 +62,9 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
     """Per question: the evidence of every candidate sentence, their texts and labels."""
     from tqdm import tqdm
 
-    from .live import load_index
-    from .embed import get_embedder
-    from .retrieve import search
+    from ..index.live import load_index
+    from ..embedding.model import get_embedder
+    from ..answer.search import search
 
     index = load_index(cfg.index_dir, cfg)
     emb = get_embedder(cfg)  # the configured backend: the query vectors ask() uses
@@ -213,14 +214,14 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None, save=Fals
                               model or answer_model())
     if save:
         fitted.save()
-        print("written to rag/answer_model.json")
+        print("written to rag/answer/answer_model.json")
     return 0
 
 
 def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: AnswerModel
                      ) -> AnswerModel:
     """A new answer model fitted on ``questions`` (printing how it compares)."""
-    from .live import load_index
+    from ..index.live import load_index
 
     items = collect(questions, full_cfg,
                     "answerable", mode)

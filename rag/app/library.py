@@ -1,6 +1,6 @@
 """Article management for the web front end: list, add (upload) and remove articles.
 
-Glue over :mod:`rag.ingest` and :func:`rag.build`; nothing here answers questions.
+Glue over :mod:`rag.ingest.loaders` and :func:`rag.build`; nothing here answers questions.
 
 Contracts:
 
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config
-from .ingest import iter_source_files, load_file
-from .types import BuildReport, RagError
+from ..config import Config
+from ..ingest.loaders import iter_source_files, load_file
+from ..types import BuildReport, RagError
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -73,13 +73,13 @@ class Library:
     def articles(self) -> list[dict[str, Any]]:
         """Rows of the live index (id, title, source, url, published, chunks).
         Raises IndexMissing / IndexMismatch."""
-        from .live import load_index
+        from ..index.live import load_index
 
         return load_index(Path(self.cfg.index_dir), self.cfg).list_articles()
 
     def article(self, article_id: str):
         """The indexed :class:`~rag.types.Article` with this id, or None."""
-        from .live import load_index
+        from ..index.live import load_index
 
         index = load_index(Path(self.cfg.index_dir), self.cfg)
         try:
@@ -180,7 +180,7 @@ class Library:
         return ChangeResult(True, f"Removed {rel}. " + _after(report), report)
 
     def _build(self, log, progress: bool) -> BuildReport:
-        from .indexer import build
+        from ..index.build import build
 
         return build(config=self.cfg, log=log, progress=progress)
 

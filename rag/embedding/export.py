@@ -1,13 +1,13 @@
 """The one-off export of the bundled model to ONNX (run once per machine; needs torch).
 
-``python -m rag.onnx_export FOLDER`` writes ``model.onnx`` (fp32) and
+``python -m rag.embedding.export FOLDER`` writes ``model.onnx`` (fp32) and
 ``model-int8.onnx`` into FOLDER atomically. The fp32 file is exported from the bundled
 weights with ``torch.onnx.export``, graph-optimised for BERT by ONNX Runtime's
 transformer optimizer (fused attention, layer norm and GELU); the int8 file is that graph
 dynamically quantised (int8 weights per output channel with AVX2's reduced range,
 activations quantised per batch at run time). Per-tensor weights cost too much accuracy
 here (mean cosine to fp32 0.953 vs 0.992 per channel, on news chunks). The export is
-checked against torch before it is published. :func:`rag.onnx_model.onnx_path` runs this
+checked against torch before it is published. :func:`rag.embedding.onnx_runtime.onnx_path` runs this
 in a subprocess of its own (tracing leaves transformers' global state altered); nothing
 at query time imports this module.
 """

@@ -2,7 +2,7 @@
 
 :func:`create_blocks` returns a ``gr.Blocks`` bound to one :class:`~rag.config.Config`
 (tests inject their own). Answers come from :func:`rag.ask`; HTML from
-:mod:`rag.render`; article changes go through :class:`rag.library.Library`.
+:mod:`rag.app.render`; article changes go through :class:`rag.app.library.Library`.
 Errors a person can fix (empty question, no index yet) are shown as messages, never as
 tracebacks. The Gradio client API exposes ``/answer`` (question, k, retrieval ->
 the Answer as a dict, the same shape as ``python -m rag.ask --json``).
@@ -15,9 +15,9 @@ from typing import Any
 import gradio as gr
 
 from . import render
-from .config import RETRIEVAL_MODES, Config
+from ..config import RETRIEVAL_MODES, Config
 from .library import UPLOAD_SUFFIXES, Library
-from .types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
+from ..types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
 
 MODE_LABELS = {"hybrid": "Hybrid (keywords + meaning)", "dense": "Meaning only (dense)",
                "keyword": "Keywords only (BM25)"}
@@ -68,7 +68,7 @@ def _short(text: str, n: int = 48) -> str:
 
 def create_blocks(cfg: Config) -> gr.Blocks:
     """The whole UI for ``cfg`` (queue configured: ``cfg.concurrency`` at a time)."""
-    from .answering import ask
+    from ..answer.pipeline import ask
 
     lib = Library(cfg)
 

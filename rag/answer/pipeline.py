@@ -1,6 +1,6 @@
 """``ask()``: question -> :class:`~rag.types.Answer`, gluing retrieve and extract.
 
-The index comes from :func:`rag.live.load_index` (the published version, cached per
+The index comes from :func:`rag.index.live.load_index` (the published version, cached per
 process). Each call works on one loaded version from start to end, so an answer never
 mixes two versions. ``ask`` is safe to call from several threads.
 """
@@ -11,13 +11,13 @@ import time
 import unicodedata
 from pathlib import Path
 
-from .config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
-from .embed import get_embedder
+from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
+from ..embedding.model import get_embedder
 from .extract import make_citations, score_sentences
-from .live import load_index
+from ..index.live import load_index
 from .params import AnswerModel, abstain_threshold, answer_model
-from .retrieve import search
-from .types import NO_ANSWER, Answer, InvalidQuestion
+from .search import search
+from ..types import NO_ANSWER, Answer, InvalidQuestion
 
 def clean_question(question: object, max_chars: int) -> tuple[str, str]:
     """The question made safe to process, and a note for the user ("" if none).
@@ -48,7 +48,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     ``k`` citations at most (default ``config.k``). Raises :class:`InvalidQuestion` for
     an unusable question or ``k``, :class:`IndexMissing` when nothing is built and
     :class:`IndexMismatch` when the index needs a rebuild. ``model``: the fitted answer
-    model (default: the shipped one, :func:`rag.params.answer_model`).
+    model (default: the shipped one, :func:`rag.answer.params.answer_model`).
     """
     cfg = config or Config.from_env()
     model = model or answer_model()

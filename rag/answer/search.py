@@ -1,4 +1,5 @@
-"""Question -> ranked passages: dense (FAISS), keyword (BM25, :mod:`rag.keyword`), or both fused.
+"""Question -> ranked passages: dense (FAISS), keyword (BM25, :mod:`rag.index.keyword`),
+or both fused.
 
 Hybrid retrieval fuses the two rankings by reciprocal rank fusion (Cormack et al. 2009):
 ``rrf(chunk) = sum over rankings of 1 / (60 + rank)``. Dense search finds paraphrases;
@@ -6,7 +7,7 @@ BM25 finds the names, numbers and rare words that news questions are full of.
 
 Scores in a :class:`Hit`: ``dense`` is the cosine of question and passage in [-1, 1];
 ``keyword`` is the raw BM25 score (>= 0, unbounded); ``fused`` is the RRF score used for
-ordering. All functions here are read-only over an :class:`~rag.store.Index` and safe to
+ordering. All functions here are read-only over an :class:`~rag.index.store.Index` and safe to
 call from several threads.
 """
 

@@ -1,0 +1,134 @@
+"""The commands: ``python -m rag <command>``, and each one on its own.
+
+- ``build`` (``python -m rag.build``, ``rag-build``): build or update the index (progress
+  bars, summary). Exit codes: 0 success, 1 the build could not run (the one-line reason is
+  printed), 2 bad command-line usage.
+- ``ask`` (``python -m rag.ask "question"``, ``rag-ask``): print the answer and its
+  citations (``--json``: the same :class:`~rag.types.Answer` as JSON). Exit codes: 0
+  answered or abstained, 1 no usable index, 2 unusable question or option.
+- ``serve``: ``python app.py``, ``rag-serve``, the web app, see :mod:`rag.app.web`.
+- ``eval``: ``python -m rag.eval``, the evaluation, see :mod:`rag.evaluation.run`.
+
+Each command module is imported only when its command runs (``--help`` stays fast, and
+nothing at run time imports the evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import textwrap
+
+from .config import RETRIEVAL_MODES
+from .types import NO_ANSWER
+
+
+def render_text(answer) -> str:
+    """A plain-text rendering of an Answer for the terminal: the quote marked «…»."""
+    out = []
+    if answer.abstained:
+        out.append(answer.message or NO_ANSWER)
+        if answer.citations:
+            out.append("\nNearest passages (they do not answer it):")
+    else:
+        out.append(f"“{answer.text}” [1]")
+        out.append(f"(confidence {answer.score:.2f})")
+        if answer.message:
+            out.append(f"note: {answer.message}")
+        out.append("")
+    for c in answer.citations:
+        where = c.source if c.source == c.article_id else f"{c.source} ({c.article_id})"
+        out.append(f"[{c.n}] {c.title} — {where}  score {c.score:.2f}")
+        rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
+        marked = c.passage[:rel_s] + "«" + c.passage[rel_s:rel_e] + "»" + c.passage[rel_e:]
+        out.append(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "    "))
+    return "\n".join(out)
+
+
+def ask_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rag.ask",
+        description="Answer a question with a verbatim quote from the indexed articles.")
+    parser.add_argument("question", help="the question, in quotes")
+    parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
+    parser.add_argument("--k", type=int, help="number of citations (default 5)")
+    parser.add_argument("--retrieval", choices=RETRIEVAL_MODES,
+                        help="retrieval mode (default hybrid)")
+    parser.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    args = parser.parse_args(argv)
+
+    from .answer.pipeline import ask
+    from .config import Config
+    from .types import InvalidQuestion, RagError
+
+    try:
+        cfg = Config.from_env(index_dir=args.index)
+        answer = ask(args.question, k=args.k, config=cfg, retrieval=args.retrieval)
+    except InvalidQuestion as exc:
+        print(f"rag.ask: {exc}", file=sys.stderr)
+        return 2
+    except RagError as exc:
+        print(f"rag.ask: error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(answer.to_json(indent=1) if args.json else render_text(answer), flush=True)
+    except BrokenPipeError:  # `rag-ask ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def build_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rag.build",
+        description="Build or update the index of a folder of articles "
+                    "(.txt .md .html .htm .json .jsonl). Only new or changed articles are "
+                    "embedded; removed ones are dropped.")
+    parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
+    parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
+    parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+
+    from .config import Config
+    from .index.build import build
+    from .types import RagError
+
+    try:
+        cfg = Config.from_env(source=args.source, index_dir=args.index)
+        report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet)
+    except RagError as exc:
+        print(f"rag.build: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rag.build: interrupted; the previous index is unchanged", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"rag.build: error: {exc.strerror or exc} ({exc.filename or ''}); "
+              "the previous index is unchanged", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    elif not args.quiet:
+        print(report.summary())
+    return 0
+
+
+# command -> (module, function): imported only when the command runs
+COMMANDS = {"build": ("rag.cli", "build_main"), "ask": ("rag.cli", "ask_main"),
+            "serve": ("rag.app.web", "main"), "eval": ("rag.evaluation.run", "main")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rag <command> [options]``: one entry point for every command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        names = ", ".join(COMMANDS)
+        print(f"usage: python -m rag {{{names.replace(', ', ',')}}} [options]\n"
+              f"  (python -m rag <command> --help for its options)", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    module, function = COMMANDS[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:])
