@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.answer import extract
+from rag.answer import extract, question
 from rag.evaluation import fit as calibrate
 from rag.evaluation import metrics
 from rag.evaluation import run as rag_eval
@@ -95,44 +95,44 @@ def test_summarise_counts_each_kind():
 # -- answer types and calibration -------------------------------------------------
 
 def test_answer_type_of_questions():
-    assert extract.answer_type("How much did it cost to train R1?") == "money"
-    assert extract.answer_type("When did the Normans conquer England?") == "date"
-    assert extract.answer_type("In what year was it built?") == "date"
-    assert extract.answer_type("How many field goals did he kick?") == "count"
-    assert extract.answer_type("How long is the Rhine?") == "number"
-    assert extract.answer_type("How much of the land is forest?") == "number"
-    assert extract.answer_type("Who founded DeepSeek?") == "name"
-    assert extract.answer_type("What is the capital of France?") is None
+    assert question.answer_type("How much did it cost to train R1?") == "money"
+    assert question.answer_type("When did the Normans conquer England?") == "date"
+    assert question.answer_type("In what year was it built?") == "date"
+    assert question.answer_type("How many field goals did he kick?") == "count"
+    assert question.answer_type("How long is the Rhine?") == "number"
+    assert question.answer_type("How much of the land is forest?") == "number"
+    assert question.answer_type("Who founded DeepSeek?") == "name"
+    assert question.answer_type("What is the capital of France?") is None
 
 
 def test_has_type_ignores_what_the_question_already_says():
     q = "when did the normans reach italy in the 11th century?"
-    assert extract.has_type("date", "They arrived in 999.", q)
-    assert extract.has_type("date", "They arrived in March.", q)
-    assert not extract.has_type("date", "They arrived in the 11th century.", q)
-    assert not extract.has_type("date", "The Normans reached Italy with 12 knights.", q)
-    assert extract.has_type("name", "It was founded by Liang Wenfeng.", "who founded deepseek?")
-    assert not extract.has_type("name", "It was founded in a garage.", "who founded it?")
-    assert extract.has_type(None, "anything", "what?")
+    assert question.has_type("date", "They arrived in 999.", q)
+    assert question.has_type("date", "They arrived in March.", q)
+    assert not question.has_type("date", "They arrived in the 11th century.", q)
+    assert not question.has_type("date", "The Normans reached Italy with 12 knights.", q)
+    assert question.has_type("name", "It was founded by Liang Wenfeng.", "who founded deepseek?")
+    assert not question.has_type("name", "It was founded in a garage.", "who founded it?")
+    assert question.has_type(None, "anything", "what?")
 
 
 def test_has_type_money_count_and_number():
     q = "how much did the stadium cost in 2014?"
-    assert extract.has_type("money", "The $1.2 billion stadium opened in 2014.", q)
-    assert extract.has_type("money", "It cost 300 million pounds.", q)
-    assert not extract.has_type("money", "It opened in 2016 with 68,500 seats.", q)
+    assert question.has_type("money", "The $1.2 billion stadium opened in 2014.", q)
+    assert question.has_type("money", "It cost 300 million pounds.", q)
+    assert not question.has_type("money", "It opened in 2016 with 68,500 seats.", q)
     q = "how many field goals did he kick?"
-    assert extract.has_type("count", "He made all four of his field goals.", q)
-    assert not extract.has_type("count", "He kicked in 2015, in Denver.", q)
-    assert extract.has_type("number", "It is 1,230 km long.", "how long is the rhine?")
-    assert not extract.has_type("number", "The Rhine is long.", "how long is the rhine?")
+    assert question.has_type("count", "He made all four of his field goals.", q)
+    assert not question.has_type("count", "He kicked in 2015, in Denver.", q)
+    assert question.has_type("number", "It is 1,230 km long.", "how long is the rhine?")
+    assert not question.has_type("number", "The Rhine is long.", "how long is the rhine?")
 
 
 def test_question_terms_drop_only_the_words_that_shape_the_question():
     from rag.index.keyword import keyword_tokens
 
     def terms(q):
-        return extract.question_terms(q, keyword_tokens(q))
+        return question.question_terms(q, keyword_tokens(q))
 
     assert "name" in terms("What historical figure was Jacksonville named after?")
     assert "name" not in terms("Name the largest city in Florida.")
@@ -326,13 +326,13 @@ def test_is_heading_only_for_short_lines_that_do_not_end_like_a_sentence():
             "any final full stop at its end at all")
     spans = {line: (text.index(line), text.index(line) + len(line))
              for line in text.split("\n") if line}
-    assert extract.is_heading(text, *spans["DeepSeek's Origins"])
-    assert extract.is_heading(text, *spans["The Facts -"])
-    assert not extract.is_heading(text, *spans["Founded in 2023, DeepSeek is a startup."])
-    assert not extract.is_heading(text, *spans['He said: "It works"'])
-    assert not extract.is_heading(text, *spans[text.split("\n")[-1]])  # > 12 words
+    assert question.is_heading(text, *spans["DeepSeek's Origins"])
+    assert question.is_heading(text, *spans["The Facts -"])
+    assert not question.is_heading(text, *spans["Founded in 2023, DeepSeek is a startup."])
+    assert not question.is_heading(text, *spans['He said: "It works"'])
+    assert not question.is_heading(text, *spans[text.split("\n")[-1]])  # > 12 words
     a, b = spans["Founded in 2023, DeepSeek is a startup."]
-    assert not extract.is_heading(text, a, a + 7)  # "Founded": not a line of its own
+    assert not question.is_heading(text, a, a + 7)  # "Founded": not a line of its own
 
 
 def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..index.dense import dense_search
+
 RRF_K = 60
 
 
@@ -31,14 +33,6 @@ class Hit:
 
 
 # -- search ---------------------------------------------------------------------
-
-def dense_search(index, qvec: np.ndarray, n: int) -> list[tuple[int, float]]:
-    n = min(n, index.n_chunks)
-    if n <= 0:
-        return []
-    scores, ids = index.faiss.search(qvec.reshape(1, -1).astype(np.float32), n)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
 
 def keyword_search(index, question: str, n: int) -> list[tuple[int, float]]:
     if index.keyword is None:

@@ -1,0 +1,145 @@
+"""What a question asks for, its content terms, and what never answers it.
+
+* :func:`answer_type`: the kind of answer asked for (money, date, count, number, name),
+  and :func:`has_type`: whether a sentence holds one the question does not contain;
+* :func:`question_terms`: the question's BM25 terms less the words that only shape it
+  (who, how much, name the...);
+* :func:`is_heading`: a title or section heading, never quoted as an answer while a
+  sentence is on offer.
+
+Pure functions of text; the evidence of :mod:`rag.answer.extract` is built from them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from ..index.keyword import keyword_tokens
+
+# -- answer types -------------------------------------------------------------
+
+# Checked in answer_type's order: money, date and count questions first, then any other
+# quantity.
+_NUMBER_Q = re.compile(
+    r"\b(how (many|much|long|old|far|large|big|tall|high|wide|deep|often|fast|heavy)|"
+    r"what (percentage|percent|proportion|number|amount|size|age)|"
+    r"(what|which) (day|time period|period))\b", re.I)
+_DATE_Q = re.compile(r"(what|which|in what|in which) (year|years|date|decade|century|month)\b"
+                     r"|^\s*when\b|\bwhen (was|were|did|does|do|is|will|had|has)\b", re.I)
+_MONEY_Q = re.compile(r"\bhow much\b.*\b(cost|costs|costing|price|paid|pay|pays|spend|spent|"
+                      r"worth|budget|charge|charged|earn|earned|raise|raised|sell|sold|money)\b"
+                      r"|\bhow much money\b", re.I)
+_COUNT_Q = re.compile(r"\bhow many\b", re.I)
+_PERSON_Q = re.compile(r"^\s*(who|whom|whose)\b|\b(by|to|of) whom\b|"
+                       r"^\s*(what|which) (person|company|organi[sz]ation|team|group)\b",
+                       re.I)
+_MONTHS = ("january february march april may june july august september october "
+           "november december")
+_NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve "
+                 "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty "
+                 "thirty forty fifty sixty seventy eighty ninety hundred thousand million "
+                 "billion trillion dozen dozens hundreds thousands millions billions half "
+                 "quarter once twice " + _MONTHS + " century centuries decade decades "
+                 "spring summer autumn winter")
+_NUMBER_TOKEN = re.compile(r"\d[\d,.]*|\b(?:" + "|".join(_NUMBER_WORDS.split()) + r")\b",
+                           re.I)
+# A year (3 or 4 digits, or any number with AD/BC), a decade, a century or a month.
+_DATE_TOKEN = re.compile(r"\b\d{3,4}s?\b|\b\d{1,4}\s?(?:AD|BC|BCE|CE)\b|\bAD\s?\d{1,4}\b|"
+                         r"\b\d+(?:st|nd|rd|th) century\b|"
+                         r"\b(?:" + "|".join(_MONTHS.split()) + r")\b", re.I)
+_YEAR = re.compile(r"(?:1\d{3}|20\d{2})")
+_CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|pounds?|euros?|cents?|pence|yen|yuan|rupees?|"
+                       r"francs?|USD|GBP|EUR)\b", re.I)
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of answer asked for: "money" (how much ... cost), "date" (when, what
+    year), "count" (how many), "number" (other quantities: how long, what percentage),
+    "name" (who), or None."""
+    if _MONEY_Q.search(question):
+        return "money"
+    if _DATE_Q.search(question):
+        return "date"
+    if _COUNT_Q.search(question):
+        return "count"
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _PERSON_Q.search(question):
+        return "name"
+    return None
+
+
+def has_type(kind: str | None, sentence: str, question_lower: str) -> bool:
+    """True when ``sentence`` holds an answer of ``kind`` the question does not contain."""
+    if kind is None:
+        return True
+
+    def new(matches):
+        return any(m.group(0).lower().rstrip(".,") not in question_lower for m in matches)
+
+    if kind == "money":
+        return bool(_CURRENCY.search(sentence)) and new(_NUMBER_TOKEN.finditer(sentence))
+    if kind == "date":
+        return new(_DATE_TOKEN.finditer(sentence))
+    if kind == "count":  # a number that is not a year
+        return new(m for m in _NUMBER_TOKEN.finditer(sentence)
+                   if not _YEAR.fullmatch(m.group(0).rstrip(".,")))
+    if kind == "number":
+        return new(_NUMBER_TOKEN.finditer(sentence))
+    return new(_NAME.finditer(sentence))
+
+
+# -- question terms -----------------------------------------------------------
+
+# Words that shape a question but are not its content (BM25's stop-word list keeps some of
+# them). They must not count as evidence: in a small index "who" or "much" is rare, so it
+# would weigh like a name. "much", "many" and "long" only count as question words after
+# "how", and "name", "list", "give"... only as the question's first word ("Name the...",
+# but "What was it named after?" asks about a name).
+QUESTION_WORDS = ("who whom whose what which when where why how did does do doing done is "
+                  "are was were be been being has have had can could would should will "
+                  "shall may might must")
+_AFTER_HOW = re.compile(r"\bhow (much|many|long)\b", re.I)
+_IMPERATIVE = re.compile(r"^\W*(name|list|give|tell|describe|explain|identify|state)\b", re.I)
+
+
+@functools.cache
+def _question_words() -> frozenset:
+    return frozenset(keyword_tokens(QUESTION_WORDS))
+
+
+def question_terms(question: str, tokens: list[str]) -> list[str]:
+    """The distinct content terms of ``question`` (its BM25 ``tokens`` less the words
+    that only shape the question)."""
+    skip = set(_question_words())
+    for m in _AFTER_HOW.finditer(question):
+        skip.update(keyword_tokens(m.group(1)))
+    m = _IMPERATIVE.match(question)
+    if m:
+        skip.update(keyword_tokens(m.group(1)))
+    return list(dict.fromkeys(t for t in tokens if t and t not in skip))
+
+
+# -- headings -----------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[.!?:;\"'”’)\]…]\s*$")
+
+
+def is_heading(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` is a line of its own, of at most 12 words, that does
+    not end like a sentence: a title or a section heading ("DeepSeek's Origins"). It
+    names a topic and states nothing, so it is never quoted as an answer while a sentence
+    is on offer (Wikipedia paragraphs have none, so the development set could not weigh
+    this; news articles have many)."""
+    quote = text[start:end]
+    if len(quote.split()) > 12 or _SENTENCE_END.search(quote):
+        return False
+    i = start - 1
+    while i >= 0 and text[i] in " \t":
+        i -= 1
+    j = end
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    return (i < 0 or text[i] == "\n") and (j >= len(text) or text[j] in "\r\n")
