@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m rag <command> [options]``: one entry point for every command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        names = ", ".join(COMMANDS)
-        print(f"usage: python -m rag {{{names.replace(', ', ',')}}} [options]\n"
+        print(f"usage: python -m rag {{{','.join(COMMANDS)}}} [options]\n"
               f"  (python -m rag <command> --help for its options)", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     module, function = COMMANDS[argv[0]]

@@ -121,10 +121,10 @@ def test_threads_get_the_same_answers(built):
     assert got == expected
 
 
-def cli(*args, cfg, stdout=subprocess.PIPE):
+def cli(*args, cfg, stdout=subprocess.PIPE, module="rag.ask"):
     code = ("import sys; sys.path.insert(0, %r); import conftest, runpy; "
-            "sys.argv = ['rag.ask', *sys.argv[1:]]; runpy.run_module('rag.ask', "
-            "run_name='__main__')" % str(Path(__file__).parent))
+            "sys.argv = [%r, *sys.argv[1:]]; runpy.run_module(%r, run_name='__main__')"
+            % (str(Path(__file__).parent), module, module))
     env = {**os.environ, "RAG_MODEL": "fake", "RAG_INDEX": str(cfg.index_dir),
            "RAG_CHUNK_TOKENS": str(cfg.chunk_tokens),
            "RAG_CHUNK_OVERLAP": str(cfg.chunk_overlap), "RAG_ABSTAIN_THRESHOLD": "0"}
@@ -140,6 +140,16 @@ def test_cli_prints_answer_and_json(built):
     assert r.returncode == 0, r.stderr
     a = Answer.from_dict(json.loads(r.stdout))
     assert len(a.citations) <= 2 and a.text == a.citations[0].quote
+
+
+def test_python_m_rag_runs_the_same_commands(built):
+    one = cli("Who won the final game in Singapore?", "--json", cfg=built)
+    both = cli("ask", "Who won the final game in Singapore?", "--json", cfg=built,
+               module="rag")
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["text"] == json.loads(one.stdout)["text"]
+    r = cli("frobnicate", cfg=built, module="rag")
+    assert r.returncode == 2 and "build,ask,serve,eval" in r.stderr
 
 
 def test_cli_bad_question_exits_2_without_traceback(built):
