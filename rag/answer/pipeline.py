@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
-from .extract import make_citations, score_sentences
 from ..index.live import load_index
+from ..types import NO_ANSWER, Answer, InvalidQuestion
+from .extract import make_citations, score_sentences
 from .params import AnswerModel, abstain_threshold, answer_model
 from .search import search
-from ..types import NO_ANSWER, Answer, InvalidQuestion
+
 
 def clean_question(question: object, max_chars: int) -> tuple[str, str]:
     """The question made safe to process, and a note for the user ("" if none).

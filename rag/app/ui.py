@@ -14,10 +14,10 @@ from typing import Any
 
 import gradio as gr
 
-from . import render
 from ..config import RETRIEVAL_MODES, Config
-from .library import UPLOAD_SUFFIXES, Library
 from ..types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
+from . import render
+from .library import UPLOAD_SUFFIXES, Library
 
 MODE_LABELS = {"hybrid": "Hybrid (keywords + meaning)", "dense": "Meaning only (dense)",
                "keyword": "Keywords only (BM25)"}

@@ -31,9 +31,9 @@ import math
 import numpy as np
 
 from ..answer import extract
+from ..answer.params import AnswerModel, answer_model, sigmoid
 from ..answer.params import CALIBRATION_FEATURES as CAL_FEATURES
 from ..answer.params import SELECTION_FEATURES as SEL_FEATURES
-from ..answer.params import AnswerModel, answer_model, sigmoid
 from . import metrics
 
 MAX_WRONG_ABSTAIN = 0.05

@@ -35,8 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import metrics
 from ..config import RETRIEVAL_MODES
+from . import metrics
 
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..config import Config
 from ..embedding.model import Embedder, get_embedder
+from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import load_articles
-from .keyword import build_keyword_writer
-from .store import (IndexData, check_compatible, collect_garbage, current_version,
-                    open_index, write_version)
 from ..types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
 from .dense import build_index as build_vector_index
 from .dense import describe as describe_vectors
+from .keyword import build_keyword_writer
+from .store import (IndexData, check_compatible, collect_garbage, current_version,
+                    open_index, write_version)
 
 SENTENCE_SPLITTER = "lines+blingfire"
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time

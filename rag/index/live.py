@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..config import Config
 from ..embedding.model import get_embedder
-from .store import Index, check_compatible, current_version, read_manifest
 from ..types import IndexMismatch, IndexMissing
+from .store import Index, check_compatible, current_version, read_manifest
 
 _indexes: dict[str, Index] = {}
 _load_lock = threading.Lock()

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from ..types import Article, IndexMismatch, IndexMissing
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
 from .keyword import load_keyword_index
-from ..types import Article, IndexMismatch, IndexMissing
 
 SCHEMA_VERSION = 1
 REBUILD_HINT = "run `python -m rag.build --rebuild`"
