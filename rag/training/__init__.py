@@ -1,0 +1,1 @@
+"""Training the answer selector (torch only; never imported on the question path)."""

@@ -1,0 +1,118 @@
+"""Ship a trained selector: int8 ONNX + tokenizer + checksums + model card, in the package.
+
+    python -m rag.training.export build/selector      # after python -m rag.training
+
+The ONNX graph maps ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64,
+[batch, tokens]) to ``logits`` ([batch, 1], the log-odds that the sentence answers). It is
+exported from the torch weights, graph-optimised for BERT by ONNX Runtime, then dynamically
+quantised (int8 weights per output channel, reduced range for AVX2, as the embedder's
+export). The export is checked against torch before it is written. ``SELECTOR.json``
+records the sha256 of every shipped file; the runtime refuses files that do not match.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from rag.answer.selector import _sha256 as sha256
+
+SHIP_DIR = Path(__file__).resolve().parents[1] / "models" / "selector"
+FILES = ("model-int8.onnx", "tokenizer.json")
+
+
+def export_onnx(hf_dir: Path, out: Path) -> dict:
+    """Write ``out/model-int8.onnx`` and ``out/tokenizer.json``; return check figures."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(hf_dir), attn_implementation="eager").eval()
+    tok = AutoTokenizer.from_pretrained(str(hf_dir))
+    cfg = model.config
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).logits
+
+    sample = tok(["who founded the company?", "when did it open?", "how much did it cost?"],
+                 ["It was founded by Ada Lovelace in 1843 [SEP] History | Earlier text.",
+                  "The museum opened in 1901.", "The bridge cost $5 million to build."],
+                 padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = model(**sample).logits.numpy().copy()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        fp32 = Path(tmp) / "model.onnx"
+        axes = {0: "batch", 1: "tokens"}
+        with torch.no_grad():
+            torch.onnx.export(Wrapped(model), (sample["input_ids"], sample["attention_mask"],
+                                               sample["token_type_ids"]), str(raw),
+                              input_names=["input_ids", "attention_mask", "token_type_ids"],
+                              output_names=["logits"],
+                              dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                            "token_type_ids": axes, "logits": {0: "batch"}},
+                              opset_version=17, dynamo=False)
+        opt = optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,
+                             hidden_size=cfg.hidden_size, opt_level=1)
+        opt.save_model_to_file(str(fp32))
+        out.mkdir(parents=True, exist_ok=True)
+        quantize_dynamic(str(fp32), str(out / "model-int8.onnx"), weight_type=QuantType.QInt8,
+                         per_channel=True, reduce_range=True,
+                         extra_options={"DefaultTensorType": 1})
+        feeds = {k: sample[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")}
+        got32 = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(
+            ["logits"], feeds)[0]
+    got8 = ort.InferenceSession(str(out / "model-int8.onnx"),
+                                providers=["CPUExecutionProvider"]).run(["logits"], feeds)[0]
+    err32 = float(np.abs(ref - got32).max())
+    if err32 > 1e-3:
+        raise RuntimeError(f"ONNX export differs from torch by {err32:.2e}")
+    shutil.copy(Path(hf_dir) / "tokenizer.json", out / "tokenizer.json")
+    return {"max_abs_logit_diff_fp32_vs_torch": err32,
+            "max_abs_logit_diff_int8_vs_torch": float(np.abs(ref - got8).max()),
+            "layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size,
+            "onnxruntime": ort.__version__, "torch": torch.__version__}
+
+
+def write_manifest(folder: Path, info: dict) -> dict:
+    manifest = {**info, "files": {name: sha256(folder / name) for name in FILES}}
+    (folder / "SELECTOR.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def ship(train_dir: Path, report: dict | None = None, dest: Path = SHIP_DIR) -> dict:
+    """Export ``train_dir/hf`` into ``dest`` (the package's shipped selector)."""
+    train_dir = Path(train_dir)
+    if report is None:
+        report = json.loads((train_dir / "train.json").read_text())
+    check = export_onnx(train_dir / "hf", dest)
+    settings = report.get("settings", {})
+    info = {"name": "rag-answer-selector", "version": report.get("version", 1),
+            "max_length": settings.get("max_len", 128), "check": check,
+            "training": {k: report.get(k) for k in (
+                "base_model", "train_questions", "validation_questions", "pairs", "steps",
+                "minutes", "device", "threads", "torch", "loss_first_50", "loss_last_50",
+                "validation_top1")} | {"settings": settings}}
+    manifest = write_manifest(dest, info)
+    print(json.dumps(manifest, indent=1))
+    return manifest
+
+
+if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ship(Path(sys.argv[1]))

