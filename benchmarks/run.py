@@ -157,6 +157,13 @@ def measure(args) -> dict:
                 for _ in range(args.baseline_cold_runs)]
         res["langchain"] = {"build_wall_s": wall, "build": b, "embedded_tokens": emb_tokens,
                             "ask": a, "cold_s": cold, "disk_bytes": dir_bytes(index)}
+        if (args.selector_hf / "config.json").is_file():
+            ce, _, _ = sub(["benchmarks.sides", "langchain", "ask-ce", str(index), qfile,
+                            str(args.questions), str(args.selector_hf)])
+            res["langchain_ce"] = ce
+        else:
+            print(f"no selector weights in {args.selector_hf} (python -m rag.training): the "
+                  "LangChain + CrossEncoder side is skipped", file=sys.stderr)
     if args.scale:
         res["scale"] = []
         for n in args.scale:
@@ -223,6 +230,17 @@ def table(res: dict) -> str:
                 f"search, sentence extraction); the baseline's is similarity_search + reading "
                 f"the top passage. Cold start runs: "
                 f"{', '.join(f'{s:.2f}' for s in o['cold_s'])} s.")
+    ce = res.get("langchain_ce")
+    if o and b:
+        out += (f"\n\nAnswers: ours (selector {o['ask'].get('selector')}) median "
+                f"{o['ask']['median_ms']:.1f} ms, hit@1 {o['ask'].get('hit_at_1', 0):.3f}; the "
+                f"baseline's bare vector lookup median {b['ask']['median_ms']:.1f} ms (ours / it: "
+                f"{o['ask']['median_ms'] / b['ask']['median_ms']:.2f}x).")
+    if o and ce:
+        out += (f" LangChain retrieval + the same selector as a sentence-transformers "
+                f"CrossEncoder over every sentence of the top 5 passages: median "
+                f"{ce['median_ms']:.1f} ms, hit@1 {ce['hit_at_1']:.3f} (ours is "
+                f"{ce['median_ms'] / o['ask']['median_ms']:.1f}x faster).")
     if o and o.get("real_ivf"):
         r = o["real_ivf"]
         out += (f"\n\nIVF forced on this corpus' {r['n']:,} real chunk vectors, "
@@ -267,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="100 news articles, 60 questions, 100k scale")
     p.add_argument("--articles", type=int, help="news articles to use (default: all)")
     p.add_argument("--questions", type=int, help="questions for warm latency (default 300)")
+    p.add_argument("--selector-hf", type=Path, default=ROOT / "build" / "selector" / "hf",
+                   help="the selector's torch weights for the LangChain + CrossEncoder side")
     p.add_argument("--sides", default="ours,langchain", help="ours,langchain (default both)")
     p.add_argument("--scale", help="comma-separated sizes for the search-only run "
                    "(default 100000,1000000; 'none' to skip)")

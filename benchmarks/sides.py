@@ -50,6 +50,23 @@ def questions(path: Path, n: int) -> list[str]:
     return qs[::step][:n]
 
 
+def questions_with_answers(path: Path, n: int) -> list[tuple[str, list[str]]]:
+    """The same questions as :func:`questions`, with their gold answers."""
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    step = max(1, len(rows) // n)
+    return [(r["question"], list(r.get("answers") or [])) for r in rows[::step][:n]]
+
+
+def hit_at_1(quotes: list[str], golds: list[list[str]]) -> float:
+    """Share of answerable questions whose first quote contains a gold answer (SQuAD
+    normalisation; abstentions count as misses)."""
+    from rag.evaluation.metrics import contains_answer
+
+    pairs = [(q, g) for q, g in zip(quotes, golds) if g]
+    return sum(contains_answer(q, g) > 0 for q, g in pairs) / max(len(pairs), 1)
+
+
 def latency(samples: list[float]) -> dict:
     import numpy as np
 
@@ -90,15 +107,17 @@ def ours_ask(index: str, qfile: str, n: int) -> dict:
     rag.ask(qs[0], index_dir=index, config=cfg)  # load index and model, warm up
     for q in qs[1:6]:
         rag.ask(q, index_dir=index, config=cfg)
-    times, stages = [], {}
+    times, stages, quotes = [], {}, []
     for q in qs:
         t = time.perf_counter()
         ans = rag.ask(q, index_dir=index, config=cfg)
         times.append(time.perf_counter() - t)
+        quotes.append(ans.text)
         for k, v in (ans.timings_ms or {}).items():
             stages.setdefault(k, []).append(v / 1e3)
     idx = load_index(Path(index), cfg)
-    return {**latency(times), "stages": {k: latency(v)["median_ms"] for k, v in stages.items()},
+    golds = [g for _, g in questions_with_answers(Path(qfile), n)]
+    return {**latency(times), "hit_at_1": hit_at_1(quotes, golds), "selector": cfg.selector, "stages": {k: latency(v)["median_ms"] for k, v in stages.items()},
             "rss_delta_mb": rss_mb() - before, "chunks": idx.n_chunks,
             "vector_index": idx.manifest.get("vector_index", {}).get("type", "flat")}
 
@@ -185,6 +204,32 @@ def lc_ask(index: str, qfile: str, n: int) -> dict:
             "chunks": db.index.ntotal, "vector_index": type(db.index).__name__}
 
 
+def lc_ce_ask(index: str, qfile: str, n: int, model_dir: str) -> dict:
+    """The obvious way to the same answers: LangChain retrieval (similarity_search k=5),
+    then the same trained selector through sentence-transformers' ``CrossEncoder`` (its
+    torch weights, ``python -m rag.training`` output) over every sentence of the 5
+    passages (BlingFire sentences); the best sentence is the answer."""
+    import blingfire
+    from sentence_transformers import CrossEncoder
+
+    qa = questions_with_answers(Path(qfile), n)
+    emb = _lc_embeddings()
+    db = _lc_load(index, emb)
+    ce = CrossEncoder(model_dir, device="cpu", max_length=128)
+    for q, _ in qa[:3]:
+        db.similarity_search(q, k=5)
+    times, quotes = [], []
+    for q, _ in qa:
+        t = time.perf_counter()
+        docs = db.similarity_search(q, k=5)
+        sents = [s for d in docs for s in blingfire.text_to_sentences(d.page_content).split("\n")
+                 if s.strip()]
+        scores = ce.predict([(q, s) for s in sents], batch_size=64) if sents else []
+        quotes.append(sents[int(max(range(len(sents)), key=lambda i: scores[i]))] if sents else "")
+        times.append(time.perf_counter() - t)
+    return {**latency(times), "hit_at_1": hit_at_1(quotes, [g for _, g in qa])}
+
+
 def lc_cold(index: str, question: str) -> dict:
     db = _lc_load(index)
     print(db.similarity_search(question, k=5)[0].page_content[:200])
@@ -198,7 +243,8 @@ def main(argv: list[str]) -> int:
           ("ours", "ask"): lambda: ours_ask(args[0], args[1], int(args[2])),
           ("langchain", "build"): lambda: lc_build(args[0], args[1]),
           ("langchain", "ask"): lambda: lc_ask(args[0], args[1], int(args[2])),
-          ("langchain", "cold"): lambda: lc_cold(args[0], args[1])}[(side, action)]
+          ("langchain", "cold"): lambda: lc_cold(args[0], args[1]),
+          ("langchain", "ask-ce"): lambda: lc_ce_ask(args[0], args[1], int(args[2]), args[3])}[(side, action)]
     out = fn()
     out.update(peak_rss_mb=peak_rss_mb(), process_s=time.perf_counter() - T0)
     print(json.dumps(out))

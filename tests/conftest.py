@@ -75,11 +75,13 @@ def fake_embedder() -> FakeEmbedder:
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Config:
-    """A config for the fake model, with its source and index under tmp_path."""
+    """A config for the fake model, with its source and index under tmp_path. The fast
+    path (no trained selector): these unit tests do not need a real model; the selector
+    is tested with the real embedder (seed_index, tests/test_selector.py)."""
     src = tmp_path / "articles"
     src.mkdir()
     return Config(source=src, index_dir=tmp_path / "index", model="fake",
-                  chunk_tokens=40, chunk_overlap=5, abstain_threshold=0.0)
+                  chunk_tokens=40, chunk_overlap=5, abstain_threshold=0.0, selector=False)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,11 @@ from types import MappingProxyType
 from typing import Any
 
 PARAMS_FILE = Path(__file__).with_name("answer_model.json")
+# The same, for answering with the trained selector (Config.selector).
+SELECTOR_PARAMS_FILE = Path(__file__).with_name("answer_model_selector.json")
 
 # The evidence of a candidate sentence (see rag.answer.extract), in this order.
-FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "miss_p", "rank", "type_miss")
+FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "miss_p", "rank", "type_miss", "sel")
 # The features fitting weighs: selection (a conditional logit) and calibration (a
 # logistic regression; the passage cosine and the retrieval rank came out negative given
 # these, ``miss_p`` added nothing, and fewer features also travel better to other text).
@@ -45,6 +47,12 @@ class AnswerModel:
     ``widen``: quote a neighbour that holds the kind of answer asked for;
     ``calibration``: ``bias`` and weights of the confidence's logistic regression;
     ``threshold``: below this confidence ``ask`` abstains.
+
+    With the trained selector (``rescore`` > 0): the ``rescore`` best sentences by the
+    ``prerank`` weights (the fast path's selection) and the best sentence of each of the
+    first k passages are read by the selector, whose log-odds become the feature ``sel``;
+    those sentences then come first, ordered by ``select`` (which weighs ``sel``).
+    ``selector`` names the selector version these numbers were fitted with.
     """
 
     select: Mapping[str, float]
@@ -53,15 +61,24 @@ class AnswerModel:
     calibration: Mapping[str, float]
     threshold: float
     provenance: Mapping[str, str] = field(default_factory=dict, compare=False)
+    selector: str | None = None
+    rescore: int = 0
+    prerank: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("select", "calibration", "provenance"):
+        for name in ("select", "calibration", "provenance", "prerank"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def selection_score(self, features: Mapping[str, float]) -> float:
         """The linear selection score (log-odds that the sentence holds the answer)."""
         w = self.select
-        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features[k] for k in FEATURES)
+        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features.get(k, 0.0) for k in FEATURES)
+
+    def prerank_score(self, features: Mapping[str, float]) -> float:
+        """The score that picks the sentences the selector reads (``select`` when the
+        model has no ``prerank``)."""
+        w = self.prerank or self.select
+        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features.get(k, 0.0) for k in FEATURES)
 
     def confidence(self, features: Mapping[str, float]) -> float:
         """Probability-like confidence in [0, 1] that a quote with ``features`` answers."""
@@ -75,24 +92,33 @@ class AnswerModel:
     def to_dict(self) -> dict[str, Any]:
         return {"select": dict(self.select), "pair_gap": self.pair_gap, "widen": self.widen,
                 "calibration": dict(self.calibration), "threshold": self.threshold,
-                "provenance": dict(self.provenance)}
+                "provenance": dict(self.provenance),
+                **({"selector": self.selector, "rescore": self.rescore,
+                    "prerank": dict(self.prerank)} if self.rescore else {})}
 
     @classmethod
     def load(cls, path: Path = PARAMS_FILE) -> "AnswerModel":
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(select=data["select"], pair_gap=float(data["pair_gap"]),
                    widen=bool(data["widen"]), calibration=data["calibration"],
-                   threshold=float(data["threshold"]), provenance=data.get("provenance", {}))
+                   threshold=float(data["threshold"]), provenance=data.get("provenance", {}),
+                   selector=data.get("selector"), rescore=int(data.get("rescore", 0)),
+                   prerank=data.get("prerank", {}))
 
-    def save(self, path: Path = PARAMS_FILE) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
+    @property
+    def params_file(self) -> Path:
+        return SELECTOR_PARAMS_FILE if self.rescore else PARAMS_FILE
+
+    def save(self, path: Path | None = None) -> None:
+        Path(path or self.params_file).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
                               encoding="utf-8")
 
 
 @functools.cache
-def answer_model() -> AnswerModel:
-    """The shipped model (``answer_model.json``), loaded once per process."""
-    return AnswerModel.load()
+def answer_model(selector: bool = False) -> AnswerModel:
+    """The shipped model (``answer_model.json``; ``answer_model_selector.json`` for
+    answering with the trained selector), loaded once per process."""
+    return AnswerModel.load(SELECTOR_PARAMS_FILE if selector else PARAMS_FILE)
 
 
 def abstain_threshold(cfg, model: AnswerModel) -> float:

@@ -18,6 +18,7 @@ from ..types import NO_ANSWER, Answer, InvalidQuestion
 from .extract import make_citations, score_sentences
 from .params import AnswerModel, abstain_threshold, answer_model
 from .search import search
+from .selector import SelectorError, get_selector
 
 
 def clean_question(question: object, max_chars: int) -> tuple[str, str]:
@@ -52,7 +53,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     model (default: the shipped one, :func:`rag.answer.params.answer_model`).
     """
     cfg = config or Config.from_env()
-    model = model or answer_model()
+    model = model or answer_model(cfg.selector)
     if k is None:
         k = cfg.k
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
@@ -69,7 +70,14 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     t2 = time.perf_counter()
     hits = search(index, text, qvec, max(cfg.candidates, k), mode)
     t3 = time.perf_counter()
-    candidates = score_sentences(index, text, qvec, hits, model)
+    selector = None
+    if cfg.selector and model.rescore:
+        selector = get_selector(cfg.threads)
+        if model.selector != selector.version:
+            raise SelectorError(f"the answer parameters were fitted with {model.selector}, "
+                                f"but {selector.version} is installed: refit them "
+                                "(python -m rag.eval ... --selector --fit --save-params)")
+    candidates = score_sentences(index, text, qvec, hits, model, selector, k)
     timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
     if not candidates:
         timings["extract"] = (time.perf_counter() - t3) * 1e3

@@ -58,8 +58,10 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
     return beta
 
 
-def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
-    """Per question: the evidence of every candidate sentence, their texts and labels."""
+def collect(questions: list[dict], cfg, kind: str, mode: str,
+            model: AnswerModel | None = None) -> list[dict]:
+    """Per question: the evidence of every candidate sentence, their texts and labels
+    (with the selector's ``sel`` on the rows it reads when ``model`` rescores)."""
     from tqdm import tqdm
 
     from ..index.live import load_index
@@ -68,12 +70,19 @@ def collect(questions: list[dict], cfg, kind: str, mode: str) -> list[dict]:
 
     index = load_index(cfg.index_dir, cfg)
     emb = get_embedder(cfg)  # the configured backend: the query vectors ask() uses
+    selector = None
+    if model is not None and model.rescore:
+        from ..answer.selector import get_selector
+
+        selector = get_selector(cfg.threads)
     out = []
     for q in tqdm(questions, desc=f"features ({kind})", unit="q"):
         text = " ".join(q["question"].split())
         qvec = emb.embed_queries([text])[0]
         hits = search(index, text, qvec, max(cfg.candidates, cfg.k), mode)
         ev = extract.sentence_evidence(index, text, qvec, hits)
+        if selector is not None:
+            ev = extract.add_selector_scores(index, text, ev, model, selector, cfg.k)
         golds = list(q.get("answers") or []) if kind != "offtopic" else []
         rows = []
         for rank, chunk, srow, a, b, f in ev:
@@ -147,18 +156,32 @@ def conditional_logit_fit(groups: list[tuple[np.ndarray, np.ndarray]], ridge: fl
     return w
 
 
-def _groups(items: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(np.array([[f[k] for k in SEL_FEATURES] for *_, f in it["ev"]]),
-             np.array(it["labels"], dtype=bool))
-            for it in items if it["kind"] == "answerable" and it["ev"]]
+def _features(items: list[dict]) -> tuple[str, ...]:
+    """The selection features: with the selector's ``sel`` when the items carry it."""
+    rescored = any("sel" in r[5] for it in items for r in it["ev"])
+    return SEL_FEATURES + ("sel",) if rescored else SEL_FEATURES
+
+
+def _groups(items: list[dict], names: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(features, labels) per answerable question; with ``sel``, only the rows the
+    selector read (they are the ones the selection orders first)."""
+    out = []
+    for it in items:
+        rows = [(r[5], y) for r, y in zip(it["ev"], it["labels"])
+                if "sel" not in names or "sel" in r[5]]
+        if it["kind"] == "answerable" and rows:
+            out.append((np.array([[f[k] for k in names] for f, _ in rows]),
+                        np.array([y for _, y in rows], dtype=bool)))
+    return out
 
 
 def fit_selection(items: list[dict]) -> dict:
     """Selection weights fitted on the answerable questions of ``items`` (all 0 when
     there are none)."""
-    groups = _groups(items)
-    w = conditional_logit_fit(groups) if groups else np.zeros(len(SEL_FEATURES))
-    return {k: float(v) for k, v in zip(SEL_FEATURES, w)}
+    names = _features(items)
+    groups = _groups(items, names)
+    w = conditional_logit_fit(groups) if groups else np.zeros(len(names))
+    return {k: float(v) for k, v in zip(names, w)}
 
 
 def article_folds(items: list[dict], k: int) -> list[int]:
@@ -214,7 +237,7 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None, save=Fals
                               model or answer_model())
     if save:
         fitted.save()
-        print("written to rag/answer/answer_model.json")
+        print(f"written to {fitted.params_file}")
     return 0
 
 
@@ -224,13 +247,13 @@ def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: Answ
     from ..index.live import load_index
 
     items = collect(questions, full_cfg,
-                    "answerable", mode)
+                    "answerable", mode, model)
     for it in items:
         if it["q"].get("is_impossible"):
             it["kind"], it["golds"] = "unanswerable", []
     if off_cfg is not None:
         items += collect([q for q in questions if q["article_id"] in held], off_cfg,
-                         "offtopic", mode)
+                         "offtopic", mode, model)
     full_index = load_index(full_cfg.index_dir, full_cfg)
     off_index = load_index(off_cfg.index_dir, off_cfg) if off_cfg is not None else None
     if dump is not None:  # the evidence, for fitting other models without asking again

@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="embedding model name (default: config)")
     p.add_argument("--fit", action="store_true", help="fit the selection weights and the "
                    "calibration on this data and print them (see rag.evaluation.fit)")
+    p.add_argument("--selector", action="store_true", help="answer with the trained "
+                   "selector (Config.selector; with --fit: fit its answer model, "
+                   "rag/answer/answer_model_selector.json)")
     p.add_argument("--save-params", action="store_true", help="with --fit: write the "
                    "fitted answer model to rag/answer/answer_model.json")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -248,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.distractors and not (args.distractors / "articles.jsonl").is_file():
         p.error(f"{args.distractors} must hold articles.jsonl")
     cfg = Config.from_env(model=args.model, abstain_threshold=args.threshold,
-                          retrieval=args.retrieval)
+                          retrieval=args.retrieval, selector=True if args.selector else None)
     articles, questions = load_data(args.data_dir)
     if args.limit and args.limit < len(questions):
         step = len(questions) / args.limit
@@ -275,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             from .fit import fit_and_print
 
             return fit_and_print(questions, full, off_cfg, held, cfg.retrieval, args.out,
-                                 save=args.save_params)
+                                 save=args.save_params, model=answer_model(cfg.selector))
         mode = cfg.retrieval
         rows = evaluate_questions(
             questions, texts, full, args.k,
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
-    rep = report(rows, args.k, abstain_threshold(cfg, answer_model()))
+    rep = report(rows, args.k, abstain_threshold(cfg, answer_model(cfg.selector)))
     # the figures at the configured threshold are the rows as asked
     rep["retrieval"] = mode
     rep["held_out_articles"] = sorted(held)
