@@ -180,3 +180,15 @@ def test_rag_build_name_survives_importing_the_cli_module():
     importlib.import_module("rag.ask")
     assert callable(rag.build) and rag.build.__module__ == "rag"
     assert callable(rag.ask) and rag.ask.__module__ == "rag"
+
+
+def test_garbage_collection_drops_unpublished_versions_newer_than_the_live_one(tmp_path):
+    """A build killed after renaming its version into place but before publishing it
+    leaves a version newer than CURRENT: the next build's clean-up removes it, keeps the
+    live version and the one before it (a reader may still hold it)."""
+    for t in (100, 200, 300, 400, 500):
+        (tmp_path / f"v{t}-1").mkdir()
+    (tmp_path / ".tmp-v600-1").mkdir()
+    (tmp_path / "CURRENT").write_text("v300-1")
+    store.collect_garbage(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CURRENT", "v200-1", "v300-1"]

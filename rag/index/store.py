@@ -115,14 +115,22 @@ def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
 
 
 def collect_garbage(index_dir: Path, keep: int = 2) -> None:
-    """Remove unfinished temporary versions and all but the ``keep`` newest versions
-    (the live one is always kept). Call only while holding the build lock."""
+    """Remove unfinished temporary versions, versions newer than the live one (a build
+    killed after renaming its version into place but before publishing it: under the
+    build lock nothing else can have written them), and all but the ``keep`` newest of
+    the rest (the live one is always kept). Call only while holding the build lock."""
     index_dir = Path(index_dir)
     live = current_version(index_dir)
     for tmp in index_dir.glob(".tmp-v*"):
         shutil.rmtree(tmp, ignore_errors=True)
     versions = sorted((p for p in index_dir.glob("v*") if p.is_dir()),
                       key=lambda p: _version_time(p.name), reverse=True)
+    if live is not None:
+        newer = [p for p in versions if p.name != live
+                 and _version_time(p.name) > _version_time(live)]
+        for orphan in newer:
+            shutil.rmtree(orphan, ignore_errors=True)
+        versions = [p for p in versions if p not in newer]
     for old in versions[keep:]:
         if old.name != live:
             shutil.rmtree(old, ignore_errors=True)
