@@ -43,19 +43,16 @@ def read_records(src: Path) -> list[dict]:
     return out
 
 
-def questions(path: Path, n: int) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        qs = [json.loads(line)["question"] for line in f if line.strip()]
-    step = max(1, len(qs) // n)
-    return qs[::step][:n]
-
-
 def questions_with_answers(path: Path, n: int) -> list[tuple[str, list[str]]]:
-    """The same questions as :func:`questions`, with their gold answers."""
+    """About ``n`` questions spread over the file, with their gold answers."""
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     step = max(1, len(rows) // n)
     return [(r["question"], list(r.get("answers") or [])) for r in rows[::step][:n]]
+
+
+def questions(path: Path, n: int) -> list[str]:
+    return [q for q, _ in questions_with_answers(path, n)]
 
 
 def hit_at_1(quotes: list[str], golds: list[list[str]]) -> float:
@@ -98,7 +95,8 @@ def ours_ask(index: str, qfile: str, n: int) -> dict:
     from rag.embedding.model import get_embedder
 
     cfg = Config.from_env(index_dir=index)
-    qs = questions(Path(qfile), n)
+    qa = questions_with_answers(Path(qfile), n)
+    qs = [q for q, _ in qa]
     get_embedder(cfg).embed_queries(["warm"])
     import bm25s  # noqa: F401  (imports are not the index's memory)
     import faiss  # noqa: F401
@@ -116,7 +114,7 @@ def ours_ask(index: str, qfile: str, n: int) -> dict:
         for k, v in (ans.timings_ms or {}).items():
             stages.setdefault(k, []).append(v / 1e3)
     idx = load_index(Path(index), cfg)
-    golds = [g for _, g in questions_with_answers(Path(qfile), n)]
+    golds = [g for _, g in qa]
     return {**latency(times), "hit_at_1": hit_at_1(quotes, golds), "selector": cfg.selector, "stages": {k: latency(v)["median_ms"] for k, v in stages.items()},
             "rss_delta_mb": rss_mb() - before, "chunks": idx.n_chunks,
             "vector_index": idx.manifest.get("vector_index", {}).get("type", "flat")}

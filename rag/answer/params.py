@@ -37,6 +37,10 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
+def _linear(w: Mapping[str, float], features: Mapping[str, float]) -> float:
+    return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features.get(k, 0.0) for k in FEATURES)
+
+
 @dataclass(frozen=True)
 class AnswerModel:
     """How the answer is chosen and how sure it is.
@@ -71,14 +75,12 @@ class AnswerModel:
 
     def selection_score(self, features: Mapping[str, float]) -> float:
         """The linear selection score (log-odds that the sentence holds the answer)."""
-        w = self.select
-        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features.get(k, 0.0) for k in FEATURES)
+        return _linear(self.select, features)
 
     def prerank_score(self, features: Mapping[str, float]) -> float:
         """The score that picks the sentences the selector reads (``select`` when the
         model has no ``prerank``)."""
-        w = self.prerank or self.select
-        return w.get("bias", 0.0) + sum(w.get(k, 0.0) * features.get(k, 0.0) for k in FEATURES)
+        return _linear(self.prerank or self.select, features)
 
     def confidence(self, features: Mapping[str, float]) -> float:
         """Probability-like confidence in [0, 1] that a quote with ``features`` answers."""

@@ -19,7 +19,6 @@ mutate it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..index.store import file_sha256
 from ..types import IndexMismatch
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "selector"
@@ -63,14 +63,6 @@ def previous_sentence(text: str, start: int) -> str:
     return _SENT_SPLIT.split(before)[-1] if before else ""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class Selector:
     """The shipped cross-encoder on ONNX Runtime (CPU)."""
 
@@ -84,7 +76,7 @@ class Selector:
             files = self.manifest["files"]
             if verify:
                 for name, digest in files.items():
-                    if _sha256(folder / name) != digest:
+                    if file_sha256(folder / name) != digest:
                         raise SelectorError(f"the answer selector file {folder / name} does not "
                                             "match its checksum: reinstall the package")
         except (OSError, KeyError, ValueError) as e:

@@ -24,30 +24,55 @@ from .weights import FILES, model_dir
 NUM_HEADS, HIDDEN = 12, 384
 
 
+def export_bert(model, output, inputs, output_axes: dict, fp32_path: Path,
+                int8_path: Path, num_heads: int, hidden: int) -> None:
+    """The recipe above for any BERT-family torch ``model`` called with keyword
+    ``input_ids``, ``attention_mask``, ``token_type_ids``: ``output(model(...))`` is the one
+    output (named by ``output_axes``'s key), traced on ``inputs`` (the three tensors); fp32
+    graph written to ``fp32_path``, int8 to ``int8_path``."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    class Wrapped(torch.nn.Module):  # keyword arguments, one output
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return output(self.m(input_ids=input_ids, attention_mask=attention_mask,
+                                 token_type_ids=token_type_ids))
+
+    (name,) = output_axes
+    raw = Path(fp32_path).with_name(Path(fp32_path).stem + ".raw.onnx")
+    axes = {0: "batch", 1: "tokens"}
+    with torch.no_grad():
+        torch.onnx.export(Wrapped(model), tuple(inputs), str(raw),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=[name],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                        "token_type_ids": axes, **output_axes},
+                          opset_version=17, dynamo=False)
+    opt = optimize_model(str(raw), model_type="bert", num_heads=num_heads,
+                         hidden_size=hidden, opt_level=1)
+    opt.save_model_to_file(str(fp32_path))
+    raw.unlink()
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8,
+                     per_channel=True, reduce_range=True,
+                     extra_options={"DefaultTensorType": 1})  # 1 = TensorProto.FLOAT
+
+
 def _export(folder: Path) -> None:
     """Export fp32 + int8 into ``folder`` (atomically: a temporary folder renamed)."""
     import numpy as np
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
-
 
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         model = AutoModel.from_pretrained(model_dir(), attn_implementation="eager").eval()
-
-        class Wrapped(torch.nn.Module):  # keyword arguments, one output
-            def __init__(self, bert):
-                super().__init__()
-                self.bert = bert
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                                 token_type_ids=token_type_ids).last_hidden_state
-
         # The reference, computed before exporting: tracing leaves transformers' global
         # state altered, so torch in this process is not trusted afterwards (hence the
         # export runs in a subprocess of its own, see onnx_path).
@@ -61,24 +86,10 @@ def _export(folder: Path) -> None:
         dummy = torch.ones((2, 16), dtype=torch.long)
         pad = torch.ones_like(dummy)
         pad[1, 10:] = 0  # a padded row, so the mask path is traced
-        raw = tmp / "raw.onnx"
-        axes = {0: "batch", 1: "tokens"}
-        with torch.no_grad():
-            torch.onnx.export(Wrapped(model), (dummy, pad, torch.zeros_like(dummy)),
-                              str(raw), input_names=["input_ids", "attention_mask",
-                                                     "token_type_ids"],
-                              output_names=["last_hidden_state"],
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                            "token_type_ids": axes,
-                                            "last_hidden_state": axes},
-                              opset_version=17, dynamo=False)
-        opt = optimize_model(str(raw), model_type="bert", num_heads=NUM_HEADS,
-                             hidden_size=HIDDEN, opt_level=1)
-        opt.save_model_to_file(str(tmp / FILES[False]))
-        raw.unlink()
-        quantize_dynamic(str(tmp / FILES[False]), str(tmp / FILES[True]),
-                         weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         extra_options={"DefaultTensorType": 1})  # 1 = TensorProto.FLOAT
+        export_bert(model, lambda out: out.last_hidden_state,
+                    (dummy, pad, torch.zeros_like(dummy)),
+                    {"last_hidden_state": {0: "batch", 1: "tokens"}},
+                    tmp / FILES[False], tmp / FILES[True], NUM_HEADS, HIDDEN)
         # Check the export against torch before publishing it.
         import onnxruntime as ort
 

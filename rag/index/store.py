@@ -174,12 +174,17 @@ def _write_json(path: Path, obj: Any, raw: str | None = None) -> None:
         os.fsync(f.fileno())
 
 
-def _file_info(path: Path) -> dict[str, Any]:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    return h.hexdigest()
+
+
+def _file_info(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _fsync_tree(root: Path) -> None:

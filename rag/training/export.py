@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rag.answer.selector import _sha256 as sha256
+from rag.embedding.export import export_bert
+from rag.index.store import file_sha256 as sha256
 
 SHIP_DIR = Path(__file__).resolve().parents[1] / "models" / "selector"
 FILES = ("model-int8.onnx", "tokenizer.json")
@@ -29,23 +30,12 @@ def export_onnx(hf_dir: Path, out: Path) -> dict:
     import numpy as np
     import onnxruntime as ort
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(
         str(hf_dir), attn_implementation="eager").eval()
     tok = AutoTokenizer.from_pretrained(str(hf_dir))
     cfg = model.config
-
-    class Wrapped(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                          token_type_ids=token_type_ids).logits
 
     sample = tok(["who founded the company?", "when did it open?", "how much did it cost?"],
                  ["It was founded by Ada Lovelace in 1843 [SEP] History | Earlier text.",
@@ -54,24 +44,12 @@ def export_onnx(hf_dir: Path, out: Path) -> dict:
     with torch.no_grad():
         ref = model(**sample).logits.numpy().copy()
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.onnx"
         fp32 = Path(tmp) / "model.onnx"
-        axes = {0: "batch", 1: "tokens"}
-        with torch.no_grad():
-            torch.onnx.export(Wrapped(model), (sample["input_ids"], sample["attention_mask"],
-                                               sample["token_type_ids"]), str(raw),
-                              input_names=["input_ids", "attention_mask", "token_type_ids"],
-                              output_names=["logits"],
-                              dynamic_axes={"input_ids": axes, "attention_mask": axes,
-                                            "token_type_ids": axes, "logits": {0: "batch"}},
-                              opset_version=17, dynamo=False)
-        opt = optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,
-                             hidden_size=cfg.hidden_size, opt_level=1)
-        opt.save_model_to_file(str(fp32))
         out.mkdir(parents=True, exist_ok=True)
-        quantize_dynamic(str(fp32), str(out / "model-int8.onnx"), weight_type=QuantType.QInt8,
-                         per_channel=True, reduce_range=True,
-                         extra_options={"DefaultTensorType": 1})
+        export_bert(model, lambda o: o.logits, (sample["input_ids"], sample["attention_mask"],
+                                                sample["token_type_ids"]),
+                    {"logits": {0: "batch"}}, fp32, out / "model-int8.onnx",
+                    cfg.num_attention_heads, cfg.hidden_size)
         feeds = {k: sample[k].numpy() for k in ("input_ids", "attention_mask", "token_type_ids")}
         got32 = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(
             ["logits"], feeds)[0]
