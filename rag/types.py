@@ -59,6 +59,17 @@ class Article:
     published: str | None = None
     author: str | None = None
     content_hash: str = ""
+    pages: tuple[int, ...] = ()
+    """Start offset in ``text`` of each page, ascending, the first 0 (PDF, DOCX page
+    breaks); empty when the source has no pages. See :meth:`page_at`."""
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset``, or None without a page table."""
+        if not self.pages:
+            return None
+        import bisect
+
+        return max(1, bisect.bisect_right(self.pages, offset))
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,19 @@ class Skipped:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Another article that holds the same story (a syndicated or near-duplicate copy,
+    found at build time); listed on the citation that quotes the story once."""
+
+    __pydantic_config__ = _SCHEMA
+    article_id: str
+    title: str
+    source: str
+    url: str | None = None
+    published: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,11 @@ class Citation:
     published: str | None = None
     answers: bool = True
     """False for nearest passages of an abstained answer"""
+    author: str | None = None
+    page: int | None = None
+    """1-based page of the quote's start (PDF, DOCX); None for sources without pages"""
+    also_in: tuple[Copy, ...] = ()
+    """other articles with the same story (syndicated copies), quoted once here"""
 
 
 @dataclass(frozen=True)
@@ -146,8 +175,34 @@ class Answer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Answer":
-        cites = tuple(Citation(**c) for c in data.get("citations", ()))
+        cites = tuple(Citation(**{**c, "also_in": tuple(Copy(**x) for x in c.get("also_in", ()))})
+                      for c in data.get("citations", ()))
         return cls(**{**data, "citations": cites})
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a build did with one web page or feed item (``python -m rag.build --url/--feed``).
+
+    ``origin`` is the URL or feed URL the user gave; ``item`` the page's URL (a feed's
+    item link); ``action`` one of ``added``, ``updated``, ``unchanged``, ``not modified``
+    (the server said 304), ``skipped`` (``reason`` says why)."""
+
+    origin: str
+    item: str
+    action: str
+    reason: str = ""
+    article_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Folded:
+    """An article whose story another article already holds (near-duplicate): it stays in
+    the index, and answers quote ``copy_of`` and list it under "also in"."""
+
+    article_id: str
+    copy_of: str
+    similarity: float
 
 
 @dataclass(frozen=True)
@@ -166,6 +221,8 @@ class BuildReport:
     seconds: float = 0.0
     version: str = ""
     wrote: bool = False
+    fetched: tuple[Fetched, ...] = ()
+    folded: tuple[Folded, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -184,4 +241,17 @@ class BuildReport:
         ]
         for s in self.skipped:
             lines.append(f"  skipped {s.path}: {s.reason}")
+        if self.fetched:
+            counts: dict[str, int] = {}
+            for f in self.fetched:
+                counts[f.action] = counts.get(f.action, 0) + 1
+            lines.append("web: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
+            for f in self.fetched:
+                if f.action == "skipped":
+                    lines.append(f"  skipped {f.item}: {f.reason}")
+        if self.folded:
+            lines.append(f"copies: {len(self.folded)} articles hold a story another "
+                         "article holds (answers quote it once)")
+            for f in self.folded:
+                lines.append(f"  {f.article_id} ~ {f.copy_of} ({f.similarity:.2f})")
         return "\n".join(lines)

@@ -489,7 +489,7 @@ def test_damaged_index_file_is_named_and_the_next_build_repairs_it(two_states, n
 
 
 @pytest.mark.parametrize("edit, pattern", [
-    (lambda m: {**m, "schema": 0}, r"has schema 0, this version of rag reads schema 1"),
+    (lambda m: {**m, "schema": 0}, r"has schema 0, this version of rag reads schema 1 or 2"),
     (lambda m: {**m, "schema": 99}, r"has schema 99"),
     (lambda m: [m], r"has schema None"),
     (lambda m: {k: v for k, v in m.items() if k != "files"}, "does not list every index file"),

@@ -7,7 +7,9 @@ Layout::
       .build.lock          held by the one build that may write
       v<time>-<pid>/       one complete, immutable version
         manifest.json      schema, model, dim, settings, article -> content hash, files
-        articles.sqlite    articles: id, title, source, url, published, author, hash, text
+        articles.sqlite    articles: id, title, source, url, published, author, hash, text,
+                           pages (JSON page start offsets), copy_of + similarity (the
+                           article this one is a near-duplicate of; schema 2)
         chunks.npy         int32 (n, 5): article row, start, end, first sentence, end sentence
         sentences.npy      int32 (m, 2): start, end (offsets in the article text)
         chunk_vectors.npy  float32 (n, dim) unit vectors (kept for incremental builds)
@@ -45,7 +47,9 @@ from ..types import Article, IndexMismatch, IndexMissing
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
 from .keyword import load_keyword_index
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 (before page tables and copies) reads as articles without pages or copies.
+READABLE_SCHEMAS = (1, 2)
 REBUILD_HINT = "run `python -m rag.build --rebuild`"
 FILES = ("articles.sqlite", "chunks.npy", "sentences.npy", "chunk_vectors.npy",
          "sentence_vectors.npy", "vectors.faiss")
@@ -60,6 +64,7 @@ class IndexData:
     sentences: np.ndarray  # int32 (m, 2)
     chunk_vectors: np.ndarray  # float32 (n, dim)
     sentence_vectors: np.ndarray  # float16 (m, dim)
+    copies: dict[str, tuple[str, float]] | None = None  # id -> (copy_of id, similarity)
 
 
 # -- writing ------------------------------------------------------------------
@@ -81,7 +86,7 @@ def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
     tmp = index_dir / f".tmp-{version}"
     tmp.mkdir()
     try:
-        _write_articles(tmp / "articles.sqlite", data.articles)
+        _write_articles(tmp / "articles.sqlite", data.articles, data.copies or {})
         for name, arr in (("chunks.npy", data.chunks), ("sentences.npy", data.sentences),
                           ("chunk_vectors.npy", data.chunk_vectors),
                           ("sentence_vectors.npy", data.sentence_vectors)):
@@ -143,9 +148,10 @@ def _version_time(name: str) -> int:
         return 0
 
 
-def _write_articles(path: Path, articles: list[Article]) -> None:
+def _write_articles(path: Path, articles: list[Article],
+                    copies: dict[str, tuple[str, float]]) -> None:
     try:
-        _write_sqlite(path, articles)
+        _write_sqlite(path, articles, copies)
     except sqlite3.Error as exc:  # e.g. "database or disk is full": an OSError to callers
         full = "full" in str(exc)
         raise OSError(errno.ENOSPC if full else errno.EIO,
@@ -153,15 +159,20 @@ def _write_articles(path: Path, articles: list[Article]) -> None:
                       str(path)) from exc
 
 
-def _write_sqlite(path: Path, articles: list[Article]) -> None:
+def _write_sqlite(path: Path, articles: list[Article],
+                  copies: dict[str, tuple[str, float]]) -> None:
     con = sqlite3.connect(path)
     try:
         con.execute("CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
                     " title TEXT, source TEXT, url TEXT, published TEXT, author TEXT,"
-                    " hash TEXT NOT NULL, text TEXT NOT NULL)")
-        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?)",
+                    " hash TEXT NOT NULL, text TEXT NOT NULL, pages TEXT, copy_of TEXT,"
+                    " similarity REAL)")
+        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         [(i, a.id, a.title, a.source, a.url, a.published, a.author,
-                          a.content_hash, a.text) for i, a in enumerate(articles)])
+                          a.content_hash, a.text,
+                          json.dumps(list(a.pages)) if a.pages else None,
+                          *(copies.get(a.id) or (None, None)))
+                         for i, a in enumerate(articles)])
         con.commit()
     finally:
         con.close()
@@ -249,6 +260,21 @@ class Index:
             raise IndexMismatch(f"index file articles.sqlite is damaged ({exc}); "
                                 f"{REBUILD_HINT}") from exc
         self.article_ids = [r[1] for r in rows]
+        self._columns = {r[1] for r in self._query("PRAGMA table_info(articles)")}
+        # near-duplicate copies: row -> the row of the article it copies (schema 2)
+        self.copy_of: dict[int, int] = {}
+        if "copy_of" in self._columns:
+            row_of = {aid: i for i, aid in enumerate(self.article_ids)}
+            for row, target in self._query("SELECT row, copy_of FROM articles"
+                                           " WHERE copy_of IS NOT NULL"):
+                if target in row_of:
+                    self.copy_of[int(row)] = row_of[target]
+        groups: dict[int, list[int]] = {}
+        for row, target in self.copy_of.items():
+            groups.setdefault(target, [target]).append(row)
+        # row -> every row holding the same story (itself included), for rows with copies
+        self.copies: dict[int, tuple[int, ...]] = {
+            r: tuple(sorted(members)) for members in groups.values() for r in members}
         if n and self.chunks[:, 0].max() >= len(rows):
             raise IndexMismatch(f"index at {path} is inconsistent (articles); {REBUILD_HINT}")
         self._articles: dict[int, Article] = {}
@@ -273,13 +299,19 @@ class Index:
             hit = self._articles.get(row)
         if hit is not None:
             return hit
-        found = self._query("SELECT id, title, text, source, url, published, author, hash"
-                            " FROM articles WHERE row = ?", (int(row),))
+        pages = "pages" if "pages" in self._columns else "NULL"
+        found = self._query("SELECT id, title, text, source, url, published, author, hash,"
+                            f" {pages} FROM articles WHERE row = ?", (int(row),))
         r = found[0] if found else None
         if r is None:
             raise IndexMismatch(f"article row {row} missing from the index; {REBUILD_HINT}")
+        try:
+            page_starts = tuple(int(p) for p in json.loads(r[8])) if r[8] else ()
+        except (ValueError, TypeError) as exc:
+            raise IndexMismatch(f"article row {row} has a damaged page table; "
+                                f"{REBUILD_HINT}") from exc
         art = Article(id=r[0], title=r[1], text=r[2], source=r[3], url=r[4], published=r[5],
-                      author=r[6], content_hash=r[7])
+                      author=r[6], content_hash=r[7], pages=page_starts)
         with self._cache_lock:
             if len(self._articles) > 4096:
                 self._articles.clear()
@@ -287,13 +319,16 @@ class Index:
         return art
 
     def list_articles(self) -> list[dict[str, Any]]:
-        """id, title, source, url, published and chunk count of every article."""
+        """id, title, source, url, published, author, chunk count and ``copy_of`` (the id
+        of the article whose story this one repeats, else None) of every article."""
         counts = np.bincount(self.chunks[:, 0], minlength=len(self.article_ids)) \
             if self.n_chunks else np.zeros(len(self.article_ids), int)
-        rows = self._query("SELECT row, id, title, source, url, published"
+        rows = self._query("SELECT row, id, title, source, url, published, author"
                            " FROM articles ORDER BY row")
         return [{"id": r[1], "title": r[2], "source": r[3], "url": r[4], "published": r[5],
-                 "chunks": int(counts[r[0]])} for r in rows]
+                 "author": r[6], "chunks": int(counts[r[0]]),
+                 "copy_of": self.article_ids[self.copy_of[r[0]]] if r[0] in self.copy_of
+                 else None} for r in rows]
 
     def close(self) -> None:
         with self._db_lock:
@@ -314,10 +349,10 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
                             f"manifest; {REBUILD_HINT}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexMismatch(f"the manifest in {path} is not valid JSON; {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("schema") not in READABLE_SCHEMAS:
         found = manifest.get("schema") if isinstance(manifest, dict) else None
         raise IndexMismatch(f"index in {index_dir} has schema {found!r}, this version of rag "
-                            f"reads schema {SCHEMA_VERSION}; {REBUILD_HINT}")
+                            f"reads schema {' or '.join(map(str, READABLE_SCHEMAS))}; {REBUILD_HINT}")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(n in files for n in FILES) \
             or not all(isinstance(info, dict) for info in files.values()):

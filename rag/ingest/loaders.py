@@ -57,7 +57,7 @@ def text_hash(text: str) -> str:
 
 
 def content_hash(*, title: str, text: str, url: str | None = None, published: str | None = None,
-                 author: str | None = None, source: str = "") -> str:
+                 author: str | None = None, source: str = "", pages: tuple[int, ...] = ()) -> str:
     """sha256 hex over a canonical JSON of the text and its metadata.
 
     Any change of title, text, url, published, author or source changes the hash, so the
@@ -70,13 +70,14 @@ def content_hash(*, title: str, text: str, url: str | None = None, published: st
 
 def make_article(
     id: str, title: str, text: str, source: str, *, url: str | None = None,
-    published: str | None = None, author: str | None = None,
+    published: str | None = None, author: str | None = None, pages: tuple[int, ...] = (),
 ) -> Article:
     """An :class:`Article` with its ``content_hash`` filled in."""
+    pages = tuple(int(p) for p in pages)
     digest = content_hash(title=title, text=text, url=url, published=published,
-                          author=author, source=source)
+                          author=author, source=source, pages=pages)
     return Article(id=id, title=title, text=text, source=source, url=url,
-                   published=published, author=author, content_hash=digest)
+                   published=published, author=author, content_hash=digest, pages=pages)
 
 
 def iter_source_files(source: Path) -> list[Path]:
