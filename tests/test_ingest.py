@@ -115,7 +115,7 @@ def test_nested_folders_non_ascii_and_spaces_give_posix_relative_ids(tmp_path: P
     write(tmp_path / "news" / "a b é.txt", "Café opens\nA new café opened.")
     write(tmp_path / "news" / "deep" / "z.md", "# Deep\nDeep text.")
     write(tmp_path / "top.TXT", "Top\nUpper-case suffix.")
-    write(tmp_path / "notes.docx", "ignored silently")
+    write(tmp_path / "notes.odt", "ignored silently")
     write(tmp_path / "image.png", b"\x89PNG\r\n\x1a\n\x00\x00")
     write(tmp_path / ".hidden.txt", "Hidden\nnot read")
     write(tmp_path / ".git" / "x.txt", "Hidden dir\nnot read")

@@ -9,11 +9,19 @@
 * ``.json``: a list of records, a single record object, or ``{"articles": [...]}``.
   ``.jsonl``: one record per line. A record has ``text`` and optionally ``id``, ``title``,
   ``url``, ``published``, ``source``, ``author``.
+* ``.pdf`` / ``.docx``: read by :mod:`rag.ingest.documents` (binary: never decoded as
+  text): the pages' texts joined with ``"\\n\\n"``, ``Article.pages`` the start offset of
+  every page (a DOCX without page breaks has none: ``pages == ()``); title, author and
+  creation date from the document's metadata, the title else the first line, else the
+  file name. Refused with a reason: encrypted or damaged files, PDFs without a text
+  layer (no OCR) or with more than ``max_pdf_pages`` pages (checked before any text is
+  read), DOCX zip bombs and DOCX XML with a DTD or entities.
 
 Text contract: line ends are normalised (``"\\r\\n"`` and ``"\\r"`` become ``"\\n"``), NUL
 characters are removed (lone surrogates from JSON become U+FFFD) and trailing whitespace at
-the very end is stripped; nothing else is changed. Every offset elsewhere in the package
-refers to this normalised text, which is what the index stores.
+the very end is stripped (PDF and DOCX: of every page, form feeds removed too); nothing
+else is changed. Every offset elsewhere in the package refers to this normalised text,
+which is what the index stores.
 
 Problems never raise (except a missing source folder): the file or record comes back as a
 :class:`~rag.types.Skipped` with a reason a person can act on.
@@ -33,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from ..types import Article, BuildError, Skipped
+from .documents import MAX_PDF_PAGES, Unreadable, read_docx, read_pdf
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl",
+                                       ".pdf", ".docx")
+_BINARY_SUFFIXES = (".pdf", ".docx")
 
 _TITLE_MAX_CHARS = 200
 _CONTROL_SHARE_MAX = 0.05  # above this share of control characters a file is "binary"
@@ -221,19 +232,20 @@ def _markdown_title(text: str) -> str:
 
 
 def load_file(
-    path: Path, rel: str, *, max_file_bytes: int = 50 * 1024 * 1024
+    path: Path, rel: str, *, max_file_bytes: int = 50 * 1024 * 1024,
+    max_pdf_pages: int = MAX_PDF_PAGES,
 ) -> tuple[list[Article], list[Skipped]]:
     """Read one file (``rel`` = its id / relative path) into articles and skips.
 
     No deduplication across files here; :func:`load_articles` does that.
     Unsupported suffixes give ``([], [])``.
     """
-    located, skipped = _load_located(path, rel, max_file_bytes)
+    located, skipped = _load_located(path, rel, max_file_bytes, max_pdf_pages)
     return [art for art, _ in located], skipped
 
 
 def _load_located(
-    path: Path, rel: str, max_file_bytes: int
+    path: Path, rel: str, max_file_bytes: int, max_pdf_pages: int = MAX_PDF_PAGES
 ) -> tuple[list[tuple[Article, str]], list[Skipped]]:
     """Like :func:`load_file`, each article paired with where it came from
     (``rel``, ``rel:<line>`` or ``rel#<position>``)."""
@@ -242,6 +254,8 @@ def _load_located(
         return [], []
     try:
         data = _read(path, max_file_bytes)
+        if suffix in _BINARY_SUFFIXES:  # before any text decoding
+            return [(_read_document(data, suffix, rel, path.stem, max_pdf_pages), rel)], []
         fallback = None
         if suffix in (".html", ".htm"):
             declared = _HTML_CHARSET.search(data[:4096])
@@ -265,7 +279,26 @@ def _load_located(
         return [], [Skipped(rel, exc.strerror or str(exc))]
 
 
-def _read_html(raw: str, rel: str, stem: str) -> Article:
+def _read_document(data: bytes, suffix: str, rel: str, stem: str, max_pdf_pages: int) -> Article:
+    """A PDF or DOCX file's article (see :mod:`rag.ingest.documents`), or ``_Skip``."""
+    if not data or data.isspace():
+        raise _Skip("empty")
+    try:
+        doc = read_pdf(data, max_pages=max_pdf_pages) if suffix == ".pdf" else read_docx(data)
+    except Unreadable as exc:
+        raise _Skip(str(exc)) from None
+    if not doc.text.strip():
+        raise _Skip("no text")
+    title = _clip(doc.title) or _clip(_first_line(doc.text)) or stem
+    return make_article(rel, title, doc.text, rel, author=doc.author or None,
+                        published=doc.published, pages=doc.pages)
+
+
+def extract_html(raw: str) -> tuple[str, Any, str]:
+    """The main text of an HTML page (trafilatura: no navigation, footers, scripts;
+    normalised like every article text), its trafilatura metadata (``title``, ``author``,
+    ``date``, ``url``, ``sitename``; attributes may be None) and its title (metadata, else
+    the ``<title>`` tag; may be ""). Raises ``_Skip`` when no text can be extracted."""
     import trafilatura  # heavy import, only when there is HTML to read
 
     extracted = trafilatura.extract(raw, output_format="txt", include_comments=False,
@@ -278,6 +311,11 @@ def _read_html(raw: str, rel: str, stem: str) -> Article:
     if not title:
         match = _HTML_TITLE.search(raw)
         title = html.unescape(match.group(1)).strip() if match else ""
+    return text, meta, title
+
+
+def _read_html(raw: str, rel: str, stem: str) -> Article:
+    text, meta, title = extract_html(raw)
     return make_article(rel, _clip(title or _first_line(text) or stem), text, rel,
                         url=getattr(meta, "url", None) or None,
                         published=getattr(meta, "date", None) or None,
@@ -367,7 +405,8 @@ def _scalar(value: Any) -> str | None:
 
 
 def load_articles(
-    source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False
+    source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False,
+    max_pdf_pages: int = MAX_PDF_PAGES,
 ) -> tuple[list[Article], list[Skipped]]:
     """Every article under ``source``, and every supported file or record that was not used.
 
@@ -378,6 +417,7 @@ def load_articles(
     one is skipped ("duplicate id of <first path>"); when two ids share an identical text
     the later one is skipped ("duplicate of <id>"), so each text is indexed once.
     Files with other suffixes are ignored silently. ``progress`` shows a tqdm bar.
+    PDFs with more than ``max_pdf_pages`` pages are skipped before their text is read.
     Raises :class:`BuildError` when ``source`` is missing or not a folder.
     """
     from tqdm.auto import tqdm
@@ -389,7 +429,7 @@ def load_articles(
     text_owner: dict[str, str] = {}
     for path in tqdm(files, desc="loading", unit="file", disable=not progress):
         rel = _relative_id(path, source)
-        found, bad = _load_located(path, rel, max_file_bytes)
+        found, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
         skipped.extend(bad)
         for art, origin in found:
             if art.id in id_origin:
