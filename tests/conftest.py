@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from rag.embedding import model as embed  # noqa: E402
 from rag.config import Config  # noqa: E402
+from rag.ingest.fetch import FetchPolicy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -94,3 +97,82 @@ def seed_index(tmp_path_factory) -> Config:
     cfg = Config(source=base / "seeds", index_dir=base / "index")
     rag.build(config=cfg)
     return cfg
+
+
+# -- a local test site -------------------------------------------------------------------
+
+class Site:
+    """Routes: path -> (status, headers, body) or a callable(handler). Logs requests."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, object] = {}
+        self.log: list[tuple[str, dict[str, str]]] = []
+        self.closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.site = self  # type: ignore[attr-defined]
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def policy(self, **kwargs) -> FetchPolicy:
+        return FetchPolicy(allow_private=frozenset({f"127.0.0.1:{self.port}"}), **kwargs)
+
+    def page(self, path: str, body: str | bytes, ctype: str = "text/html; charset=utf-8",
+             status: int = 200, **headers: str) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.routes[path] = (status, {"Content-Type": ctype, **headers}, data)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        self.routes[path] = (status, {"Location": location}, b"")
+
+    def paths(self) -> list[str]:
+        return [p for p, _ in self.log]
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # bodies may end at the close (no Content-Length)
+
+    def do_GET(self) -> None:  # noqa: N802
+        site: Site = self.server.site  # type: ignore[attr-defined]
+        site.log.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        route = site.routes.get(self.path, site.routes.get(self.path.split("?")[0]))
+        if route is None:
+            route = (404, {"Content-Type": "text/plain"}, b"no such page")
+        if callable(route):
+            route(self)
+            return
+        status, headers, body = route
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers and "X-No-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def site():
+    s = Site()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def other_site():
+    s = Site()
+    yield s
+    s.close()
