@@ -41,10 +41,15 @@ def render_text(answer) -> str:
         out.append("")
     for c in answer.citations:
         where = c.source if c.source == c.article_id else f"{c.source} ({c.article_id})"
-        out.append(f"[{c.n}] {c.title} — {where}  score {c.score:.2f}")
+        page = f", page {c.page}" if c.page else ""
+        out.append(f"[{c.n}] {c.title} — {where}{page}  score {c.score:.2f}")
         rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
         marked = c.passage[:rel_s] + "«" + c.passage[rel_s:rel_e] + "»" + c.passage[rel_e:]
         out.append(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "    "))
+        if c.also_in:
+            out.append("    also in: " + "; ".join(
+                x.source if x.source and x.source != x.article_id else x.title
+                for x in c.also_in))
     return "\n".join(out)
 
 
@@ -84,13 +89,31 @@ def build_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rag.build",
         description="Build or update the index of a folder of articles "
-                    "(.txt .md .html .htm .json .jsonl). Only new or changed articles are "
-                    "embedded; removed ones are dropped.")
+                    "(.txt .md .html .htm .json .jsonl .pdf .docx), web pages and feeds. "
+                    "Only new or changed articles are embedded; removed ones are dropped; "
+                    "near-duplicate copies of a story are folded in answers.")
     parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
     parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    web = parser.add_argument_group(
+        "web pages and feeds", "saved as articles in <source>/web/ (public http/https "
+        "addresses only; see the README for the fetcher's rules)")
+    web.add_argument("--url", action="append", default=[], metavar="URL",
+                     help="fetch this web page as an article (repeatable)")
+    web.add_argument("--feed", action="append", default=[], metavar="FEED_URL",
+                     help="subscribe to this RSS/Atom feed and fetch its items (repeatable; "
+                          "remembered and polled again on every build)")
+    web.add_argument("--no-poll", action="store_true",
+                     help="do not poll the remembered feeds on this build")
+    web.add_argument("--list-feeds", action="store_true",
+                     help="list the remembered feeds and exit")
+    web.add_argument("--remove-feed", action="append", default=[], metavar="FEED_URL",
+                     help="forget this feed (its articles stay unless --prune) and build")
+    web.add_argument("--prune", action="store_true",
+                     help="with --remove-feed: delete its articles too; alone: delete the "
+                          "articles of items that have left their feeds")
     args = parser.parse_args(argv)
 
     from .config import Config
@@ -99,7 +122,11 @@ def build_main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = Config.from_env(source=args.source, index_dir=args.index)
-        report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet)
+        if args.list_feeds or args.remove_feed or args.prune:
+            if _manage_feeds(cfg, args):
+                return 0
+        report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet,
+                       urls=args.url, feeds=args.feed, poll=not args.no_poll)
     except RagError as exc:
         print(f"rag.build: error: {exc}", file=sys.stderr)
         return 1
@@ -115,6 +142,36 @@ def build_main(argv: list[str] | None = None) -> int:
     elif not args.quiet:
         print(report.summary())
     return 0
+
+
+def _manage_feeds(cfg, args) -> bool:
+    """--list-feeds, --remove-feed, --prune: True when the command is done (no build)."""
+    from pathlib import Path
+
+    from .ingest import web
+
+    src = Path(cfg.source)
+    if args.list_feeds:
+        feeds = web.list_feeds(src)
+        if args.json:
+            print(json.dumps(feeds, ensure_ascii=False, indent=1))
+        for f in [] if args.json else feeds:
+            print(f"{f['url']}  {f.get('title') or ''}  ({f.get('items', 0)} items, "
+                  f"last polled {f.get('last_polled') or 'never'})")
+        if not feeds and not args.json:
+            print(f"no feeds remembered in {src}")
+        return True
+    for url in args.remove_feed:
+        removed = web.remove_feed(src, url, delete_items=args.prune)
+        print(f"forgot {url}" + (f"; deleted {len(removed)} article file(s)" if args.prune
+                                else ""), file=sys.stderr)
+    if args.prune and not args.remove_feed:
+        for f in web.list_feeds(src):
+            gone = web.prune_feed(src, f["url"])
+            if gone:
+                print(f"{f['url']}: deleted {len(gone)} article file(s) of items that left "
+                      "the feed", file=sys.stderr)
+    return False
 
 
 # command -> (module, function): imported only when the command runs

@@ -59,6 +59,16 @@ class Config:
     max_k: int = 50
     # building
     max_file_bytes: int = 50 * 1024 * 1024
+    max_pdf_pages: int = 2000  # longer PDFs are skipped (checked before reading any text)
+    # fold near-duplicate articles (syndicated copies): answers quote the story once and
+    # list the other outlets (rag.index.copies; measured in benchmarks/copies.py)
+    fold_copies: bool = True
+    # web pages and feeds (rag.ingest.fetch): body size cap and the deadline of one fetch
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_deadline: float = 30.0
+    # FOR TESTS ONLY: comma-separated exact "ip:port" addresses that the fetcher may reach
+    # although they are not public (the default refuses loopback and private addresses)
+    fetch_allow_private: str = ""
     lock_timeout: float = 600.0
     # serving
     host: str = "127.0.0.1"
@@ -106,6 +116,8 @@ class Config:
             problems.append("backend must be 'torch', 'onnx' or 'onnx-int8'")
         if not 1 <= self.k <= self.max_k:
             problems.append(f"k must be between 1 and {self.max_k}")
+        if self.fetch_max_bytes < 1 or self.fetch_deadline <= 0:
+            problems.append("fetch_max_bytes and fetch_deadline must be positive")
         if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             problems.append("abstain_threshold must be in [0, 1]")
         if problems:

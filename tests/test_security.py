@@ -324,7 +324,7 @@ def test_served_app_listens_on_loopback_only(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
-    monkeypatch.setattr(web, "create_app", lambda cfg: object())
+    monkeypatch.setattr(web, "create_app", lambda cfg, **kw: object())
     for key in ("GRADIO_SERVER_NAME", "RAG_HOST", "GRADIO_SERVER_PORT", "RAG_PORT"):
         monkeypatch.delenv(key, raising=False)
     assert web.main(["--no-build", "--index", str(tmp_path)]) == 0

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.keyword import keyword_tokens
-from ..types import Citation
+from ..types import Citation, Copy
 from .params import FEATURES, AnswerModel
 from .question import answer_type, has_type, is_heading, question_terms
 from .search import Hit
@@ -237,11 +237,27 @@ def make_citations(index, candidates: list[Candidate], k: int, answers: bool,
     """Up to ``k`` citations, one per passage, each quoting that passage's best sentence,
     in the candidates' order (best first: the first holds the answer). A citation's
     ``score`` is the model's confidence in its own quote: the first one's equals
-    ``answer.score``."""
+    ``answer.score``.
+
+    Syndicated copies (articles the build found to hold the same story,
+    ``index.copies``) are quoted once: a passage of a copy is skipped once another
+    article of its group is cited, and the citation lists the group's other articles in
+    ``also_in``. Citations carry the quote's ``page`` where the article has pages."""
     best_per_chunk: dict[int, Candidate] = {}
     for c in candidates:  # already best first
         best_per_chunk.setdefault(c.chunk, c)
-    chosen = list(best_per_chunk.values())[:k]
+    copies: dict[int, tuple[int, ...]] = getattr(index, "copies", None) or {}
+    quoted_in_group: dict[int, int] = {}  # group (its first row) -> the row quoted
+    chosen = []
+    for c in best_per_chunk.values():
+        if len(chosen) == k:
+            break
+        row = int(index.chunks[c.chunk][0])
+        group = copies.get(row)
+        if group:
+            if quoted_in_group.setdefault(group[0], row) != row:
+                continue  # the same story, already quoted from another outlet
+        chosen.append(c)
     cites = []
     for n, c in enumerate(chosen, 1):
         row, p_start, p_end = (int(x) for x in index.chunks[c.chunk][:3])
@@ -251,5 +267,12 @@ def make_citations(index, candidates: list[Candidate], k: int, answers: bool,
             end=c.end, quote=art.text[c.start:c.end], passage=art.text[p_start:p_end],
             passage_start=p_start, passage_end=p_end,
             score=round(model.confidence(c.features), 4),
-            url=art.url, published=art.published, answers=answers))
+            url=art.url, published=art.published, answers=answers, author=art.author,
+            page=art.page_at(c.start),
+            also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
+
+
+def _copy(art) -> Copy:
+    return Copy(article_id=art.id, title=art.title, source=art.source, url=art.url,
+                published=art.published)

@@ -32,7 +32,7 @@ from ..config import Config
 from ..ingest.loaders import iter_source_files, load_file
 from ..types import BuildReport, RagError
 
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl")
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl", ".pdf", ".docx")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -179,10 +179,53 @@ class Library:
                 return ChangeResult(False, f"{rel} was not removed{hint}: {exc}")
         return ChangeResult(True, f"Removed {rel}. " + _after(report), report)
 
-    def _build(self, log, progress: bool) -> BuildReport:
+    def add_web(self, urls: list[str] = (), feeds: list[str] = (),
+                log: Callable[[str], None] | None = None, progress: bool = False,
+                policy=None) -> ChangeResult:
+        """Fetch web pages (``urls``) and subscribe to feeds (``feeds``), then update the
+        index (:func:`rag.build` with ``urls``/``feeds``). Pages that cannot be fetched
+        are reported with their reason; the rest is added. ``ok`` is False only when
+        nothing could be added and something was asked for."""
+        urls = [u.strip() for u in urls if u and u.strip()]
+        feeds = [u.strip() for u in feeds if u and u.strip()]
+        if not urls and not feeds:
+            return ChangeResult(False, "Enter the address of a web page or a feed.")
+        if not Path(self.cfg.source).is_dir():
+            return ChangeResult(False, f"The articles folder {self.cfg.source} does not exist.")
+        with self._lock:
+            try:
+                report = self._build(log, progress, urls=urls, feeds=feeds, poll=False,
+                                     fetch_policy=policy)
+            except (RagError, OSError) as exc:
+                return ChangeResult(False, f"The index was not updated: {exc}")
+        done = [f for f in report.fetched if f.action != "skipped"]
+        skipped = [f for f in report.fetched if f.action == "skipped"]
+        parts = []
+        counts: dict[str, int] = {}
+        for f in done:
+            counts[f.action] = counts.get(f.action, 0) + 1
+        if counts:
+            parts.append("Fetched: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
+                         + ".")
+        for f in skipped[:5]:
+            parts.append(f"Skipped {f.item}: {f.reason}.")
+        if len(skipped) > 5:
+            parts.append(f"... and {len(skipped) - 5} more skipped.")
+        ok = bool(done) or not skipped
+        return ChangeResult(ok, " ".join(parts + [_after(report)]), report)
+
+    def feeds(self) -> list[dict[str, Any]]:
+        """The remembered feeds of the source folder (see :func:`rag.ingest.web.list_feeds`)."""
+        from ..ingest.web import list_feeds
+
+        src = Path(self.cfg.source)
+        return list_feeds(src) if src.is_dir() else []
+
+    def _build(self, log, progress: bool, **kwargs) -> BuildReport:
         from ..index.build import build
 
-        return build(config=self.cfg, log=log, progress=progress)
+        kwargs.setdefault("poll", False)  # feeds are polled by builds and the schedule
+        return build(config=self.cfg, log=log, progress=progress, **kwargs)
 
 
 def _n(count: int, word: str) -> str:

@@ -58,8 +58,12 @@ def _mark_class(c: Citation) -> str:
 
 def _meta(c: Citation | Article, source: str) -> str:
     parts = [f'<span class="rag-source" title="source">{esc(source)}</span>']
+    if getattr(c, "author", None):
+        parts.append(f'<span class="rag-author">{esc(c.author)}</span>')
     if getattr(c, "published", None):
         parts.append(f'<span class="rag-date">{esc(c.published)}</span>')
+    if getattr(c, "page", None):
+        parts.append(f'<span class="rag-page">page {int(c.page)}</span>')
     url = safe_url(getattr(c, "url", None))
     if url and url != source:
         parts.append(f'<a class="rag-link" href="{esc(url)}" target="_blank" '
@@ -105,7 +109,21 @@ def render_citation(c: Citation) -> str:
             f'<span class="rag-score" title="confidence that this quote answers: {c.score:.2f}">'
             f'<span class="rag-bar"><span style="width:{pct:.0f}%"></span></span>'
             f'{c.score:.2f}</span></div>'
-            f'<div class="rag-passage">{_passage_html(c)}</div></article>')
+            f'<div class="rag-passage">{_passage_html(c)}</div>{_also_in(c)}</article>')
+
+
+def _also_in(c: Citation) -> str:
+    """The other outlets that carry the same story (syndicated copies), one line."""
+    if not c.also_in:
+        return ""
+    items = []
+    for x in c.also_in:
+        url = safe_url(x.url)
+        label = esc(x.source if x.source and x.source != x.article_id else x.title)
+        items.append(f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer '
+                     f'nofollow" title="{esc(x.title)}">{label}</a>' if url
+                     else f'<span title="{esc(x.title)}">{label}</span>')
+    return f'<div class="rag-also">also in: {", ".join(items)}</div>'
 
 
 def render_citations(answer: Answer | None) -> str:
@@ -177,7 +195,46 @@ def render_article_list(rows: Iterable[dict[str, Any]], query: str = "") -> str:
             f'<tbody>{body}</tbody></table></div></div>')
 
 
+def render_status(status: dict[str, Any]) -> str:
+    """The Articles tab's status line: when the live index was written, how many
+    articles, and (``--watch`` / ``--poll``) what the last background update changed."""
+    if status.get("error"):
+        return f'<div class="rag-status rag-empty">{esc(status["error"])}</div>'
+    created = str(status.get("created") or "")
+    when = created.replace("T", " ")[:19]
+    parts = [f"Index updated {esc(when)} · {int(status.get('articles') or 0):,} articles"]
+    if status.get("watching"):
+        parts.append("watching the articles folder")
+    if status.get("poll_seconds"):
+        parts.append(f"feeds polled every {int(status['poll_seconds']) // 60} min")
+    extra = ""
+    if status.get("last_changes"):
+        first = str(status["last_changes"]).split("\n")[0]
+        extra += f'<div class="rag-status-changes">last change: {esc(first)}</div>'
+    if status.get("update_error"):
+        extra += (f'<div class="rag-status-error">the last update failed (the index is '
+                  f'unchanged): {esc(status["update_error"])}</div>')
+    return f'<div class="rag-status">{" · ".join(parts)}{extra}</div>'
+
+
+def render_feeds(feeds: Iterable[dict[str, Any]]) -> str:
+    """The remembered feeds: title (or address), items and when they were last polled."""
+    feeds = list(feeds)
+    if not feeds:
+        return ""
+    rows = "".join(
+        f'<li><span class="rag-title">{esc(f.get("title") or f.get("url"))}</span> '
+        f'<span class="rag-source">{esc(f.get("url"))}</span> · '
+        f'{int(f.get("items") or 0)} items · last polled '
+        f'{esc(str(f.get("last_polled") or "never").replace("T", " ")[:19])}</li>'
+        for f in feeds)
+    return f'<div class="rag-feeds"><b>Feeds</b><ul>{rows}</ul></div>'
+
+
 CSS = """
+.rag-status{font-size:.85em;opacity:.85;margin-bottom:6px}
+.rag-status-error{color:#b91c1c}
+.rag-feeds ul{margin:4px 0 0 18px;padding:0;font-size:.9em}
 .rag-answer{padding:14px 16px;border-radius:10px;border:1px solid var(--border-color-primary);
   background:var(--background-fill-secondary);}
 .rag-answer-quote{margin:0;font-size:1.15em;line-height:1.5;border:none;padding:0}
@@ -206,6 +263,7 @@ mark.rag-near{background:transparent;color:inherit;border-radius:0;padding:0;
 .rag-bar{display:inline-block;width:60px;height:6px;border-radius:3px;
   background:var(--border-color-primary);overflow:hidden}
 .rag-bar>span{display:block;height:100%;background:var(--color-accent)}
+.rag-also{font-size:.82em;opacity:.8;margin-top:6px;overflow-wrap:anywhere}
 .rag-passage{line-height:1.5;white-space:pre-wrap;overflow-wrap:anywhere}
 .rag-viewer{max-height:70vh;overflow:auto;padding:10px 12px;border-radius:10px;
   border:1px solid var(--border-color-primary);background:var(--background-fill-primary)}

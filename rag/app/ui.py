@@ -66,9 +66,12 @@ def _short(text: str, n: int = 48) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
-def create_blocks(cfg: Config) -> gr.Blocks:
-    """The whole UI for ``cfg`` (queue configured: ``cfg.concurrency`` at a time)."""
+def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
+    """The whole UI for ``cfg`` (queue configured: ``cfg.concurrency`` at a time).
+    ``updater`` (a running :class:`rag.app.watch.Updater`) feeds the Articles tab's
+    status line, refreshed every few seconds."""
     from ..answer.pipeline import ask
+    from .watch import index_status
 
     lib = Library(cfg)
 
@@ -138,6 +141,25 @@ def create_blocks(cfg: Config) -> gr.Blocks:
                   else render.render_error(result.message))
         return status, None, list_html(query), file_choices()
 
+    def status_html() -> str:
+        return render.render_status(index_status(cfg, updater))
+
+    def feeds_html() -> str:
+        try:
+            return render.render_feeds(lib.feeds())
+        except (RagError, OSError, ValueError) as exc:
+            return render.render_error(f"The feeds cannot be listed: {exc}")
+
+    def on_web(text, as_feed, query, progress=gr.Progress(track_tqdm=True)):
+        lines = [x.strip() for x in (text or "").replace(",", "\n").split() if x.strip()]
+        progress(0, desc="Fetching and indexing")
+        result = lib.add_web(urls=[] if as_feed else lines, feeds=lines if as_feed else [],
+                             progress=True)
+        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>'
+                  if result.ok else render.render_error(result.message))
+        return (status, "" if result.ok else text, list_html(query), file_choices(),
+                feeds_html(), status_html())
+
     def on_remove_ask(rel):
         if not rel:
             return gr.Row(visible=False), render.render_error("Choose an article file first.")
@@ -173,9 +195,20 @@ def create_blocks(cfg: Config) -> gr.Blocks:
                     viewer = gr.HTML(render.render_article(None), elem_id="rag-viewer")
             state = gr.State(None)
         with gr.Tab("Articles", id="articles") as articles_tab:
+            index_state = gr.HTML("", elem_id="rag-index-status")
             search = gr.Textbox(placeholder="Search titles and sources", show_label=False,
                                 elem_id="rag-search")
             table = gr.HTML("", elem_id="rag-articles")
+            gr.Markdown("**Add from the web**: the address of a page, or of an RSS/Atom feed "
+                        "(one per line; only public http/https addresses are fetched)")
+            with gr.Row(equal_height=True):
+                web_text = gr.Textbox(placeholder="https://…", show_label=False, lines=1,
+                                      max_lines=6, scale=4, elem_id="rag-web-url")
+                web_feed = gr.Checkbox(label="It is a feed (subscribe)", value=False,
+                                       scale=1, elem_id="rag-web-feed")
+                web_btn = gr.Button("Fetch", scale=1, elem_id="rag-web-add")
+            web_status = gr.HTML("", elem_id="rag-web-status")
+            feeds_list = gr.HTML("", elem_id="rag-feeds")
             gr.Markdown(f"**Add articles** ({', '.join(UPLOAD_SUFFIXES)}; at most "
                         f"{cfg.max_upload_bytes // 1024 // 1024} MB each)")
             upload = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
@@ -214,7 +247,16 @@ def create_blocks(cfg: Config) -> gr.Blocks:
         gr.api(answer_api, api_name="answer")
 
         articles_tab.select(list_html, search, table, **private).then(
-            file_choices, None, remove_choice, **private)
+            file_choices, None, remove_choice, **private).then(
+            lambda: (status_html(), feeds_html()), None, [index_state, feeds_list], **private)
+        web_outs = [web_status, web_text, table, remove_choice, feeds_list, index_state]
+        web_btn.click(on_web, [web_text, web_feed, search], web_outs,
+                      concurrency_limit=1, concurrency_id="library", **private)
+        web_text.submit(on_web, [web_text, web_feed, search], web_outs,
+                        concurrency_limit=1, concurrency_id="library", **private)
+        if updater is not None:  # the watched folder changes the index behind the page
+            timer = gr.Timer(5.0)
+            timer.tick(status_html, None, index_state, queue=False, **private)
         search.change(list_html, search, table, queue=False, **private)
         upload.upload(on_upload, [upload, search], [upload_status, upload, table, remove_choice],
                       concurrency_limit=1, concurrency_id="library", **private)

@@ -9,10 +9,15 @@
   with status 400 (unusable question or parameters), 413 (question too long) or 503 (no usable index).
   At most ``cfg.concurrency`` questions are answered at once. OpenAPI at
   ``/api/openapi.json``, docs at ``/api/docs``.
+- ``POST /api/sources`` ``{"urls": [...], "feeds": [...]}`` fetches web pages and
+  subscribes to feeds, updates the index and returns the :class:`~rag.types.BuildReport`
+  (``fetched``: what happened to each page); ``GET /api/feeds`` lists the remembered
+  feeds; ``GET /api/status`` the live version and the background updater's last run.
 - :func:`main` (``python app.py`` / ``rag-serve``) updates the index incrementally,
   prints the build summary and serves on ``cfg.host:cfg.port`` (127.0.0.1:7860 by
   default; ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` or ``RAG_HOST`` / ``RAG_PORT``).
-  It never creates a public share link.
+  ``--watch`` rebuilds when the articles folder changes, ``--poll 30m`` polls the feeds
+  (:mod:`rag.app.watch`). It never creates a public share link.
 """
 
 
@@ -25,8 +30,10 @@ from ..config import RETRIEVAL_MODES, Config
 from ..types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
 
 
-def create_app(cfg: Config | None = None):
-    """The FastAPI application (API + mounted Gradio UI) for ``cfg``."""
+def create_app(cfg: Config | None = None, updater=None):
+    """The FastAPI application (API + mounted Gradio UI) for ``cfg``. ``updater`` (a
+    running :class:`rag.app.watch.Updater`) is shown in the UI's status line and in
+    ``GET /api/status``."""
     import gradio as gr
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -35,7 +42,10 @@ def create_app(cfg: Config | None = None):
 
     from .. import __version__
     from ..answer.pipeline import ask
+    from ..types import BuildReport
+    from .library import Library
     from .ui import CSS, create_blocks
+    from .watch import index_status
 
     cfg = cfg or Config.from_env()
     limit = threading.BoundedSemaphore(cfg.concurrency)
@@ -51,6 +61,17 @@ def create_app(cfg: Config | None = None):
 
     class ErrorOut(BaseModel):
         error: str
+
+    class SourcesRequest(BaseModel):
+        urls: list[str] = Field(default_factory=list, max_length=100,
+                                description="web pages to fetch as articles",
+                                examples=[["https://example.org/news/story.html"]])
+        feeds: list[str] = Field(default_factory=list, max_length=20,
+                                 description="RSS/Atom feeds to subscribe to (remembered and "
+                                             "polled on every build)",
+                                 examples=[["https://example.org/feed.xml"]])
+
+    library = Library(cfg)
 
     app = FastAPI(title="rag", version=__version__, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json",
@@ -85,7 +106,32 @@ def create_app(cfg: Config | None = None):
                 return JSONResponse({"error": str(exc)}, status_code=500)
         return answer
 
-    blocks = create_blocks(cfg)
+    @app.post("/api/sources", response_model=BuildReport, tags=["articles"],
+              summary="Fetch web pages and subscribe to feeds, then update the index",
+              responses={400: {"model": ErrorOut, "description": "nothing usable asked"},
+                         409: {"model": ErrorOut, "description": "the index was not updated"}})
+    def api_sources(req: SourcesRequest):
+        """Each page or feed item is reported in ``fetched`` with what happened to it
+        (added, updated, unchanged, not modified, or skipped with the reason): a page that
+        cannot be fetched is never an error of the request. Only public http(s) addresses
+        are fetched (see the README: the fetcher's rules)."""
+        result = library.add_web(req.urls, req.feeds)
+        if result.report is None:
+            code = 400 if not (req.urls or req.feeds) or "Enter" in result.message else 409
+            return JSONResponse({"error": result.message}, status_code=code)
+        return result.report
+
+    @app.get("/api/feeds", tags=["articles"], summary="The remembered feeds")
+    def api_feeds() -> list[dict]:
+        return library.feeds()
+
+    @app.get("/api/status", tags=["status"], summary="The live index and background updates")
+    def api_status() -> dict:
+        """The published index version, when it was written and its article count; with
+        ``--watch`` / ``--poll``, what the background updater last did."""
+        return index_status(cfg, updater)
+
+    blocks = create_blocks(cfg, updater=updater)
     return gr.mount_gradio_app(app, blocks, path="", server_name=cfg.host,
                                server_port=cfg.port, max_file_size=cfg.max_upload_bytes,
                                footer_links=["api"], css=CSS,
@@ -147,12 +193,26 @@ def main(argv: list[str] | None = None) -> int:
                                        "or $GRADIO_SERVER_NAME)")
     parser.add_argument("--port", type=int, help="port (default 7860, or $GRADIO_SERVER_PORT)")
     parser.add_argument("--no-build", action="store_true", help="serve the index as it is")
+    parser.add_argument("--watch", action="store_true",
+                        help="update the index when files in the articles folder change "
+                             "(debounced incremental builds; answers switch to a new version "
+                             "when it is published)")
+    parser.add_argument("--poll", metavar="INTERVAL",
+                        help="poll the remembered RSS/Atom feeds every INTERVAL "
+                             "(e.g. 30m, 2h; at least 1m)")
     args = parser.parse_args(argv)
     try:
         cfg = Config.from_env(source=args.source, index_dir=args.index, host=args.host,
                               port=args.port)
     except RagError as exc:
         print(f"rag-serve: {exc}", file=sys.stderr)
+        return 2
+    from .watch import Updater, parse_duration
+
+    try:
+        poll_seconds = parse_duration(args.poll) if args.poll else None
+    except ValueError as exc:
+        print(f"rag-serve: --poll: {exc}", file=sys.stderr)
         return 2
     if not args.no_build:
         from ..index.build import build
@@ -164,8 +224,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rag-serve: the index was not updated: {exc}", file=sys.stderr, flush=True)
     import uvicorn
 
-    app = create_app(cfg)
+    updater = None
+    if args.watch or poll_seconds:
+        updater = Updater(cfg, watch=args.watch, poll_seconds=poll_seconds,
+                          log=lambda m: print(m, flush=True)).start()
+        what = [f"watching {cfg.source}" if args.watch else "",
+                f"polling feeds every {args.poll}" if poll_seconds else ""]
+        print("Background updates: " + " and ".join(w for w in what if w), flush=True)
+    app = create_app(cfg, updater=updater)
     print(f"Serving at http://{cfg.host}:{cfg.port}  (API: POST /api/ask, docs /api/docs)",
           flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    try:
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    finally:
+        if updater is not None:
+            updater.stop()
     return 0

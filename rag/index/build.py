@@ -13,6 +13,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from ..config import Config
 from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import load_articles
-from ..types import Article, BuildError, BuildReport, IndexMismatch, IndexMissing
+from ..types import (Article, BuildError, BuildReport, Fetched, Folded, IndexMismatch,
+                     IndexMissing)
 from .dense import build_index as build_vector_index
 from .dense import describe as describe_vectors
 from .keyword import build_keyword_writer
@@ -34,13 +36,19 @@ EMBED_GROUP = 256  # new passages handed from the chunking thread to the model a
 
 def build(source: str | Path | None = None, index_dir: str | Path | None = None,
           rebuild: bool = False, *, config: Config | None = None,
-          progress: bool = False, log=None) -> BuildReport:
+          progress: bool = False, log=None, urls: Sequence[str] = (),
+          feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None) -> BuildReport:
     """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
 
-    ``rebuild=True`` re-embeds everything. Raises :class:`BuildError` for a missing
-    source folder, no readable article, or a build already running that does not finish
-    within ``config.lock_timeout`` seconds. ``log`` receives one-line messages
-    (default: stderr when ``progress`` is on).
+    ``rebuild=True`` re-embeds everything. ``urls`` (web pages) and ``feeds`` (RSS/Atom,
+    remembered) are fetched into ``source/web/`` first (:mod:`rag.ingest.web`), and with
+    ``poll`` every remembered feed is polled again; what happened to each page or item is
+    in ``BuildReport.fetched`` (a page that cannot be fetched is a ``skipped`` line, never
+    an error). Near-duplicate articles (syndicated copies) are found when a version is
+    written (``BuildReport.folded``; ``config.fold_copies``). Raises :class:`BuildError`
+    for a missing source folder, no readable article, or a build already running that
+    does not finish within ``config.lock_timeout`` seconds. ``log`` receives one-line
+    messages (default: stderr when ``progress`` is on).
     """
     cfg = (config or Config.from_env()).replace(
         source=Path(source) if source is not None else None,
@@ -55,8 +63,9 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out, cfg.lock_timeout, say):
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
+        fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
         articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
-                                          progress=progress)
+                                          progress=progress, max_pdf_pages=cfg.max_pdf_pages)
         if not articles:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
             raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
@@ -79,7 +88,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         removed = sorted(i for i in old_hash if i not in ids)
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(removed),
-                      skipped=tuple(skipped))
+                      skipped=tuple(skipped), fetched=tuple(fetched))
         if old is not None and not (added or updated or removed):
             return BuildReport(**report, articles=len(articles), chunks=old.n_chunks,
                                seconds=time.perf_counter() - started, version=old.version)
@@ -88,6 +97,13 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         fresh = [a for a in articles if a.id not in keep]
         new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress)
         data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
+        folded: tuple[Folded, ...] = ()
+        if cfg.fold_copies:
+            from .copies import find_copies
+
+            data.copies = find_copies(articles)
+            folded = tuple(Folded(aid, target, round(sim, 4))
+                           for aid, (target, sim) in data.copies.items())
         say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
         vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
         say(f"vector index: {describe_vectors(vector_info)}")
@@ -101,7 +117,32 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
-                           version=version, wrote=True)
+                           version=version, wrote=True, folded=folded)
+
+
+def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, policy,
+           cfg: Config, say) -> list[Fetched]:
+    """Fetch ``urls`` and ``feeds`` into ``src`` and, with ``poll``, poll the remembered
+    feeds; nothing when there is nothing to fetch. ``policy`` defaults to the config's."""
+    from ..ingest import web
+    from ..ingest.fetch import policy_for
+
+    if not (urls or feeds or (poll and (src / web.FEEDS_FILE).exists())):
+        return []
+    policy = policy or policy_for(cfg)
+    fetched: list[Fetched] = []
+    if urls:
+        say(f"fetching {len(urls)} page(s)")
+        fetched += web.add_urls(src, list(urls), policy)
+    if feeds:
+        say(f"fetching {len(feeds)} feed(s)")
+        fetched += web.add_feeds(src, list(feeds), policy)
+    if poll:
+        known = {f["url"] for f in web.list_feeds(src)} - set(feeds)
+        if known:
+            say(f"polling {len(known)} remembered feed(s)")
+            fetched += web.poll_feeds(src, policy, only=sorted(known))
+    return fetched
 
 
 def _open_previous(out: Path, embedder: Embedder, settings: dict, say):

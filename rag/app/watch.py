@@ -1,0 +1,225 @@
+"""Keep the index current while the app runs: a watched folder and scheduled feed polls.
+
+:class:`Updater` runs one background thread that
+
+- with ``watch``: waits for file changes in the source folder (watchfiles, debounced:
+  a burst of saves or a copied folder becomes one change set) and then runs an
+  incremental build (:func:`rag.build`): only changed articles are embedded, and the new
+  version is published atomically, so questions keep being answered from the previous
+  version until the new one is complete (``rag.ask`` switches on its next question);
+- with ``poll_seconds``: polls the remembered RSS/Atom feeds every ``poll_seconds``
+  (``--poll 30m``) as part of a build.
+
+Hidden files and folders (names starting with ``.``: upload staging, the feed state),
+files the loader does not read, and the index folder itself are ignored. A failed build
+never stops the thread: the error is kept in :attr:`Updater.status` and the previous
+version stays live. :meth:`Updater.status` is thread-safe.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..ingest.loaders import SUPPORTED_SUFFIXES
+from ..types import BuildReport, RagError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT = {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_POLL_SECONDS = 60.0  # politeness towards the feeds' servers
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"``, ``"2h"``, ``"90s"``, ``"1d"`` or a bare number of minutes -> seconds.
+    Raises ValueError with a readable message (at least :data:`MIN_POLL_SECONDS`)."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"cannot read the interval {text!r}: use e.g. 30m, 2h or 90s")
+    seconds = float(m.group(1)) * _UNIT[m.group(2).lower()]
+    if seconds < MIN_POLL_SECONDS:
+        raise ValueError(f"the poll interval must be at least {MIN_POLL_SECONDS:.0f} s "
+                         f"(got {text!r})")
+    return seconds
+
+
+@dataclass(frozen=True)
+class UpdateStatus:
+    """What the updater last did. ``last_report`` is the last build's report (None before
+    the first); ``error`` the last failure's message ("" when the last build worked)."""
+
+    watching: bool
+    poll_seconds: float | None
+    last_run: float | None = None  # time.time() of the last finished build
+    last_changed: float | None = None  # ... of the last build that changed the index
+    last_report: BuildReport | None = None
+    last_changes: BuildReport | None = None  # the last report with changes
+    error: str = ""
+    builds: int = 0
+
+
+class Updater:
+    """Background updates of ``cfg.index_dir`` from ``cfg.source``; see the module doc.
+
+    ``start()`` / ``stop()`` (idempotent); ``trigger()`` asks for a build now (the feed
+    poll included when ``poll=True``). ``debounce_ms`` is how long the folder must be
+    quiet before a build starts."""
+
+    def __init__(self, cfg: Config, *, watch: bool = True, poll_seconds: float | None = None,
+                 debounce_ms: int = 1500, log=print) -> None:
+        self.cfg = cfg
+        self.watch = watch
+        self.poll_seconds = poll_seconds
+        self.debounce_ms = debounce_ms
+        self._log = log or (lambda m: None)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._poll_now = False
+        self._lock = threading.Lock()
+        self._status = UpdateStatus(watching=watch, poll_seconds=poll_seconds)
+        self._threads: list[threading.Thread] = []
+        self._next_poll = time.monotonic() + poll_seconds if poll_seconds else None
+        self._src = Path(cfg.source).resolve()
+        self._index = Path(cfg.index_dir).resolve()
+
+    # -- public --------------------------------------------------------------------
+
+    def start(self) -> "Updater":
+        if self._threads:
+            return self
+        worker = threading.Thread(target=self._run, name="rag-updater", daemon=True)
+        self._threads.append(worker)
+        if self.watch:
+            watcher = threading.Thread(target=self._watch, name="rag-watch", daemon=True)
+            self._threads.append(watcher)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def trigger(self, poll: bool = False) -> None:
+        with self._lock:
+            self._poll_now = self._poll_now or poll
+        self._wake.set()
+
+    @property
+    def status(self) -> UpdateStatus:
+        with self._lock:
+            return self._status
+
+    # -- threads -------------------------------------------------------------------
+
+    def _relevant(self, change, path: str) -> bool:
+        p = Path(path)
+        try:
+            rel = p.resolve().relative_to(self._src)
+        except (ValueError, OSError):
+            return False
+        if self._index == p.resolve() or self._index in p.resolve().parents:
+            return False
+        if any(part.startswith(".") for part in rel.parts):
+            return False
+        # a deleted or renamed folder reports only its own path: let it through
+        return p.suffix.lower() in SUPPORTED_SUFFIXES or not p.suffix
+
+    def _watch(self) -> None:
+        import watchfiles
+
+        while not self._stop.is_set():
+            try:
+                for changes in watchfiles.watch(self._src, watch_filter=self._relevant,
+                                                debounce=self.debounce_ms,
+                                                stop_event=self._stop, raise_interrupt=False,
+                                                ignore_permission_denied=True):
+                    if changes:
+                        self._log(f"rag: {len(changes)} change(s) in {self.cfg.source}; "
+                                  "updating the index")
+                        self._wake.set()
+            except Exception as exc:  # the folder vanished, too many watches...
+                self._set(error=f"watching {self.cfg.source} failed: {exc}")
+                self._stop.wait(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            timeout = None
+            if self._next_poll is not None:
+                timeout = max(0.0, self._next_poll - time.monotonic())
+            woke = self._wake.wait(timeout)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            with self._lock:
+                poll, self._poll_now = self._poll_now, False
+            if self._next_poll is not None and time.monotonic() >= self._next_poll:
+                poll = True
+                self._next_poll = time.monotonic() + self.poll_seconds
+            if woke or poll:
+                self._build(poll)
+
+    def _build(self, poll: bool) -> None:
+        from ..index.build import build
+
+        try:
+            report = build(config=self.cfg, poll=poll, progress=False)
+        except (RagError, OSError) as exc:
+            self._log(f"rag: the index was not updated: {exc}")
+            self._set(error=str(exc), ran=True)
+            return
+        except Exception as exc:  # never let the thread die; keep the previous index
+            self._log(f"rag: the index was not updated (unexpected error): {exc!r}")
+            self._set(error=f"unexpected error: {exc!r}", ran=True)
+            return
+        if report.changed:
+            self._log("rag: index updated\n" + report.summary())
+        self._set(report=report, ran=True)
+
+    def _set(self, *, report: BuildReport | None = None, error: str = "",
+             ran: bool = False) -> None:
+        with self._lock:
+            s = self._status
+            now = time.time()
+            changed = report is not None and report.changed
+            self._status = UpdateStatus(
+                watching=s.watching, poll_seconds=s.poll_seconds,
+                last_run=now if ran else s.last_run,
+                last_changed=now if changed else s.last_changed,
+                last_report=report if report is not None else s.last_report,
+                last_changes=report if changed else s.last_changes,
+                error=error, builds=s.builds + (1 if ran else 0))
+
+
+def index_status(cfg: Config, updater=None) -> dict:
+    """The live version (``version``, ``created``, ``articles``) and, with an updater,
+    ``watching``, ``poll_seconds``, ``last_run``, ``last_changed`` (ISO times),
+    ``last_changes`` (the summary of the last build that changed the index) and
+    ``error``. Never raises: a missing or damaged index is ``{"error": ...}``."""
+    import time as _time
+    from pathlib import Path
+
+    from ..index.store import read_manifest
+
+    def iso(t):
+        return _time.strftime("%Y-%m-%dT%H:%M:%S%z", _time.localtime(t)) if t else None
+
+    out: dict = {}
+    try:
+        _, manifest = read_manifest(Path(cfg.index_dir))
+        out.update(version=manifest.get("version"), created=manifest.get("created"),
+                   articles=manifest.get("counts", {}).get("articles"))
+    except RagError as exc:
+        out["error"] = str(exc)
+    if updater is not None:
+        s = updater.status
+        out.update(watching=s.watching, poll_seconds=s.poll_seconds, last_run=iso(s.last_run),
+                   last_changed=iso(s.last_changed),
+                   last_changes=s.last_changes.summary() if s.last_changes else None,
+                   update_error=s.error or None)
+    return out

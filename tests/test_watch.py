@@ -1,0 +1,126 @@
+"""The watched folder and scheduled polls (rag.app.watch.Updater): a change in the
+source folder becomes one debounced incremental build; the live index switches only to a
+published version; a failed build keeps the previous index and the thread alive."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import rag
+from rag.app.watch import Updater, index_status, parse_duration
+from rag.index.store import current_version
+
+STORY = ("Harbour ferries\n\nThe harbour ferry service will add three night crossings from "
+         "June, the port authority said on Monday. Tickets will cost four pounds.\n")
+OTHER = ("Library hours\n\nThe central library will open on Sundays from next month, the "
+         "council announced. It will close at five in the afternoon.\n")
+
+
+def _wait(pred, timeout=60.0, step=0.1):
+    """Poll until ``pred()`` is true (a correctness wait, not a speed assertion)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.fixture
+def watched(cfg):
+    Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")
+    rag.build(config=cfg)
+    logs: list[str] = []
+    up = Updater(cfg, watch=True, debounce_ms=300, log=logs.append).start()
+    time.sleep(0.5)  # let the watcher register the folder
+    yield cfg, up, logs
+    up.stop()
+
+
+def test_parse_duration():
+    assert parse_duration("30m") == 1800
+    assert parse_duration("2h") == 7200
+    assert parse_duration("90s") == 90
+    assert parse_duration("5") == 300
+    for bad in ("soon", "10s", "-5m", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_a_new_file_is_indexed_and_published(watched):
+    cfg, up, _ = watched
+    before = current_version(cfg.index_dir)
+    Path(cfg.source, "library.txt").write_text(OTHER, encoding="utf-8")
+    assert _wait(lambda: up.status.last_changes is not None)
+    assert up.status.last_changes.added == ("library.txt",)
+    assert current_version(cfg.index_dir) != before
+    answer = rag.ask("When will the central library open on Sundays?", config=cfg)
+    assert answer.citations and answer.citations[0].article_id == "library.txt"
+    status = index_status(cfg, up)
+    assert status["watching"] is True and status["articles"] == 2
+    assert "1 added" in status["last_changes"]
+
+
+def test_a_burst_of_saves_is_one_build(watched):
+    cfg, up, _ = watched
+    for i in range(5):
+        Path(cfg.source, f"note-{i}.txt").write_text(OTHER.replace("five", f"{i + 5}"),
+                                                     encoding="utf-8")
+    assert _wait(lambda: up.status.last_changes is not None
+                 and len(up.status.last_changes.added) + len(up.status.last_changes.skipped)
+                 == 5)
+    time.sleep(1.0)  # a second build would show up in the count
+    assert up.status.builds == 1
+
+
+def test_hidden_files_and_other_suffixes_do_not_build(watched):
+    cfg, up, _ = watched
+    Path(cfg.source, ".draft.txt").write_text(OTHER, encoding="utf-8")
+    Path(cfg.source, "picture.png").write_bytes(b"\x89PNG....")
+    time.sleep(1.5)
+    assert up.status.builds == 0
+
+
+def test_removal_and_edit_update_the_index(watched):
+    cfg, up, _ = watched
+    Path(cfg.source, "library.txt").write_text(OTHER, encoding="utf-8")
+    assert _wait(lambda: up.status.builds >= 1 and up.status.last_changes is not None)
+    Path(cfg.source, "ferry.txt").write_text(STORY.replace("three", "five"), encoding="utf-8")
+    assert _wait(lambda: up.status.last_changes.updated == ("ferry.txt",))
+    Path(cfg.source, "library.txt").unlink()
+    assert _wait(lambda: up.status.last_changes.removed == ("library.txt",))
+    from rag.app.library import Library
+
+    assert _wait(lambda: [a["id"] for a in Library(cfg).articles()] == ["ferry.txt"])
+
+
+def test_a_failed_build_keeps_the_index_and_the_watcher(watched):
+    cfg, up, _ = watched
+    live = current_version(cfg.index_dir)
+    Path(cfg.source, "ferry.txt").unlink()  # no readable article left: the build fails
+    assert _wait(lambda: up.status.error != "")
+    assert "no readable article" in up.status.error
+    assert current_version(cfg.index_dir) == live
+    assert rag.ask("How much will ferry tickets cost?", config=cfg).citations
+    Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")  # and it recovers
+    assert _wait(lambda: up.status.error == "" and up.status.builds >= 2)
+
+
+def test_scheduled_poll_runs_a_build(cfg, monkeypatch):
+    Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")
+    rag.build(config=cfg)
+    calls = []
+    import rag.index.build as b
+
+    real = b.build
+    monkeypatch.setattr(b, "build", lambda **kw: calls.append(kw) or real(**kw))
+    up = Updater(cfg, watch=False, poll_seconds=0.3, log=None).start()
+    try:
+        assert _wait(lambda: len(calls) >= 2, timeout=30)
+    finally:
+        up.stop()
+    assert all(c["poll"] for c in calls)
+    assert up.status.error == "" and not up.status.watching
