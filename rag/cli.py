@@ -47,9 +47,7 @@ def render_text(answer) -> str:
         marked = c.passage[:rel_s] + "«" + c.passage[rel_s:rel_e] + "»" + c.passage[rel_e:]
         out.append(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "    "))
         if c.also_in:
-            out.append("    also in: " + "; ".join(
-                x.source if x.source and x.source != x.article_id else x.title
-                for x in c.also_in))
+            out.append("    also in: " + "; ".join(x.source or x.article_id for x in c.also_in))
     return "\n".join(out)
 
 

@@ -250,8 +250,9 @@ class BuildReport:
                 if f.action == "skipped":
                     lines.append(f"  skipped {f.item}: {f.reason}")
         if self.folded:
-            lines.append(f"copies: {len(self.folded)} articles hold a story another "
-                         "article holds (answers quote it once)")
+            n = len(self.folded)
+            lines.append(f"copies: {n} article{'s' * (n != 1)} repeat{'s' * (n == 1)} a "
+                         "story another article holds (answers quote it once)")
             for f in self.folded:
                 lines.append(f"  {f.article_id} ~ {f.copy_of} ({f.similarity:.2f})")
         return "\n".join(lines)

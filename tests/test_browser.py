@@ -250,3 +250,101 @@ def test_phone_width_in_light_and_dark(servers, browser, theme):
         shot(pg, f"10-phone-{theme}-viewer", full_page=False)
     finally:
         ctx.close()
+
+
+# -- sources: web pages, a watched folder, PDF pages, syndicated copies ------------------
+
+STORY = ("The regional council approved a plan on Tuesday to build four hundred homes on the "
+         "site of the former steelworks, ending a dispute that lasted six years. Residents had "
+         "opposed earlier versions because of traffic on the valley road. The new plan adds a "
+         "bus line, a school and a park along the river, and keeps the old furnace as a "
+         "museum. Building work will start next spring and take five years, the council said. "
+         "The developer will pay for the new bridge over the river as part of the deal. "
+         "Opposition members said the plan still had too few affordable homes. The mayor "
+         "said the council would review the numbers again before the final vote in March.")
+WEB_PAGE = """<html><head><title>Harbour wall approved | Coast News</title>
+<meta name="author" content="Ana Ruiz"></head><body><article><h1>Harbour wall approved</h1>
+<p>The harbour authority approved a new sea wall on Tuesday after a decade of floods.</p>
+<p>Engineers said the wall would rise four metres above the spring tide line and cost
+48 million euros, paid over six years.</p></article></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def sources_app(tmp_path_factory):
+    """A fresh index (real model) of the seed article as a PDF and a story with its
+    syndicated copy, served with a watched folder and a local web site it may fetch."""
+    import json
+    import shutil
+
+    import rag
+    from conftest import Site
+    from rag.app.watch import Updater
+    from rag.config import Config
+
+    base = tmp_path_factory.mktemp("sources")
+    src = base / "articles"
+    src.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "seed-article.pdf", src / "deepseek.pdf")
+    (src / "steelworks.txt").write_text("Steelworks homes approved\n\n" + STORY,
+                                        encoding="utf-8")
+    (src / "valley-post.json").write_text(json.dumps({
+        "id": "valley-post-homes", "title": "Council backs homes on steelworks site",
+        "source": "Valley Post", "url": "https://valley.example/homes",
+        "text": "By Staff Reporter\n\n" + STORY.rsplit(" The mayor", 1)[0]}), encoding="utf-8")
+    site = Site()
+    site.page("/wall.html", WEB_PAGE)
+    cfg = Config(source=src, index_dir=base / "index",
+                 fetch_allow_private=f"127.0.0.1:{site.port}")
+    rag.build(config=cfg)
+    updater = Updater(cfg, watch=True, debounce_ms=500, log=None).start()
+    try:
+        with BackgroundServer(create_app(cfg, updater=updater)) as url:
+            yield url, cfg, site
+    finally:
+        updater.stop()
+        site.close()
+
+
+def test_sources_fetch_watch_pages_and_copies(sources_app, page):
+    url, cfg, site = sources_app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    open_app(page, url)
+    page.get_by_role("tab", name="Articles").click()
+    status = page.locator("#rag-index-status .rag-status")
+    status.wait_for()
+    assert "3 articles" in status.inner_text() and "watching" in status.inner_text()
+    page.locator("#rag-web-url textarea").fill(site.url("/wall.html"))
+    page.locator("#rag-web-add").click()
+    page.locator("#rag-web-status .rag-done").wait_for()
+    assert "1 added" in page.locator("#rag-web-status").inner_text()
+    page.wait_for_function("() => document.querySelectorAll('#rag-articles tbody tr')"
+                           ".length === 4")
+    assert "Harbour wall approved" in page.locator("#rag-articles").inner_text()
+    shot(page, "10-fetched-a-web-page")
+
+    # a file dropped into the folder is indexed by the watcher; the status line says so
+    (cfg.source / "ferry.txt").write_text(
+        "Night ferries\n\nThe harbour ferry will add three night crossings from June.\n",
+        encoding="utf-8")
+    page.wait_for_function("() => (document.querySelector('#rag-index-status')"
+                           " || {}).innerText.includes('5 articles')")
+    assert "1 added" in page.locator("#rag-index-status").inner_text()
+    shot(page, "11-watched-folder-updated")
+
+    page.get_by_role("tab", name="Ask").click()
+    ask(page, "Who founded DeepSeek?")
+    expected = api_answer(url, "Who founded DeepSeek?")
+    first = expected["citations"][0]
+    assert first["article_id"] == "deepseek.pdf" and first["page"] >= 1
+    card = page.locator("#rag-citations .rag-card").first
+    assert f"page {first['page']}" in card.locator(".rag-meta").inner_text()
+    shot(page, "12-pdf-citation-with-page")
+
+    ask(page, "How many homes will be built on the steelworks site?")
+    expected = api_answer(url, "How many homes will be built on the steelworks site?")
+    story = {"steelworks.txt", "valley-post-homes"}
+    cited = [c for c in expected["citations"] if c["article_id"] in story]
+    assert len(cited) == 1 and len(cited[0]["also_in"]) == 1
+    card = page.locator(f"#rag-citations .rag-card[data-n='{cited[0]['n']}']")
+    assert card.locator(".rag-also").inner_text().startswith("also in:")
+    shot(page, "13-copies-quoted-once")

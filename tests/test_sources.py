@@ -198,7 +198,7 @@ def test_syndicated_copies_are_quoted_once_with_also_in(cfg, fake_embedder):
         "rivers next spring, with a café and a bus stop by the valley road.", encoding="utf-8")
     report = rag.build(config=cfg)
     assert [(f.article_id, f.copy_of) for f in report.folded] == [("b-outlet", "a-wire.txt")]
-    assert "copies: 1" in report.summary()
+    assert "copies: 1 article repeats" in report.summary()
     answer = rag.ask("How many homes will be built on the steelworks site?", config=cfg, k=5)
     ids = [c.article_id for c in answer.citations]
     assert len({"a-wire.txt", "b-outlet"} & set(ids)) == 1  # the story is quoted once

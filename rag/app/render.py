@@ -119,7 +119,7 @@ def _also_in(c: Citation) -> str:
     items = []
     for x in c.also_in:
         url = safe_url(x.url)
-        label = esc(x.source if x.source and x.source != x.article_id else x.title)
+        label = esc(x.source or x.article_id)
         items.append(f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer '
                      f'nofollow" title="{esc(x.title)}">{label}</a>' if url
                      else f'<span title="{esc(x.title)}">{label}</span>')
