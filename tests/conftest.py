@@ -176,3 +176,14 @@ def other_site():
     s = Site()
     yield s
     s.close()
+
+
+# one news story, for the tests of syndicated copies
+STEELWORKS = ("The regional council approved a plan on Tuesday to build four hundred homes on the "
+         "site of the former steelworks, ending a dispute that lasted six years. Residents had "
+         "opposed earlier versions because of traffic on the valley road. The new plan adds a "
+         "bus line, a school and a park along the river, and keeps the old furnace as a "
+         "museum. Building work will start next spring and take five years, the council said. "
+         "The developer will pay for the new bridge over the river as part of the deal. "
+         "Opposition members said the plan still had too few affordable homes. The mayor "
+         "said the council would review the numbers again before the final vote in March.")

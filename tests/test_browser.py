@@ -254,14 +254,6 @@ def test_phone_width_in_light_and_dark(servers, browser, theme):
 
 # -- sources: web pages, a watched folder, PDF pages, syndicated copies ------------------
 
-STORY = ("The regional council approved a plan on Tuesday to build four hundred homes on the "
-         "site of the former steelworks, ending a dispute that lasted six years. Residents had "
-         "opposed earlier versions because of traffic on the valley road. The new plan adds a "
-         "bus line, a school and a park along the river, and keeps the old furnace as a "
-         "museum. Building work will start next spring and take five years, the council said. "
-         "The developer will pay for the new bridge over the river as part of the deal. "
-         "Opposition members said the plan still had too few affordable homes. The mayor "
-         "said the council would review the numbers again before the final vote in March.")
 WEB_PAGE = """<html><head><title>Harbour wall approved | Coast News</title>
 <meta name="author" content="Ana Ruiz"></head><body><article><h1>Harbour wall approved</h1>
 <p>The harbour authority approved a new sea wall on Tuesday after a decade of floods.</p>
@@ -277,7 +269,7 @@ def sources_app(tmp_path_factory):
     import shutil
 
     import rag
-    from conftest import Site
+    from conftest import STEELWORKS, Site
     from rag.app.watch import Updater
     from rag.config import Config
 
@@ -285,12 +277,12 @@ def sources_app(tmp_path_factory):
     src = base / "articles"
     src.mkdir()
     shutil.copy(Path(__file__).parent / "data" / "seed-article.pdf", src / "deepseek.pdf")
-    (src / "steelworks.txt").write_text("Steelworks homes approved\n\n" + STORY,
+    (src / "steelworks.txt").write_text("Steelworks homes approved\n\n" + STEELWORKS,
                                         encoding="utf-8")
     (src / "valley-post.json").write_text(json.dumps({
         "id": "valley-post-homes", "title": "Council backs homes on steelworks site",
         "source": "Valley Post", "url": "https://valley.example/homes",
-        "text": "By Staff Reporter\n\n" + STORY.rsplit(" The mayor", 1)[0]}), encoding="utf-8")
+        "text": "By Staff Reporter\n\n" + STEELWORKS.rsplit(" The mayor", 1)[0]}), encoding="utf-8")
     site = Site()
     site.page("/wall.html", WEB_PAGE)
     cfg = Config(source=src, index_dir=base / "index",

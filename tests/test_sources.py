@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import rag
+from conftest import STEELWORKS
 from rag.cli import build_main, render_text
 from rag.index.store import current_version
 
@@ -175,20 +176,10 @@ def test_pdf_citations_carry_their_page(cfg, fake_embedder):
         assert later[0].start >= art.pages[later[0].page - 1]
 
 
-STORY = ("The regional council approved a plan on Tuesday to build four hundred homes on the "
-         "site of the former steelworks, ending a dispute that lasted six years. Residents had "
-         "opposed earlier versions because of traffic on the valley road. The new plan adds a "
-         "bus line, a school and a park along the river, and keeps the old furnace as a "
-         "museum. Building work will start next spring and take five years, the council said. "
-         "The developer will pay for the new bridge over the river as part of the deal. "
-         "Opposition members said the plan still had too few affordable homes. The mayor "
-         "said the council would review the numbers again before the final vote in March.")
-
-
 def test_syndicated_copies_are_quoted_once_with_also_in(cfg, fake_embedder):
     src = Path(cfg.source)
-    (src / "a-wire.txt").write_text("Steelworks homes approved\n\n" + STORY, encoding="utf-8")
-    copy = STORY.rsplit(" The mayor", 1)[0]  # a trimmed ending
+    (src / "a-wire.txt").write_text("Steelworks homes approved\n\n" + STEELWORKS, encoding="utf-8")
+    copy = STEELWORKS.rsplit(" The mayor", 1)[0]  # a trimmed ending
     (src / "b-outlet.json").write_text(json.dumps({
         "id": "b-outlet", "title": "Council backs homes on steelworks site",
         "source": "Valley Post", "url": "https://valley.example/homes",
