@@ -120,10 +120,11 @@ class Updater:
     def _relevant(self, change, path: str) -> bool:
         p = Path(path)
         try:
-            rel = p.resolve().relative_to(self._src)
+            real = p.resolve()
+            rel = real.relative_to(self._src)
         except (ValueError, OSError):
             return False
-        if self._index == p.resolve() or self._index in p.resolve().parents:
+        if self._index == real or self._index in real.parents:
             return False
         if any(part.startswith(".") for part in rel.parts):
             return False

@@ -115,10 +115,12 @@ def create_app(cfg: Config | None = None, updater=None):
         (added, updated, unchanged, not modified, or skipped with the reason): a page that
         cannot be fetched is never an error of the request. Only public http(s) addresses
         are fetched (see the README: the fetcher's rules)."""
+        if not any(u.strip() for u in [*req.urls, *req.feeds]):
+            return JSONResponse({"error": "give at least one URL in urls or feeds"},
+                                status_code=400)
         result = library.add_web(req.urls, req.feeds)
         if result.report is None:
-            code = 400 if not (req.urls or req.feeds) or "Enter" in result.message else 409
-            return JSONResponse({"error": result.message}, status_code=code)
+            return JSONResponse({"error": result.message}, status_code=409)
         return result.report
 
     @app.get("/api/feeds", tags=["articles"], summary="The remembered feeds")
