@@ -3,6 +3,10 @@
     import rag
     report = rag.build(source="seeds", index_dir="index")   # BuildReport
     answer = rag.ask("How much did it cost to train R1?")   # Answer
+    answer = rag.ask("What did Nvidia lose?", filters={"sources": ["BBC"],
+                     "since": "2025-01-01"})                  # only those articles
+    passages = rag.search("Nvidia share price", k=10)       # [Passage]
+    article = rag.get_article(answer.article_id)            # Article
 
 The public face only; see docs/architecture.md for the layers and the two paths.
 Importing this package is cheap: the model, FAISS and BM25 load on first use.
@@ -14,12 +18,14 @@ import sys
 import types as _types
 
 from .config import Config
-from .types import (Answer, Article, BuildError, BuildReport, Citation, IndexMismatch,
-                    IndexMissing, InvalidQuestion, RagError, Skipped)
+from .types import (Answer, Article, ArticleNotFound, BuildError, BuildReport, Citation,
+                    Explanation, Filters, IndexMismatch, IndexMissing, InvalidQuestion,
+                    Passage, RagError, Skipped)
 
-__all__ = ["ask", "build", "Answer", "Citation", "BuildReport", "Article", "Skipped",
-           "Config", "RagError", "InvalidQuestion", "IndexMissing", "IndexMismatch",
-           "BuildError"]
+__all__ = ["ask", "build", "search", "get_article", "Answer", "Citation", "BuildReport",
+           "Article", "Skipped", "Filters", "Passage", "Explanation", "Config", "RagError",
+           "InvalidQuestion", "IndexMissing", "IndexMismatch", "BuildError",
+           "ArticleNotFound"]
 __version__ = "0.1.0"
 
 
@@ -28,6 +34,20 @@ def ask(question, k=None, index_dir=None, **kwargs) -> Answer:
     from .answer.pipeline import ask as _ask
 
     return _ask(question, k=k, index_dir=index_dir, **kwargs)
+
+
+def search(query, k=10, index_dir=None, **kwargs) -> list:
+    """See :func:`rag.answer.pipeline.search_passages` (passages, no answer chosen)."""
+    from .answer.pipeline import search_passages
+
+    return search_passages(query, k=k, index_dir=index_dir, **kwargs)
+
+
+def get_article(article_id, index_dir=None, **kwargs) -> Article:
+    """See :func:`rag.answer.pipeline.get_article`."""
+    from .answer.pipeline import get_article as _get
+
+    return _get(article_id, index_dir=index_dir, **kwargs)
 
 
 def build(source=None, index_dir=None, rebuild=False, **kwargs) -> BuildReport:

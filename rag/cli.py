@@ -4,8 +4,9 @@
   bars, summary). Exit codes: 0 success, 1 the build could not run (the one-line reason is
   printed), 2 bad command-line usage.
 - ``ask`` (``python -m rag.ask "question"``, ``rag-ask``): print the answer and its
-  citations (``--json``: the same :class:`~rag.types.Answer` as JSON). Exit codes: 0
-  answered or abstained, 1 no usable index, 2 unusable question or option.
+  citations (``--json``: the same :class:`~rag.types.Answer` as JSON; ``--explain``: why;
+  ``--source/--author/--since/--until/--article/--folder``: filters). Exit codes: 0
+  answered or abstained, 1 no usable index, 2 unusable question, filter or option.
 - ``serve``: ``python app.py``, ``rag-serve``, the web app, see :mod:`rag.app.web`.
 - ``eval``: ``python -m rag.eval``, the evaluation, see :mod:`rag.evaluation.run`.
 
@@ -26,9 +27,12 @@ from .config import RETRIEVAL_MODES
 from .types import NO_ANSWER
 
 
-def render_text(answer) -> str:
-    """A plain-text rendering of an Answer for the terminal: the quote marked «…»."""
+def render_text(answer, explain: bool = False) -> str:
+    """A plain-text rendering of an Answer for the terminal: the quote marked «…»; the
+    filters in force first, the evidence last (``explain``)."""
     out = []
+    if answer.scope:
+        out.append(f"[only articles {answer.scope}]")
     if answer.abstained:
         out.append(answer.message or NO_ANSWER)
         if answer.citations:
@@ -42,13 +46,37 @@ def render_text(answer) -> str:
     for c in answer.citations:
         where = c.source if c.source == c.article_id else f"{c.source} ({c.article_id})"
         page = f", page {c.page}" if c.page else ""
-        out.append(f"[{c.n}] {c.title} — {where}{page}  score {c.score:.2f}")
+        when = f", published {c.published}" if c.published else ""
+        out.append(f"[{c.n}] {c.title} — {where}{page}{when}  score {c.score:.2f}")
         rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
         marked = c.passage[:rel_s] + "«" + c.passage[rel_s:rel_e] + "»" + c.passage[rel_e:]
         out.append(textwrap.indent(textwrap.fill(" ".join(marked.split()), 96), "    "))
         if c.also_in:
             out.append("    also in: " + "; ".join(x.source or x.article_id for x in c.also_in))
+    if explain and answer.explain is not None:
+        out.append("")
+        out.extend(explain_lines(answer.explain))
     return "\n".join(out)
+
+
+def explain_lines(e) -> list[str]:
+    """Why this answer, as lines of text (the same facts as ``answer.explain``)."""
+    out = [f"Why: {e.reason} — {e.detail}"]
+    facts = []
+    if e.selector_probability is not None:
+        facts.append(f"selector probability {e.selector_probability:.2f}")
+    for name, rank in (("dense", e.dense_rank), ("keyword", e.keyword_rank)):
+        facts.append(f"{name} rank {rank + 1}" if rank is not None else f"not in {name} top")
+    if e.keyword_coverage is not None:
+        facts.append(f"question terms in the quote {e.keyword_coverage:.0%}, in its passage "
+                     f"{e.passage_keyword_coverage:.0%}")
+    facts.append(f"{e.candidates} passages considered")
+    if e.articles_in_scope is not None:
+        facts.append(f"{e.articles_in_scope} articles in scope")
+    out.append("  " + "; ".join(facts))
+    for ev in e.evidence:
+        out.append(f"  {ev.name:>9} = {ev.value:8.4f}  adds {ev.contribution:+.3f}  ({ev.meaning})")
+    return out
 
 
 def ask_main(argv: list[str] | None = None) -> int:
@@ -60,16 +88,38 @@ def ask_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, help="number of citations (default 5)")
     parser.add_argument("--retrieval", choices=RETRIEVAL_MODES,
                         help="retrieval mode (default hybrid)")
-    parser.add_argument("--json", action="store_true", help="print the Answer as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the Answer as JSON (with its explanation)")
+    parser.add_argument("--explain", action="store_true",
+                        help="also print why this quote was chosen (or why none was)")
+    scope = parser.add_argument_group(
+        "filters", "use only these articles (within a filter any value may match; all "
+        "filters given must match)")
+    scope.add_argument("--source", action="append", default=[], metavar="OUTLET",
+                       help="a part of the article's source or URL host (repeatable)")
+    scope.add_argument("--author", action="append", default=[], help="a part of the author")
+    scope.add_argument("--since", help="published on or after (YYYY-MM-DD, or 'last week', '7d')")
+    scope.add_argument("--until", help="published on or before (YYYY-MM-DD, ...)")
+    scope.add_argument("--article", action="append", default=[], metavar="ID",
+                       help="this article id (repeatable)")
+    scope.add_argument("--folder", action="append", default=[],
+                       help="articles under this folder of the articles folder (repeatable)")
+    scope.add_argument("--as-of", metavar="YYYY-MM-DD",
+                       help="read relative dates ('last week') against this day, not today")
+    scope.add_argument("--no-dates", action="store_true",
+                       help="do not turn time words in the question into a date filter")
     args = parser.parse_args(argv)
 
     from .answer.pipeline import ask
     from .config import Config
     from .types import InvalidQuestion, RagError
 
+    filters = {"sources": args.source, "authors": args.author, "since": args.since,
+               "until": args.until, "article_ids": args.article, "folders": args.folder}
     try:
         cfg = Config.from_env(index_dir=args.index)
-        answer = ask(args.question, k=args.k, config=cfg, retrieval=args.retrieval)
+        answer = ask(args.question, k=args.k, config=cfg, retrieval=args.retrieval,
+                     filters=filters, as_of=args.as_of, dates=not args.no_dates)
     except InvalidQuestion as exc:
         print(f"rag.ask: {exc}", file=sys.stderr)
         return 2
@@ -77,7 +127,8 @@ def ask_main(argv: list[str] | None = None) -> int:
         print(f"rag.ask: error: {exc}", file=sys.stderr)
         return 1
     try:
-        print(answer.to_json(indent=1) if args.json else render_text(answer), flush=True)
+        print(answer.to_json(indent=1) if args.json else render_text(answer, args.explain),
+              flush=True)
     except BrokenPipeError:  # `rag-ask ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -75,6 +75,14 @@ class Config:
     port: int = 7860
     max_upload_bytes: int = 10 * 1024 * 1024
     concurrency: int = 4
+    # the API's bearer token (RAG_API_TOKEN; at least 16 characters): every /api/ route
+    # but health needs "Authorization: Bearer <token>", the UI asks for it as a password,
+    # and without one the server refuses to listen beyond loopback
+    api_token: str = dataclasses.field(default="", repr=False)
+    # requests per minute per client (token, else address) on the API; 0: no limit
+    rate_limit: int = 120
+    # origins allowed to call the API from a browser (comma-separated); none: CORS off
+    cors_origins: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Config":
@@ -118,6 +126,8 @@ class Config:
             problems.append(f"k must be between 1 and {self.max_k}")
         if self.fetch_max_bytes < 1 or self.fetch_deadline <= 0:
             problems.append("fetch_max_bytes and fetch_deadline must be positive")
+        if self.rate_limit < 0:
+            problems.append("rate_limit must be >= 0 (0: no limit)")
         if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             problems.append("abstain_threshold must be in [0, 1]")
         if problems:

@@ -41,6 +41,139 @@ class BuildError(RagError):
     """A build could not run (missing source folder, no readable article, lock held...)."""
 
 
+class ArticleNotFound(RagError, KeyError):
+    """No article with that id is in the index."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "article not found"
+
+
+# The fields a filter may name (Filters); anything else is refused with InvalidQuestion.
+FILTER_FIELDS = ("sources", "authors", "since", "until", "article_ids", "folders")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a question (or a search) may use. Applied before ranking, so ``k``
+    results still come back when the filter is narrow.
+
+    Within a field any value may match; all given fields must match. ``sources``: a
+    case-insensitive part of the article's source/outlet or of its URL's host ("reuters"
+    matches "Reuters" and "www.reuters.com"); ``authors``: a case-insensitive part of its
+    author; ``since`` / ``until``: inclusive ISO dates (YYYY-MM-DD) of publication, an
+    article without a readable published date never matches a date filter;
+    ``article_ids``: exact ids; ``folders``: ids under these folders of the articles
+    folder ("bbc/tech")."""
+
+    __pydantic_config__ = _SCHEMA
+    sources: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    since: str | None = None
+    """inclusive, YYYY-MM-DD"""
+    until: str | None = None
+    """inclusive, YYYY-MM-DD"""
+    article_ids: tuple[str, ...] = ()
+    folders: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f) for f in FILTER_FIELDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in ((), None)}
+
+    def describe(self) -> str:
+        """One line for a person: 'source: Reuters · published since 2026-11-27'."""
+        parts = []
+        for name, label in (("sources", "source"), ("authors", "author"),
+                            ("article_ids", "article"), ("folders", "folder")):
+            values = getattr(self, name)
+            if values:
+                parts.append(f"{label}: " + " or ".join(values))
+        if self.since and self.until:
+            parts.append(f"published {self.since} to {self.until}" if self.since != self.until
+                         else f"published on {self.since}")
+        elif self.since:
+            parts.append(f"published since {self.since}")
+        elif self.until:
+            parts.append(f"published until {self.until}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One passage found by :func:`rag.search`: ``text == article.text[start:end]``.
+
+    ``score`` is the retrieval's fused score (reciprocal-rank fusion of the dense and
+    keyword rankings, in (0, 2/61]; higher is better; only the order is meaningful);
+    ``dense`` the cosine of query and passage in [-1, 1]."""
+
+    __pydantic_config__ = _SCHEMA
+    n: int
+    article_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense: float
+    url: str | None = None
+    published: str | None = None
+    author: str | None = None
+    page: int | None = None
+
+
+# Why an answer abstained (Explanation.reason); "answered" when it did not.
+REASONS = {
+    "answered": "the best quote's confidence is at or above the threshold",
+    "below_threshold": "the best quote's confidence is below the threshold",
+    "no_passage": "no passage shares enough with the question",
+    "filtered_out": "no article matches the filters",
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of evidence behind the quote: its value and what it adds to the
+    confidence's log-odds (``weight * value``; 0 when the calibration does not use it)."""
+
+    __pydantic_config__ = _SCHEMA
+    name: str
+    value: float
+    contribution: float
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why this answer (``Answer.explain``): the reason code (a key of
+    :data:`REASONS`), the confidence, the threshold and the margin between them
+    (confidence - threshold; negative when abstaining), the selector's probability that
+    the quote answers (None when the selector did not read it or is off), the quote's
+    passage's ranks in the dense and keyword retrieval (0 = first; None = not in that
+    ranking's top n), the share of the question's terms the quote and its passage
+    contain (weighted by rarity, [0, 1]), and every piece of evidence with its
+    contribution."""
+
+    __pydantic_config__ = _SCHEMA
+    reason: str
+    """answered, below_threshold, no_passage or filtered_out"""
+    detail: str
+    confidence: float
+    threshold: float
+    margin: float
+    selector_probability: float | None = None
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+    keyword_coverage: float | None = None
+    passage_keyword_coverage: float | None = None
+    candidates: int = 0
+    """passages considered (after filters)"""
+    articles_in_scope: int | None = None
+    """articles the filters left (None: no filter)"""
+    evidence: tuple[Evidence, ...] = ()
+
+
 @dataclass(frozen=True)
 class Article:
     """One article. ``id`` is stable: the file path relative to the source folder
@@ -166,6 +299,12 @@ class Answer:
     end: int | None = None
     message: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
+    filters: Filters | None = None
+    """the filters applied (with the dates read from the question); None: every article"""
+    scope: str = ""
+    """the filters in words, shown with the answer ("" when none)"""
+    explain: Explanation | None = None
+    """why this quote, or why no answer"""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -177,7 +316,15 @@ class Answer:
     def from_dict(cls, data: dict[str, Any]) -> "Answer":
         cites = tuple(Citation(**{**c, "also_in": tuple(Copy(**x) for x in c.get("also_in", ()))})
                       for c in data.get("citations", ()))
-        return cls(**{**data, "citations": cites})
+        filters = data.get("filters")
+        if isinstance(filters, dict):
+            filters = Filters(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in filters.items()})
+        explain = data.get("explain")
+        if isinstance(explain, dict):
+            explain = Explanation(**{**explain, "evidence": tuple(
+                Evidence(**e) for e in explain.get("evidence", ()))})
+        return cls(**{**data, "citations": cites, "filters": filters, "explain": explain})
 
 
 @dataclass(frozen=True)

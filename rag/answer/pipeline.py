@@ -1,4 +1,5 @@
-"""``ask()``: question -> :class:`~rag.types.Answer`, gluing retrieve and extract.
+"""``ask()``: question -> :class:`~rag.types.Answer`, gluing filter, retrieve and extract;
+``search_passages()`` (retrieval only) and ``get_article()`` for the API and MCP tools.
 
 The index comes from :func:`rag.index.live.load_index` (the published version, cached per
 process). Each call works on one loaded version from start to end, so an answer never
@@ -9,14 +10,20 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from datetime import date, datetime
 from pathlib import Path
+
+import numpy as np
 
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
 from ..index.live import load_index
-from ..types import NO_ANSWER, Answer, InvalidQuestion
+from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
+                     Filters, InvalidQuestion, Passage)
+from .dates import resolve_dates
 from .extract import make_citations, score_sentences
-from .params import AnswerModel, abstain_threshold, answer_model
+from .filters import allowed_chunks, article_metadata, make_filters
+from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
 from .search import search
 from .selector import SelectorError, get_selector
 
@@ -44,31 +51,48 @@ def clean_question(question: object, max_chars: int) -> tuple[str, str]:
 
 def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,
         config: Config | None = None, retrieval: str | None = None,
-        model: AnswerModel | None = None) -> Answer:
+        model: AnswerModel | None = None, filters: Filters | dict | None = None,
+        as_of: date | str | None = None, dates: bool = True) -> Answer:
     """Answer ``question`` with a verbatim quote from the indexed articles.
 
-    ``k`` citations at most (default ``config.k``). Raises :class:`InvalidQuestion` for
-    an unusable question or ``k``, :class:`IndexMissing` when nothing is built and
-    :class:`IndexMismatch` when the index needs a rebuild. ``model``: the fitted answer
-    model (default: the shipped one, :func:`rag.answer.params.answer_model`).
+    ``k`` citations at most (default ``config.k``). ``filters`` (a :class:`Filters` or a
+    dict of its fields) limits the articles used, before ranking. With ``dates`` (the
+    default), relative time in the question ("last week", "in March", "this year";
+    :func:`rag.answer.dates.resolve_dates`) becomes a publication-date filter read
+    against ``as_of`` (default today) unless ``filters`` already gives dates; the
+    answer's ``scope`` says so. An index where no article has a date ignores such words,
+    and ``scope`` says that too. ``answer.explain`` tells why this quote (or why none).
+
+    Raises :class:`InvalidQuestion` for an unusable question, ``k`` or filter,
+    :class:`IndexMissing` when nothing is built and :class:`IndexMismatch` when the index
+    needs a rebuild. ``model``: the fitted answer model (default: the shipped one,
+    :func:`rag.answer.params.answer_model`).
     """
     cfg = config or Config.from_env()
     model = model or answer_model(cfg.selector)
-    if k is None:
-        k = cfg.k
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
-        raise InvalidQuestion(f"k must be a whole number from 1 to {cfg.max_k}, got {k!r}")
-    mode = retrieval or cfg.retrieval
-    if mode not in RETRIEVAL_MODES:
-        raise InvalidQuestion(RETRIEVAL_HINT)
+    k, mode = check_options(cfg, cfg.k if k is None else k, retrieval)
     text, note = clean_question(question, cfg.max_question_chars)
+    today = read_as_of(as_of)
+    chosen = make_filters(filters, today)
     t0 = time.perf_counter()
     index = load_index(Path(index_dir or cfg.index_dir), cfg)
+    chosen, scope = _dates_from_question(index, text, chosen, today) if dates \
+        else (chosen, chosen.describe() if chosen else "")
+    allowed = allowed_chunks(index, chosen)
+    in_scope = None if allowed is None else int(
+        np.unique(np.asarray(index.chunks[allowed, 0])).size) if len(allowed) else 0
     t1 = time.perf_counter()
+    threshold = abstain_threshold(cfg, model)
+    if allowed is not None and not len(allowed):
+        timings = {"load": (t1 - t0) * 1e3}
+        why = f"No article matches the filters ({scope})."
+        return Answer(question=text, text="", abstained=True, score=0.0,
+                      message=f"{why} {NO_ANSWER}", timings_ms=timings, filters=chosen,
+                      scope=scope, explain=_abstention("filtered_out", why, threshold, 0))
     embedder = get_embedder(cfg)
     qvec = embedder.embed_queries([text])[0]
     t2 = time.perf_counter()
-    hits = search(index, text, qvec, max(cfg.candidates, k), mode)
+    hits = search(index, text, qvec, max(cfg.candidates, k), mode, allowed)
     t3 = time.perf_counter()
     selector = None
     if cfg.selector and model.rescore:
@@ -81,17 +105,157 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
     if not candidates:
         timings["extract"] = (time.perf_counter() - t3) * 1e3
+        why = "No passage shares enough with the question."
         return Answer(question=text, text="", abstained=True, score=0.0, message=NO_ANSWER,
-                      timings_ms=timings)
+                      timings_ms=timings, filters=chosen, scope=scope,
+                      explain=_abstention("no_passage", why, threshold, len(hits), in_scope))
     best = candidates[0]
     score = model.confidence(best.features)
-    abstained = score < abstain_threshold(cfg, model)
+    abstained = score < threshold
     citations = tuple(make_citations(index, candidates, k, not abstained, model))
     timings["extract"] = (time.perf_counter() - t3) * 1e3
     first = citations[0]
+    explain = explain_choice(best, hits[best.hit_rank], model, score, threshold, len(hits),
+                             in_scope)
     return Answer(question=text, text="" if abstained else first.quote, abstained=abstained,
                   score=round(score, 4), citations=citations,
                   article_id=None if abstained else first.article_id,
                   start=None if abstained else first.start,
                   end=None if abstained else first.end,
-                  message=NO_ANSWER if abstained else note, timings_ms=timings)
+                  message=NO_ANSWER if abstained else note, timings_ms=timings,
+                  filters=chosen, scope=scope, explain=explain)
+
+
+def check_options(cfg: Config, k: object, retrieval: str | None) -> tuple[int, str]:
+    """``k`` and the retrieval mode, checked; raises InvalidQuestion."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
+        raise InvalidQuestion(f"k must be a whole number from 1 to {cfg.max_k}, got {k!r}")
+    mode = retrieval or cfg.retrieval
+    if mode not in RETRIEVAL_MODES:
+        raise InvalidQuestion(RETRIEVAL_HINT)
+    return k, mode
+
+
+def read_as_of(as_of: date | str | None) -> date:
+    """``as_of`` as a date (today when None); raises InvalidQuestion when unreadable."""
+    if as_of is None:
+        return date.today()
+    if isinstance(as_of, datetime):
+        return as_of.date()
+    if isinstance(as_of, date):
+        return as_of
+    try:
+        return date.fromisoformat(str(as_of).strip())
+    except ValueError:
+        raise InvalidQuestion(f"as_of must be a date (YYYY-MM-DD), got {as_of!r}") from None
+
+
+def _dates_from_question(index, text: str, chosen: Filters | None, today: date
+                         ) -> tuple[Filters | None, str]:
+    """The filters with the publication dates the question's relative time asks for
+    (explicit dates win), and the scope in words."""
+    found = resolve_dates(text, today)
+    if found is None or (chosen and (chosen.since or chosen.until)):
+        return chosen, chosen.describe() if chosen else ""
+    dated = any(d is not None for d in
+                index.memo("filter-metadata",
+                           lambda: article_metadata(index.article_rows()))["dates"])
+    if not dated:
+        note = f'"{found.phrase}" not used as a date filter: no article has a published date'
+        return chosen, " · ".join(x for x in (chosen.describe() if chosen else "", note) if x)
+    merged = Filters(**{**(chosen.__dict__ if chosen else {}),
+                        "since": found.since.isoformat() if found.since else None,
+                        "until": found.until.isoformat() if found.until else None})
+    return merged, f'{merged.describe()} (from "{found.phrase}")'
+
+
+# What each piece of evidence means, for Explanation.evidence.
+MEANINGS = {
+    "bias": "the calibration's constant",
+    "cos_s": "cosine of the question and the quote, [-1, 1]",
+    "cos_p": "cosine of the question and the whole passage, [-1, 1]",
+    "lex": "share of the question's terms in the quote, weighted by rarity, [0, 1]",
+    "lex_p": "share of the question's terms in the passage, weighted by rarity, [0, 1]",
+    "miss_p": "rarity of the rarest question term the passage lacks, [0, 1]",
+    "rank": "1 / (1 + the passage's retrieval rank)",
+    "type_miss": "1 when the quote lacks the kind of answer asked for (a date, an amount...)",
+    "sel": "the answer selector's log-odds that the quote answers",
+}
+
+
+def explain_choice(best, hit, model: AnswerModel, score: float, threshold: float,
+                   candidates: int, in_scope: int | None) -> Explanation:
+    """The evidence behind ``best`` and what each adds to the confidence's log-odds: the
+    contributions (the constant included) sum to ``logit(score)``."""
+    cal = model.calibration
+    feats = best.features
+    evidence = [Evidence("bias", 1.0, round(cal.get("bias", 0.0), 4), MEANINGS["bias"])]
+    evidence += [Evidence(name, round(float(feats[name]), 4),
+                          round(cal.get(name, 0.0) * float(feats[name]), 4), MEANINGS[name])
+                 for name in FEATURES if name in feats]
+    answered = score >= threshold
+    detail = (f"confidence {score:.2f} is at or above the threshold {threshold:.2f}"
+              if answered else
+              f"confidence {score:.2f} is below the threshold {threshold:.2f}: the best "
+              "quote is shown as the nearest passage, not as an answer")
+    return Explanation(
+        reason="answered" if answered else "below_threshold", detail=detail,
+        confidence=round(score, 4), threshold=round(threshold, 4),
+        margin=round(score - threshold, 4),
+        selector_probability=round(sigmoid(feats["sel"]), 4) if "sel" in feats else None,
+        dense_rank=hit.dense_rank, keyword_rank=hit.keyword_rank,
+        keyword_coverage=round(float(feats.get("lex", 0.0)), 4),
+        passage_keyword_coverage=round(float(feats.get("lex_p", 0.0)), 4),
+        candidates=candidates, articles_in_scope=in_scope, evidence=tuple(evidence))
+
+
+def _abstention(reason: str, detail: str, threshold: float, candidates: int,
+                in_scope: int | None = None) -> Explanation:
+    return Explanation(reason=reason, detail=detail, confidence=0.0,
+                       threshold=round(threshold, 4), margin=round(-threshold, 4),
+                       candidates=candidates, articles_in_scope=in_scope)
+
+
+def search_passages(query: str, k: int = 10, index_dir: str | Path | None = None, *,
+                    config: Config | None = None, retrieval: str | None = None,
+                    filters: Filters | dict | None = None,
+                    as_of: date | str | None = None) -> list[Passage]:
+    """The ``k`` passages that best match ``query`` (retrieval only: no sentence is
+    chosen and nothing abstains), best first. ``filters`` as for :func:`ask`; dates in
+    the query are not read as filters here (a list of passages has nowhere to say so).
+    Raises as :func:`ask` does."""
+    cfg = config or Config.from_env()
+    k, mode = check_options(cfg, k, retrieval)
+    text, _ = clean_question(query, cfg.max_question_chars)
+    chosen = make_filters(filters, read_as_of(as_of))
+    index = load_index(Path(index_dir or cfg.index_dir), cfg)
+    allowed = allowed_chunks(index, chosen)
+    if allowed is not None and not len(allowed):
+        return []
+    qvec = get_embedder(cfg).embed_queries([text])[0] if mode != "keyword" else None
+    out = []
+    for n, hit in enumerate(search(index, text, qvec, k, mode, allowed), 1):
+        row, start, end = (int(x) for x in index.chunks[hit.chunk][:3])
+        art = index.article(row)
+        out.append(Passage(n=n, article_id=art.id, title=art.title, source=art.source,
+                           start=start, end=end, text=art.text[start:end],
+                           score=round(hit.fused, 6), dense=round(hit.dense, 4),
+                           url=art.url, published=art.published, author=art.author,
+                           page=art.page_at(start)))
+    return out
+
+
+def get_article(article_id: str, index_dir: str | Path | None = None, *,
+                config: Config | None = None) -> Article:
+    """The indexed article with this id (its full text and metadata, as indexed).
+    Raises :class:`ArticleNotFound` when the index has no such id (ids are looked up,
+    never used as paths)."""
+    cfg = config or Config.from_env()
+    if not isinstance(article_id, str) or not article_id:
+        raise ArticleNotFound("give an article id")
+    index = load_index(Path(index_dir or cfg.index_dir), cfg)
+    row = index.row_of(article_id)
+    if row is None:
+        shown = article_id if len(article_id) <= 200 else article_id[:200] + "…"
+        raise ArticleNotFound(f"no article with id {shown!r} in the index")
+    return index.article(row)

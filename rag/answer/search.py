@@ -34,22 +34,26 @@ class Hit:
 
 # -- search ---------------------------------------------------------------------
 
-def keyword_search(index, question: str, n: int) -> list[tuple[int, float]]:
+def keyword_search(index, question: str, n: int,
+                   allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
     if index.keyword is None:
         return []
-    return index.keyword.search(question, min(n, index.n_chunks))
+    return index.keyword.search(question, min(n, index.n_chunks), allowed)
 
 
 def search(index, question: str, qvec: np.ndarray | None, n: int,
-           mode: str = "hybrid") -> list[Hit]:
+           mode: str = "hybrid", allowed: np.ndarray | None = None) -> list[Hit]:
     """The top ``n`` passages for ``question``, best first.
 
     ``mode`` is ``"hybrid"`` (RRF of dense and keyword), ``"dense"`` or ``"keyword"``.
-    The dense cosine is reported for every hit (from the stored chunk vectors) so that
-    later stages can use it whatever the mode.
+    ``allowed`` (sorted chunk ids, :func:`rag.answer.filters.allowed_chunks`) restricts
+    both rankings to those passages before ranking. The dense cosine is reported for
+    every hit (from the stored chunk vectors) so that later stages can use it whatever
+    the mode.
     """
-    dense = dense_search(index, qvec, n) if mode in ("hybrid", "dense") else []
-    keyword = keyword_search(index, question, n) if mode in ("hybrid", "keyword") else []
+    dense = dense_search(index, qvec, n, allowed) if mode in ("hybrid", "dense") else []
+    keyword = keyword_search(index, question, n, allowed) \
+        if mode in ("hybrid", "keyword") else []
     dense_rank = {c: r for r, (c, _) in enumerate(dense)}
     keyword_rank = {c: r for r, (c, _) in enumerate(keyword)}
     keyword_score = dict(keyword)

@@ -214,6 +214,36 @@ class Library:
         ok = bool(done) or not skipped
         return ChangeResult(ok, " ".join(parts + [_after(report)]), report)
 
+    def update(self, rebuild: bool = False, on_progress=None,
+               log: Callable[[str], None] | None = None) -> BuildReport:
+        """An incremental build of the source folder (``rebuild``: re-embed everything),
+        one change at a time with uploads and removals. Raises RagError / OSError."""
+        with self._lock:
+            return self._build(log, False, rebuild=rebuild, on_progress=on_progress)
+
+    def file_of(self, article_id: str) -> tuple[str | None, str]:
+        """(relative path of the one file that holds only this article, "") or (None,
+        why it cannot be removed alone): an article that is one record of a JSON Lines
+        file with others is not removable by itself. Ids are matched, never opened as
+        paths."""
+        files = self.files()
+        if article_id in files:
+            return article_id, ""
+        src = Path(self.cfg.source)
+        for rel in files:
+            if not rel.endswith((".json", ".jsonl")):
+                continue
+            try:
+                arts, _ = load_file(src / rel, rel, max_file_bytes=self.cfg.max_file_bytes)
+            except (OSError, ValueError):
+                continue
+            if any(a.id == article_id for a in arts):
+                if len(arts) == 1:
+                    return rel, ""
+                return None, (f"{article_id!r} is one of {len(arts)} records of {rel}; edit "
+                              "that file to remove it")
+        return None, f"no article file of {src} holds {article_id!r}"
+
     def feeds(self) -> list[dict[str, Any]]:
         """The remembered feeds of the source folder (see :func:`rag.ingest.web.list_feeds`)."""
         from ..ingest.web import list_feeds

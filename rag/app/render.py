@@ -11,6 +11,7 @@ Links are only emitted for ``http``/``https`` URLs.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any, Iterable
 
 from ..types import NO_ANSWER, Answer, Article, Citation
@@ -71,28 +72,96 @@ def _meta(c: Citation | Article, source: str) -> str:
     return " · ".join(parts)
 
 
+# Time words whose meaning depends on when the article was written.
+RELATIVE_TIME = re.compile(
+    r"\b(yesterday|today|tomorrow|tonight|this (?:week|month|year)|(?:last|next|past) "
+    r"(?:week|month|year|weekend)|(?:\d+|a|an|one|two|three|four|five|six|several|few) "
+    r"(?:days?|weeks?|months?|years?) ago|(?:on |last |this )?(?:monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday)|earlier this (?:week|month|year)|recently)\b",
+    re.IGNORECASE)
+
+
+def relative_time_note(quote: str, published: str | None) -> str:
+    """A note placing the quote's relative time words ("last year") at the article's
+    published date, or "" when the quote has none or the date is unknown."""
+    found = RELATIVE_TIME.search(quote or "")
+    if not found or not published:
+        return ""
+    return (f"“{found.group(0)}” here is relative to {published}, when the article was "
+            "published.")
+
+
+def render_scope(answer: Answer) -> str:
+    """The filters the answer was limited to (with dates read from the question)."""
+    if not answer.scope:
+        return ""
+    return (f'<div class="rag-scope" role="note">Only articles {esc(answer.scope)}</div>')
+
+
+def render_explain(answer: Answer | None) -> str:
+    """A "Why this answer?" disclosure with the evidence of ``answer.explain``."""
+    e = answer.explain if answer is not None else None
+    if e is None:
+        return ""
+    facts = [f"<li>{esc(e.detail)}</li>"]
+    if e.selector_probability is not None:
+        facts.append(f"<li>The answer selector, reading the question with the quote, gives "
+                     f"it a probability of {e.selector_probability:.2f}.</li>")
+    ranks = []
+    for name, rank in (("meaning (dense)", e.dense_rank), ("keyword (BM25)", e.keyword_rank)):
+        ranks.append(f"{name} search ranked its passage {rank + 1}" if rank is not None
+                     else f"{name} search did not rank its passage in the top "
+                          f"{max(e.candidates, 1)}")
+    if e.reason in ("answered", "below_threshold"):
+        facts.append(f"<li>{esc('; '.join(ranks))}.</li>")
+        facts.append(f"<li>The quote holds {e.keyword_coverage:.0%} of the question's terms "
+                     f"(weighted by rarity); its passage {e.passage_keyword_coverage:.0%}.</li>")
+    scope = (f" in {e.articles_in_scope} article{'s' * (e.articles_in_scope != 1)} "
+             "matching the filters" if e.articles_in_scope is not None else "")
+    facts.append(f"<li>{e.candidates} passages were considered{esc(scope)}.</li>")
+    rows = "".join(
+        f'<tr><td>{esc(x.name)}</td><td class="rag-num">{x.value:.3f}</td>'
+        f'<td class="rag-num">{x.contribution:+.3f}</td><td>{esc(x.meaning)}</td></tr>'
+        for x in e.evidence)
+    table = (f'<table class="rag-table rag-why-table"><thead><tr><th>evidence</th>'
+             '<th class="rag-num">value</th><th class="rag-num">adds to log-odds</th>'
+             f'<th>meaning</th></tr></thead><tbody>{rows}</tbody></table>' if rows else "")
+    return (f'<details class="rag-why" data-reason="{esc(e.reason)}"><summary>Why this '
+            f'answer?</summary><div class="rag-why-body"><div class="rag-why-code">reason: '
+            f'<code>{esc(e.reason)}</code> · confidence {e.confidence:.2f} · threshold '
+            f'{e.threshold:.2f} · margin {e.margin:+.2f}</div><ul>{"".join(facts)}</ul>'
+            f'{table}</div></details>')
+
+
 def render_answer(answer: Answer | None) -> str:
-    """The answer block: the quote with its ``[1]`` marker, or the plain "not found" state."""
+    """The answer block: the quote with its ``[1]`` marker, or the plain "not found"
+    state; the filters in force above it and "Why this answer?" below."""
     if answer is None:
         return ('<div class="rag-answer rag-empty">Ask a question about the articles; '
                 'the answer is a sentence quoted from them, with its sources below.</div>')
+    scope, why = render_scope(answer), render_explain(answer)
     if answer.abstained:
         near = (" The nearest passages are shown below; none of them answers it."
                 if answer.citations else "")
         return (f'<div class="rag-answer rag-notfound" role="status" '
-                f'data-copy="{esc(copy_text(answer))}">'
+                f'data-copy="{esc(copy_text(answer))}">{scope}'
                 '<div class="rag-notfound-title">Not found in the articles</div>'
                 f'<p>{esc(answer.message or NO_ANSWER)}'
                 f'{esc(near)}</p>'
-                f'<div class="rag-conf">confidence {answer.score:.2f}</div></div>')
+                f'<div class="rag-conf">confidence {answer.score:.2f}</div>{why}</div>')
     note = f'<div class="rag-note">{esc(answer.message)}</div>' if answer.message else ""
     first = answer.citations[0] if answer.citations else None
+    when = relative_time_note(answer.text, first.published if first else None)
+    when = f'<div class="rag-note rag-when">{esc(when)}</div>' if when else ""
     where = (f'<div class="rag-from">— {esc(first.title)} '
-             f'<span class="rag-source">({esc(first.source)})</span></div>') if first else ""
-    return (f'<div class="rag-answer rag-found" data-copy="{esc(copy_text(answer))}">'
+             f'<span class="rag-source">({esc(first.source)}'
+             f'{", " + esc(first.published) if first.published else ""})</span></div>'
+             ) if first else ""
+    return (f'<div class="rag-answer rag-found" data-copy="{esc(copy_text(answer))}">{scope}'
             f'<div class="rag-answer-quote"><mark class="rag-quote">'
             f'{esc(answer.text)}</mark> <sup class="rag-ref">[1]</sup></div>'
-            f'{where}<div class="rag-conf">confidence {answer.score:.2f}</div>{note}</div>')
+            f'{where}{when}<div class="rag-conf">confidence {answer.score:.2f}</div>{note}'
+            f'{why}</div>')
 
 
 def render_citation(c: Citation) -> str:
@@ -232,6 +301,12 @@ def render_feeds(feeds: Iterable[dict[str, Any]]) -> str:
 
 
 CSS = """
+.rag-scope{font-size:.85em;margin-bottom:6px;padding:2px 8px;border-radius:6px;
+  display:inline-block;background:var(--background-fill-primary);
+  border:1px solid var(--border-color-primary)}
+.rag-why{margin-top:8px;font-size:.9em}.rag-why summary{cursor:pointer;font-weight:600}
+.rag-why ul{margin:6px 0 6px 18px;padding:0}.rag-why-code{margin-top:6px;opacity:.85}
+.rag-why-table td,.rag-why-table th{padding:3px 6px}
 .rag-status{font-size:.85em;opacity:.85;margin-bottom:6px}
 .rag-status-error{color:#b91c1c}
 .rag-feeds ul{margin:4px 0 0 18px;padding:0;font-size:.9em}

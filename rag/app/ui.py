@@ -75,13 +75,31 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
 
     lib = Library(cfg)
 
-    def run_ask(question: str, k: Any, mode: str) -> Answer:
-        return ask(question, k=int(k), config=cfg, retrieval=mode or None)
+    def run_ask(question: str, k: Any, mode: str, filters: dict | None = None,
+                dates: bool = True) -> Answer:
+        return ask(question, k=int(k), config=cfg, retrieval=mode or None, filters=filters,
+                   dates=dates)
 
-    def on_ask(question, k, mode):
+    def filters_of(sources, author, since, until) -> dict:
+        return {"sources": list(sources or []),
+                "authors": [a.strip() for a in (author or "").split(",") if a.strip()],
+                "since": (since or "").strip() or None, "until": (until or "").strip() or None}
+
+    def source_choices():
+        try:
+            rows = lib.articles()
+        except RagError:
+            rows = []
+        # outlets, not file paths (a file's source is its path: filter those by folder)
+        names = sorted({r["source"] for r in rows if r.get("source")
+                        and not r["source"].lower().endswith(UPLOAD_SUFFIXES + (".htm",))})
+        return gr.Dropdown(choices=names[:500])
+
+    def on_ask(question, k, mode, sources=None, author="", since="", until="", dates=True):
         empty_radio = gr.Radio(choices=[], value=None, visible=False)
         try:
-            a = run_ask(question or "", k, mode)
+            a = run_ask(question or "", k, mode, filters_of(sources, author, since, until),
+                        bool(dates))
         except RagError as exc:
             return (render.render_error(_message_for(exc)), "", None, empty_radio,
                     render.render_article(None), gr.Button(visible=False))
@@ -108,10 +126,12 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         c = next((c for c in a.citations if c.n == int(n)), None)
         return _viewer(c) if c else render.render_article(None)
 
-    def answer_api(question: str, k: int = cfg.k, retrieval: str = cfg.retrieval) -> dict:
-        """Answer a question: returns the Answer as a dict (see `python -m rag.ask --json`)."""
+    def answer_api(question: str, k: int = cfg.k, retrieval: str = cfg.retrieval,
+                   filters: dict | None = None) -> dict:
+        """Answer a question: returns the Answer as a dict (see `python -m rag.ask --json`);
+        ``filters`` as for rag.ask (sources, authors, since, until, article_ids, folders)."""
         try:
-            return run_ask(question, k, retrieval).to_dict()
+            return run_ask(question, k, retrieval, filters).to_dict()
         except RagError as exc:
             raise gr.Error(_message_for(exc)) from None
 
@@ -181,6 +201,23 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
             question = gr.Textbox(placeholder="Ask a question and press Enter",
                                   show_label=False, lines=1, max_length=cfg.max_question_chars,
                                   submit_btn="Ask", autofocus=True, elem_id="rag-question")
+            with gr.Accordion("Filters: which articles to use", open=False,
+                              elem_id="rag-filters"):
+                with gr.Row():
+                    f_sources = gr.Dropdown(label="Source or outlet", multiselect=True,
+                                            allow_custom_value=True, choices=[], scale=2,
+                                            elem_id="rag-f-source")
+                    f_author = gr.Textbox(label="Author (part of the name)", scale=1,
+                                          elem_id="rag-f-author")
+                with gr.Row():
+                    f_since = gr.Textbox(label="Published since",
+                                         placeholder="YYYY-MM-DD, or: last week, 7d",
+                                         elem_id="rag-f-since")
+                    f_until = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD",
+                                         elem_id="rag-f-until")
+                    f_dates = gr.Checkbox(label="Read time words in the question "
+                                                "(“last week”, “in March”) as dates",
+                                          value=True, elem_id="rag-f-dates")
             with gr.Row(elem_classes="rag-examples"):
                 example_btns = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
             with gr.Row(equal_height=False):
@@ -236,11 +273,13 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
 
         outs = [answer_html, cites_html, state, chooser, viewer, copy_btn]
         private = dict(api_visibility="undocumented")
-        question.submit(on_ask, [question, k, mode], outs, **private).then(
+        ask_ins = [question, k, mode, f_sources, f_author, f_since, f_until, f_dates]
+        question.submit(on_ask, ask_ins, outs, **private).then(
             None, js=SCROLL_JS, **private)
         for b in example_btns:
             b.click(lambda t=b.value: t, None, question, queue=False, **private).then(
-                on_ask, [question, k, mode], outs, **private).then(None, js=SCROLL_JS, **private)
+                on_ask, ask_ins, outs, **private).then(None, js=SCROLL_JS, **private)
+        demo.load(source_choices, None, f_sources, queue=False, **private)
         chooser.input(on_open, [chooser, state], viewer, **private).then(
             None, js=SCROLL_PAGE_JS, **private)
         copy_btn.click(None, js=COPY_JS, **private)

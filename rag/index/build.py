@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,8 @@ EMBED_GROUP = 256  # new passages handed from the chunking thread to the model a
 def build(source: str | Path | None = None, index_dir: str | Path | None = None,
           rebuild: bool = False, *, config: Config | None = None,
           progress: bool = False, log=None, urls: Sequence[str] = (),
-          feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None) -> BuildReport:
+          feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None,
+          on_progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
     """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
 
     ``rebuild=True`` re-embeds everything. ``urls`` (web pages) and ``feeds`` (RSS/Atom,
@@ -48,8 +49,12 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     written (``BuildReport.folded``; ``config.fold_copies``). Raises :class:`BuildError`
     for a missing source folder, no readable article, or a build already running that
     does not finish within ``config.lock_timeout`` seconds. ``log`` receives one-line
-    messages (default: stderr when ``progress`` is on).
+    messages (default: stderr when ``progress`` is on). ``on_progress(phase, done,
+    total)`` is called as the build goes: ``fetching``, ``reading`` (articles read),
+    ``embedding`` (passages embedded of those to embed), ``writing``, ``done``; it must
+    be quick and must not raise.
     """
+    step = on_progress or (lambda phase, done, total: None)
     cfg = (config or Config.from_env()).replace(
         source=Path(source) if source is not None else None,
         index_dir=Path(index_dir) if index_dir is not None else None)
@@ -63,9 +68,12 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out, cfg.lock_timeout, say):
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
+        step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
+        step("reading", 0, 0)
         articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
                                           progress=progress, max_pdf_pages=cfg.max_pdf_pages)
+        step("reading", len(articles), len(articles))
         if not articles:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
             raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
@@ -90,12 +98,13 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
                       unchanged=tuple(unchanged), removed=tuple(removed),
                       skipped=tuple(skipped), fetched=tuple(fetched))
         if old is not None and not (added or updated or removed):
+            step("done", 0, 0)
             return BuildReport(**report, articles=len(articles), chunks=old.n_chunks,
                                seconds=time.perf_counter() - started, version=old.version)
 
         keep = set(unchanged)
         fresh = [a for a in articles if a.id not in keep]
-        new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress)
+        new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress, step)
         data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
         folded: tuple[Folded, ...] = ()
         if cfg.fold_copies:
@@ -105,6 +114,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
             folded = tuple(Folded(aid, target, round(sim, 4))
                            for aid, (target, sim) in data.copies.items())
         say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
+        step("writing", 0, 0)
         vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
         say(f"vector index: {describe_vectors(vector_info)}")
         texts = [articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
@@ -115,6 +125,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
                                "sentences": len(data.sentences)},
                     "articles": {a.id: a.content_hash for a in articles}}
         version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
+        step("done", 0, 0)
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
                            version=version, wrote=True, folded=folded)
@@ -158,7 +169,7 @@ def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
 
 
 def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
-                    progress: bool):
+                    progress: bool, step=lambda phase, done, total: None):
     """Chunk, sentence-split and embed ``articles``. Identical passages (same text and
     sentence spans) are embedded once. Returns ({id: (chunks, sentences, cvec, svec)},
     number of passages embedded).
@@ -211,8 +222,14 @@ def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
                     raise item
                 if item > done:
                     bar.total = item
+
+                    def advance(n: int) -> None:
+                        bar.update(n)
+                        step("embedding", bar.n, int(bar.total))
+
+                    step("embedding", done, item)
                     cv, sv = embedder.embed_passages(texts[done:item], spans[done:item],
-                                                     progress=bar.update)
+                                                     progress=advance)
                     cparts.append(cv)
                     sparts.extend(sv)
                     done = item

@@ -15,6 +15,8 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _local = threading.local()
 
@@ -94,13 +96,24 @@ class KeywordIndex:
     def __init__(self, bm25) -> None:
         self._bm25 = bm25
 
-    def search(self, question: str, n: int) -> list[tuple[int, float]]:
-        """(chunk, BM25 score > 0) of the top ``n`` passages for ``question``, best first."""
+    def search(self, question: str, n: int, allowed=None) -> list[tuple[int, float]]:
+        """(chunk, BM25 score > 0) of the top ``n`` passages for ``question``, best first.
+        ``allowed`` (chunk ids) masks every other passage before ranking; the BM25
+        statistics stay those of the whole index, so a passage scores the same with or
+        without a filter."""
         terms = [t for t in keyword_tokens(question) if t in self._bm25.vocab_dict]
         if not terms or n <= 0:
             return []
+        mask = None
+        if allowed is not None:
+            if not len(allowed):
+                return []
+            mask = np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
+            mask[allowed] = 1.0
+            n = min(n, len(allowed))
         # n_threads=0 scores inline; 1 would start a thread pool on every call (~2 ms)
-        ids, scores = self._bm25.retrieve([terms], k=n, show_progress=False, n_threads=0)
+        ids, scores = self._bm25.retrieve([terms], k=n, show_progress=False, n_threads=0,
+                                          weight_mask=mask)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
 
     def idf(self, terms: list[str], n_docs: int) -> dict[str, float]:

@@ -278,6 +278,7 @@ class Index:
         if n and self.chunks[:, 0].max() >= len(rows):
             raise IndexMismatch(f"index at {path} is inconsistent (articles); {REBUILD_HINT}")
         self._articles: dict[int, Article] = {}
+        self._memo: dict[str, Any] = {}
         self._cache_lock = threading.Lock()
         try:  # the keyword index over the same passages (None for an index of no text)
             self.keyword = load_keyword_index(path / "bm25")
@@ -329,6 +330,27 @@ class Index:
                  "author": r[6], "chunks": int(counts[r[0]]),
                  "copy_of": self.article_ids[self.copy_of[r[0]]] if r[0] in self.copy_of
                  else None} for r in rows]
+
+    def article_rows(self) -> list[tuple]:
+        """(id, source, url, published, author) of every article, in row order."""
+        return self._query("SELECT id, source, url, published, author FROM articles"
+                           " ORDER BY row")
+
+    def row_of(self, article_id: str) -> int | None:
+        """The row of the article with this id, or None."""
+        rows = self.memo("row-of", lambda: {a: i for i, a in enumerate(self.article_ids)})
+        return rows.get(article_id)
+
+    def memo(self, key: str, factory):
+        """``factory()`` computed once per loaded version and kept (derived read-only data,
+        such as the columns filters read). Thread-safe; two first callers may both compute
+        it, one result is kept."""
+        with self._cache_lock:
+            if key in self._memo:
+                return self._memo[key]
+        value = factory()
+        with self._cache_lock:
+            return self._memo.setdefault(key, value)
 
     def close(self) -> None:
         with self._db_lock:
