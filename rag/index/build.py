@@ -215,6 +215,7 @@ def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
     worker = threading.Thread(target=chunk_all, name="rag-chunking", daemon=True)
     worker.start()
     cparts, sparts, done = [], [], 0
+    embedded = [0]  # passages embedded so far, for on_progress
     try:
         with tqdm(total=0, desc="embedding", unit="chunk", disable=not progress) as bar:
             while (item := handoff.get()) is not None:
@@ -223,11 +224,12 @@ def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
                 if item > done:
                     bar.total = item
 
-                    def advance(n: int) -> None:
-                        bar.update(n)
-                        step("embedding", bar.n, int(bar.total))
+                    def advance(n: int, total: int = item) -> None:
+                        bar.update(n)  # (a disabled bar counts nothing: count here)
+                        embedded[0] += n
+                        step("embedding", embedded[0], total)
 
-                    step("embedding", done, item)
+                    step("embedding", embedded[0], item)
                     cv, sv = embedder.embed_passages(texts[done:item], spans[done:item],
                                                      progress=advance)
                     cparts.append(cv)
