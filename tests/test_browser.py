@@ -340,3 +340,83 @@ def test_sources_fetch_watch_pages_and_copies(sources_app, page):
     card = page.locator(f"#rag-citations .rag-card[data-n='{cited[0]['n']}']")
     assert card.locator(".rag-also").inner_text().startswith("also in:")
     shot(page, "13-copies-quoted-once")
+
+
+# -- filters, dates read from the question, "Why this answer?", the token --------------
+
+UI_TOKEN = "browser-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def dated_app(tmp_path_factory):
+    """The seed article as a dated record of "Tech Wire" and the steelworks story of
+    "Valley Post" (real model), served with an API token."""
+    import json
+
+    import rag
+    from conftest import SEEDS, STEELWORKS
+    from rag.config import Config
+
+    base = tmp_path_factory.mktemp("dated")
+    src = base / "articles"
+    src.mkdir()
+    seed = (SEEDS / SEED_ID).read_text(encoding="utf-8")
+    title, _, body = seed.partition("\n")
+    records = [{"id": "tech-wire-deepseek", "title": title.strip(), "text": seed,
+                "source": "Tech Wire", "author": "Staff Writer", "published": "2025-01-27"},
+               {"id": "valley-post-homes", "title": "Steelworks homes approved",
+                "text": "Steelworks homes approved\n\n" + STEELWORKS, "source": "Valley Post",
+                "published": "2025-01-20"}]
+    (src / "news.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n",
+                                    encoding="utf-8")
+    cfg = Config(source=src, index_dir=base / "index", api_token=UI_TOKEN)
+    rag.build(config=cfg)
+    with BackgroundServer(create_app(cfg)) as url:
+        yield url, cfg
+
+
+def test_filters_dates_and_why_this_answer_behind_the_token(dated_app, page):
+    url, cfg = dated_app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert httpx.post(f"{url}/api/ask", json={"question": "x"}).status_code == 401
+    page.goto(url)
+    # the UI asks for the token as its password
+    page.locator("input[type=password]").wait_for()
+    shot(page, "14-login-with-the-api-token")
+    page.locator("input[type=text]").first.fill("team")
+    page.locator("input[type=password]").fill(UI_TOKEN)
+    page.get_by_role("button", name="Login").click()
+    page.locator("#rag-question textarea").wait_for()
+
+    # time words in the question become a shown date filter (today: nothing that recent)
+    ask(page, "How much did it cost to train R1 last week?")
+    box = page.locator("#rag-answer")
+    assert "Not found in the articles" in box.inner_text()
+    assert '(from "last week")' in box.locator(".rag-scope").inner_text()
+    assert "No article matches the filters" in box.inner_text()
+    shot(page, "15-a-date-from-the-question-shown-as-a-filter")
+
+    # the filters panel: one outlet, since a date; then why this answer
+    page.locator("#rag-filters").get_by_text("Filters: which articles to use").click()
+    source = page.locator("#rag-f-source input")
+    source.fill("Tech Wire")
+    source.press("Enter")
+    page.locator("#rag-f-since textarea, #rag-f-since input").first.fill("2025-01-01")
+    ask(page, "How much did it cost to train R1?")
+    try:
+        page.wait_for_function("() => (document.querySelector('#rag-answer .rag-scope') || "
+                               "{}).innerText?.includes('Tech Wire')", timeout=60_000)
+    finally:
+        shot(page, "16-filters-and-why-this-answer")
+    assert box.locator(".rag-scope").inner_text() == \
+        "Only articles source: Tech Wire · published since 2025-01-01"
+    assert "$5.6 million" in box.locator("mark.rag-quote").inner_text()
+    ids = {c.get_attribute("data-article-id")
+           for c in page.locator("#rag-citations .rag-card").all()}
+    assert ids == {"tech-wire-deepseek"}
+    why = box.locator("details.rag-why")
+    assert why.get_attribute("data-reason") == "answered"
+    why.locator("summary").click()
+    assert why.locator(".rag-why-table tbody tr").count() >= 5
+    assert "selector" in why.inner_text() and "threshold" in why.inner_text()
+    shot(page, "16-filters-and-why-this-answer")

@@ -269,3 +269,15 @@ def test_ui_messages_for_errors_a_person_can_fix():
     assert "no index yet" in _message_for(rag.IndexMissing("no index in x")).lower()
     assert "rebuilt" in _message_for(rag.IndexMismatch("built with model 'fake'"))
     assert _message_for(rag.InvalidQuestion("it is empty")).startswith("Please check")
+
+
+def test_relative_time_in_a_quote_is_placed_at_the_published_date():
+    passage = "The unveiling of R1, which happened last year, caught everyone by surprise."
+    c = cite(passage, 0, 0, len(passage), published="2025-01-27")
+    card = render.render_citation(c)
+    assert "“last year” here is relative to 2025-01-27" in card
+    assert "relative to" not in render.render_citation(cite(passage, 0, 0, len(passage)))
+    plain = cite("Prices rose in 2023.", 0, 0, 20, published="2025-01-27")
+    assert "relative to" not in render.render_citation(plain)
+    a = Answer(question="q", text=passage, abstained=False, score=0.9, citations=(c,))
+    assert "“last year” here is relative to 2025-01-27" in render.render_answer(a)

@@ -178,7 +178,13 @@ def render_citation(c: Citation) -> str:
             f'<span class="rag-score" title="confidence that this quote answers: {c.score:.2f}">'
             f'<span class="rag-bar"><span style="width:{pct:.0f}%"></span></span>'
             f'{c.score:.2f}</span></div>'
-            f'<div class="rag-passage">{_passage_html(c)}</div>{_also_in(c)}</article>')
+            f'<div class="rag-passage">{_passage_html(c)}</div>{_when(c)}{_also_in(c)}'
+            '</article>')
+
+
+def _when(c: Citation) -> str:
+    note = relative_time_note(c.quote, c.published)
+    return f'<div class="rag-also rag-when">{esc(note)}</div>' if note else ""
 
 
 def _also_in(c: Citation) -> str:
@@ -307,6 +313,8 @@ CSS = """
 .rag-why{margin-top:8px;font-size:.9em}.rag-why summary{cursor:pointer;font-weight:600}
 .rag-why ul{margin:6px 0 6px 18px;padding:0}.rag-why-code{margin-top:6px;opacity:.85}
 .rag-why-table td,.rag-why-table th{padding:3px 6px}
+.rag-why-table td:nth-child(-n+3),.rag-why-table th:nth-child(-n+3){white-space:nowrap}
+.rag-why-body{overflow-x:auto}
 .rag-status{font-size:.85em;opacity:.85;margin-bottom:6px}
 .rag-status-error{color:#b91c1c}
 .rag-feeds ul{margin:4px 0 0 18px;padding:0;font-size:.9em}

@@ -126,12 +126,12 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         c = next((c for c in a.citations if c.n == int(n)), None)
         return _viewer(c) if c else render.render_article(None)
 
-    def answer_api(question: str, k: int = cfg.k, retrieval: str = cfg.retrieval,
-                   filters: dict | None = None) -> dict:
-        """Answer a question: returns the Answer as a dict (see `python -m rag.ask --json`);
-        ``filters`` as for rag.ask (sources, authors, since, until, article_ids, folders)."""
+    def answer_api(question: str, k: int = cfg.k, retrieval: str = cfg.retrieval) -> dict:
+        """Answer a question: returns the Answer as a dict (see `python -m rag.ask --json`).
+        Its three inputs stay as they were for existing clients; filters are on
+        POST /api/ask."""
         try:
-            return run_ask(question, k, retrieval, filters).to_dict()
+            return run_ask(question, k, retrieval).to_dict()
         except RagError as exc:
             raise gr.Error(_message_for(exc)) from None
 
