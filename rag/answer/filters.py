@@ -20,7 +20,7 @@ import numpy as np
 from ..types import FILTER_FIELDS, Filters, InvalidQuestion
 from .dates import parse_date, published_date
 
-MAX_VALUES = 1000  # values per field
+MAX_VALUES = 100_000  # values per field (the API allows 1,000)
 MAX_VALUE_CHARS = 500
 
 
