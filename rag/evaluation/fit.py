@@ -235,6 +235,10 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None, save=Fals
     :class:`AnswerModel` to the params file."""
     fitted = fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump,
                               model or answer_model())
+    if fitted.rescore:  # record the selector these numbers were fitted with
+        from ..answer.selector import get_selector
+
+        fitted = fitted.replace(selector=get_selector(full_cfg.threads).version)
     if save:
         fitted.save()
         print(f"written to {fitted.params_file}")
