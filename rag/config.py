@@ -48,8 +48,8 @@ class Config:
     retrieval: str = "hybrid"  # "hybrid", "dense" or "keyword"
     # rescore the best candidate sentences with the trained answer selector (a small
     # cross-encoder shipped in rag/models/selector; see rag.answer.selector). On the
-    # development set (python -m rag.eval --selector vs without): hit@1 0.800 -> 0.819,
-    # R@1 0.859 -> 0.870, off-topic abstained 0.918 -> 0.935, for ~20-25 ms more per
+    # development set (python -m rag.eval --selector vs without): hit@1 0.797 -> 0.819,
+    # R@1 0.860 -> 0.870, off-topic abstained 0.918 -> 0.924, for ~20-25 ms more per
     # question on 2 cores. RAG_SELECTOR=0 is the fast path (the fitted evidence alone).
     selector: bool = True
     # the calibrated confidence below which ask() abstains; None: the fitted answer

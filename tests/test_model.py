@@ -68,3 +68,30 @@ def test_late_chunked_chunk_vectors_equal_sentence_transformers(seed_index):
         assert (np.sum(idx.chunk_vectors[:4] * ref, axis=1) > 0.98).all()
     else:
         assert np.allclose(idx.chunk_vectors[:4], ref, atol=1e-5)
+
+
+def test_int8_vectors_do_not_depend_on_the_batch_so_incremental_equals_full(tmp_path):
+    """One passage per run: an article's vectors are the same whichever passages were
+    embedded with it, so an incremental build is bitwise a full rebuild (issue: int8
+    activations are quantised per run)."""
+    import shutil
+
+    from conftest import SEEDS, STEELWORKS
+    from rag.config import Config
+
+    src = tmp_path / "articles"
+    shutil.copytree(SEEDS, src)
+    cfg = Config(source=src, index_dir=tmp_path / "incremental")
+    assert cfg.backend == "onnx-int8"
+    rag.build(config=cfg)
+    (src / "steelworks.txt").write_text("Steelworks homes approved\n\n" + STEELWORKS,
+                                        encoding="utf-8")
+    report = rag.build(config=cfg)
+    assert report.added == ("steelworks.txt",) and report.embedded_chunks < report.chunks
+    full = cfg.replace(index_dir=tmp_path / "full")
+    rag.build(config=full, rebuild=True)
+    a, b = open_index(cfg.index_dir), open_index(full.index_dir)
+    assert a.article_ids == b.article_ids
+    assert np.array_equal(np.asarray(a.chunks), np.asarray(b.chunks))
+    assert np.array_equal(np.asarray(a.chunk_vectors), np.asarray(b.chunk_vectors))
+    assert np.array_equal(np.asarray(a.sentence_vectors), np.asarray(b.sentence_vectors))
