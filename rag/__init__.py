@@ -50,8 +50,34 @@ def get_article(article_id, index_dir=None, **kwargs) -> Article:
     return _get(article_id, index_dir=index_dir, **kwargs)
 
 
-def build(source=None, index_dir=None, rebuild=False, **kwargs) -> BuildReport:
-    """See :func:`rag.index.build.build`."""
+def build(source=None, index_dir=None, rebuild=False, *, shards=None, engine="local",
+          address=None, actors=None, **kwargs) -> BuildReport:
+    """Build or update the index; see :func:`rag.index.build.build`.
+
+    ``shards=N`` builds a sharded index (:func:`rag.index.shards.build_sharded`; answers
+    equal one index's; a folder that already holds one keeps its count when ``shards`` is
+    None). ``engine="ray"`` embeds on a Ray cluster (``address``, ``actors``:
+    :class:`rag.distributed.build.RayEmbed`; the ``distributed`` extra) and writes the
+    same files as a local build."""
+    from pathlib import Path
+
+    from .index.shards import build_sharded, is_cluster, read_cluster
+    from .types import BuildError
+
+    if engine not in ("local", "ray"):
+        raise BuildError(f"unknown engine {engine!r}: use 'local' or 'ray'")
+    if engine == "ray":
+        from .distributed.build import RayEmbed
+
+        kwargs["embed"] = RayEmbed(address=address, actors=actors)
+    cfg = kwargs.get("config")
+    where = index_dir if index_dir is not None else (cfg or Config.from_env()).index_dir
+    if shards is None and is_cluster(Path(where)):
+        shards = int(read_cluster(Path(where))[1]["shards"])
+    if shards is not None:
+        for name in ("urls", "feeds", "poll", "fetch_policy"):
+            kwargs.pop(name, None)
+        return build_sharded(source, index_dir, shards, rebuild=rebuild, **kwargs)
     from .index.build import build as _build
 
     return _build(source=source, index_dir=index_dir, rebuild=rebuild, **kwargs)

@@ -146,6 +146,20 @@ def build_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    scale = parser.add_argument_group(
+        "sharding and Ray", "a sharded index (answers equal to one index's; serve it with "
+        "python -m rag.distributed.serve) and embedding on a Ray cluster (pip install "
+        "'rag[distributed]')")
+    scale.add_argument("--shards", type=int, default=None, metavar="N",
+                       help="hash-partition the articles over N shards (an existing sharded "
+                            "index keeps its count; a new count needs --rebuild)")
+    scale.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where passages are embedded (default: local)")
+    scale.add_argument("--address", default=None,
+                       help="with --engine ray: the cluster ('auto' joins the running one; "
+                            "default: a local Ray for this build)")
+    scale.add_argument("--actors", type=int, default=None,
+                       help="with --engine ray: embedding actors (default: CPUs minus one)")
     web = parser.add_argument_group(
         "web pages and feeds", "saved as articles in <source>/web/ (public http/https "
         "addresses only; see the README for the fetcher's rules)")
@@ -174,8 +188,18 @@ def build_main(argv: list[str] | None = None) -> int:
         if args.list_feeds or args.remove_feed or args.prune:
             if _manage_feeds(cfg, args):
                 return 0
-        report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet,
-                       urls=args.url, feeds=args.feed, poll=not args.no_poll)
+        if args.shards is not None or args.engine != "local" or _is_cluster(cfg):
+            import rag
+
+            if args.url or args.feed:
+                raise RagError("--url and --feed are not supported with --shards or "
+                               "--engine ray yet: add the pages to the folder first")
+            report = rag.build(config=cfg, rebuild=args.rebuild, progress=not args.quiet,
+                                shards=args.shards, engine=args.engine,
+                                address=args.address, actors=args.actors)
+        else:
+            report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet,
+                           urls=args.url, feeds=args.feed, poll=not args.no_poll)
     except RagError as exc:
         print(f"rag.build: error: {exc}", file=sys.stderr)
         return 1
@@ -191,6 +215,14 @@ def build_main(argv: list[str] | None = None) -> int:
     elif not args.quiet:
         print(report.summary())
     return 0
+
+
+def _is_cluster(cfg) -> bool:
+    from pathlib import Path
+
+    from .index.shards import is_cluster
+
+    return is_cluster(Path(cfg.index_dir))
 
 
 def _manage_feeds(cfg, args) -> bool:

@@ -37,6 +37,12 @@ class IndexMismatch(RagError):
     """The index on disk was built with another model, settings or schema, or is damaged."""
 
 
+class ShardedIndexHere(RagError):
+    """The folder holds a sharded index and the operation works on one index only (the
+    article list, uploads and removals, the watched folder); asking, searching and
+    reading an article work on both."""
+
+
 class BuildError(RagError):
     """A build could not run (missing source folder, no readable article, lock held...)."""
 

@@ -86,7 +86,7 @@ def hook(owner, attr, label=None):
 import rag.index.build as ix, rag.index.store as st
 hook(ix, "load_articles")
 hook(ix._build_lock, "__enter__", "lock")
-hook(ix, "_embed_articles")
+hook(ix, "embed_articles", "_embed_articles")
 hook(ix, "_assemble")
 hook(ix, "build_keyword_writer")
 hook(st, "_write_articles")

@@ -8,6 +8,7 @@ mixes two versions. ``ask`` is safe to call from several threads.
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 from datetime import date, datetime
@@ -17,14 +18,18 @@ import numpy as np
 
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
+from ..index.keyword import keyword_tokens
 from ..index.live import load_index
+from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
                      Filters, InvalidQuestion, Passage)
 from .dates import resolve_dates
 from .extract import make_citations, score_sentences
 from .filters import allowed_chunks, article_metadata, make_filters
 from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
+from .question import question_terms
 from .search import search
+from .shards import LocalShards, ShardedIndex
 from .selector import SelectorError, get_selector
 
 
@@ -75,25 +80,31 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     today = read_as_of(as_of)
     chosen = make_filters(filters, today)
     t0 = time.perf_counter()
-    index = load_index(Path(index_dir or cfg.index_dir), cfg)
+    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
     chosen, scope = _dates_from_question(index, text, chosen, today) if dates \
         else (chosen, chosen.describe() if chosen else "")
-    allowed = allowed_chunks(index, chosen)
-    in_scope = None if allowed is None else int(
-        np.unique(np.asarray(index.chunks[allowed, 0])).size) if len(allowed) else 0
-    t1 = time.perf_counter()
     threshold = abstain_threshold(cfg, model)
-    if allowed is not None and not len(allowed):
-        timings = {"load": (t1 - t0) * 1e3}
-        why = f"No article matches the filters ({scope})."
-        return Answer(question=text, text="", abstained=True, score=0.0,
-                      message=f"{why} {NO_ANSWER}", timings_ms=timings, filters=chosen,
-                      scope=scope, explain=_abstention("filtered_out", why, threshold, 0))
-    embedder = get_embedder(cfg)
-    qvec = embedder.embed_queries([text])[0]
-    t2 = time.perf_counter()
-    hits = search(index, text, qvec, max(cfg.candidates, k), mode, allowed)
-    t3 = time.perf_counter()
+    n = max(cfg.candidates, k)
+    if isinstance(index, ShardedIndex):  # the same steps, retrieval gathered over shards
+        t1 = time.perf_counter()
+        qvec = get_embedder(cfg).embed_queries([text])[0]
+        t2 = time.perf_counter()
+        terms = question_terms(text, keyword_tokens(text))
+        view, hits, in_scope = index.retrieve(text, qvec, n, mode, chosen, terms)
+        t3 = time.perf_counter()
+        if view is None:
+            return _filtered_out(text, chosen, scope, threshold, t3 - t0)
+    else:
+        allowed = allowed_chunks(index, chosen)
+        in_scope = None if allowed is None else int(
+            np.unique(np.asarray(index.chunks[allowed, 0])).size) if len(allowed) else 0
+        t1 = time.perf_counter()
+        if allowed is not None and not len(allowed):
+            return _filtered_out(text, chosen, scope, threshold, t1 - t0)
+        qvec = get_embedder(cfg).embed_queries([text])[0]
+        t2 = time.perf_counter()
+        view, hits = index, search(index, text, qvec, n, mode, allowed)
+        t3 = time.perf_counter()
     selector = None
     if cfg.selector and model.rescore:
         selector = get_selector(cfg.threads)
@@ -101,7 +112,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
             raise SelectorError(f"the answer parameters were fitted with {model.selector}, "
                                 f"but {selector.version} is installed: refit them "
                                 "(python -m rag.eval ... --selector --fit --save-params)")
-    candidates = score_sentences(index, text, qvec, hits, model, selector, k)
+    candidates = score_sentences(view, text, qvec, hits, model, selector, k)
     timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
     if not candidates:
         timings["extract"] = (time.perf_counter() - t3) * 1e3
@@ -112,7 +123,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     best = candidates[0]
     score = model.confidence(best.features)
     abstained = score < threshold
-    citations = tuple(make_citations(index, candidates, k, not abstained, model))
+    citations = tuple(make_citations(view, candidates, k, not abstained, model))
     timings["extract"] = (time.perf_counter() - t3) * 1e3
     first = citations[0]
     explain = explain_choice(best, hits[best.hit_rank], model, score, threshold, len(hits),
@@ -124,6 +135,48 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
                   end=None if abstained else first.end,
                   message=NO_ANSWER if abstained else note, timings_ms=timings,
                   filters=chosen, scope=scope, explain=explain)
+
+
+def _filtered_out(text: str, chosen: Filters | None, scope: str, threshold: float,
+                  seconds: float) -> Answer:
+    why = f"No article matches the filters ({scope})."
+    return Answer(question=text, text="", abstained=True, score=0.0,
+                  message=f"{why} {NO_ANSWER}", timings_ms={"load": seconds * 1e3},
+                  filters=chosen, scope=scope,
+                  explain=_abstention("filtered_out", why, threshold, 0))
+
+
+_clusters: dict[str, tuple] = {}
+_clusters_lock = threading.Lock()
+_transports: dict[str, object] = {}
+
+
+def serve_shards_through(index_dir: str | Path, shards) -> None:
+    """Read the sharded index in ``index_dir`` through ``shards`` (an object with
+    ``call(method, args, shards=None)``, such as Ray Serve handles:
+    :mod:`rag.distributed.serve`) instead of loading its shards in this process."""
+    key = str(Path(index_dir).resolve())
+    with _clusters_lock:
+        _transports[key] = shards
+        _clusters.pop(key, None)
+
+
+def load_corpus(index_dir: Path, cfg: Config):
+    """The live index in ``index_dir``: an :class:`~rag.index.store.Index`, or a
+    :class:`~rag.answer.shards.ShardedIndex` read in this process when the folder holds a
+    sharded index (``python -m rag.build --shards N``). Reloads when a build publishes."""
+    if not is_cluster(index_dir):
+        return load_index(index_dir, cfg)
+    key = str(Path(index_dir).resolve())
+    name, manifest = read_cluster(index_dir)
+    with _clusters_lock:
+        cached = _clusters.get(key)
+        if cached is None or cached[0] != name or cached[2] != cfg:
+            same = cached is not None and cached[2] == cfg  # keep the readers' loaded shards
+            shards = _transports.get(key) or (cached[1].shards if same else LocalShards(
+                [Path(index_dir) / e["dir"] for e in manifest["shard_versions"]], cfg))
+            cached = _clusters[key] = (name, ShardedIndex(name, manifest, shards), cfg)
+        return cached[1]
 
 
 def check_options(cfg: Config, k: object, retrieval: str | None) -> tuple[int, str]:
@@ -157,9 +210,9 @@ def _dates_from_question(index, text: str, chosen: Filters | None, today: date
     found = resolve_dates(text, today)
     if found is None or (chosen and (chosen.since or chosen.until)):
         return chosen, chosen.describe() if chosen else ""
-    dated = any(d is not None for d in
-                index.memo("filter-metadata",
-                           lambda: article_metadata(index.article_rows()))["dates"])
+    dated = index.dated() if isinstance(index, ShardedIndex) else any(
+        d is not None for d in index.memo(
+            "filter-metadata", lambda: article_metadata(index.article_rows()))["dates"])
     if not dated:
         note = f'"{found.phrase}" not used as a date filter: no article has a published date'
         return chosen, " · ".join(x for x in (chosen.describe() if chosen else "", note) if x)
@@ -228,15 +281,21 @@ def search_passages(query: str, k: int = 10, index_dir: str | Path | None = None
     k, mode = check_options(cfg, k, retrieval)
     text, _ = clean_question(query, cfg.max_question_chars)
     chosen = make_filters(filters, read_as_of(as_of))
-    index = load_index(Path(index_dir or cfg.index_dir), cfg)
-    allowed = allowed_chunks(index, chosen)
-    if allowed is not None and not len(allowed):
-        return []
+    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
     qvec = get_embedder(cfg).embed_queries([text])[0] if mode != "keyword" else None
+    if isinstance(index, ShardedIndex):
+        view, hits, _ = index.retrieve(text, qvec, k, mode, chosen)
+        if view is None:
+            return []
+    else:
+        allowed = allowed_chunks(index, chosen)
+        if allowed is not None and not len(allowed):
+            return []
+        view, hits = index, search(index, text, qvec, k, mode, allowed)
     out = []
-    for n, hit in enumerate(search(index, text, qvec, k, mode, allowed), 1):
-        row, start, end = (int(x) for x in index.chunks[hit.chunk][:3])
-        art = index.article(row)
+    for n, hit in enumerate(hits, 1):
+        row, start, end = (int(x) for x in view.chunks[hit.chunk][:3])
+        art = view.article(row)
         out.append(Passage(n=n, article_id=art.id, title=art.title, source=art.source,
                            start=start, end=end, text=art.text[start:end],
                            score=round(hit.fused, 6), dense=round(hit.dense, 4),
@@ -253,8 +312,14 @@ def get_article(article_id: str, index_dir: str | Path | None = None, *,
     cfg = config or Config.from_env()
     if not isinstance(article_id, str) or not article_id:
         raise ArticleNotFound("give an article id")
-    index = load_index(Path(index_dir or cfg.index_dir), cfg)
-    row = index.row_of(article_id)
+    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
+    if isinstance(index, ShardedIndex):
+        found = index.article(article_id)
+        if found is not None:
+            return found
+        row = None
+    else:
+        row = index.row_of(article_id)
     if row is None:
         shown = article_id if len(article_id) <= 200 else article_id[:200] + "…"
         raise ArticleNotFound(f"no article with id {shown!r} in the index")

@@ -20,6 +20,12 @@ import numpy as np
 from ..index.dense import dense_search
 
 RRF_K = 60
+# Each ranking is read this much deeper than asked and re-sorted by (score, chunk key), so
+# that passages with equal scores (syndicated copies: the same text, the same vector) come
+# in one total order whatever FAISS's or bm25s's own tie order, on one index or over
+# shards (rag.answer.shards). Exact as long as fewer than this many extra passages tie at
+# the cut.
+TIE_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,43 @@ class Hit:
 
 # -- search ---------------------------------------------------------------------
 
+def chunk_key(index, chunk: int) -> tuple[str, int]:
+    """A passage's place in the total order of equal scores: (article id, start offset),
+    the same on a single index and on any shard of it."""
+    row, start = (int(x) for x in index.chunks[chunk][:2])
+    return index.article_ids[row], start
+
+
+def in_order(index, ranking: list[tuple[int, float]], n: int) -> list[tuple[int, float]]:
+    """The best ``n`` of ``ranking`` (chunk, score), by score, then :func:`chunk_key`."""
+    return sorted(ranking, key=lambda cs: (-cs[1], chunk_key(index, cs[0])))[:n]
+
+
 def keyword_search(index, question: str, n: int,
                    allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """The top ``n`` (chunk, BM25 score) in the total order (:func:`in_order`)."""
     if index.keyword is None:
         return []
-    return index.keyword.search(question, min(n, index.n_chunks), allowed)
+    return in_order(index, index.keyword.search(question, min(n + TIE_MARGIN, index.n_chunks),
+                                                allowed), n)
+
+
+def ranked_dense(index, qvec, n: int, allowed=None) -> list[tuple[int, float]]:
+    """The top ``n`` (chunk, cosine) in the total order (:func:`in_order`)."""
+    return in_order(index, dense_search(index, qvec, n + TIE_MARGIN, allowed), n)
+
+
+def fuse(dense: list, keyword: list, n: int, key) -> list[tuple]:
+    """Reciprocal rank fusion of two rankings of (item, score), best first: the top ``n``
+    items as (item, fused score, dense rank, keyword rank), ties by ``key(item)``."""
+    dense_rank = {c: r for r, (c, _) in enumerate(dense)}
+    keyword_rank = {c: r for r, (c, _) in enumerate(keyword)}
+    fused: dict = {}
+    for ranking in (dense, keyword):
+        for r, (c, _) in enumerate(ranking):
+            fused[c] = fused.get(c, 0.0) + 1.0 / (RRF_K + r + 1)
+    order = sorted(fused, key=lambda c: (-fused[c], key(c)))[:n]
+    return [(c, fused[c], dense_rank.get(c), keyword_rank.get(c)) for c in order]
 
 
 def search(index, question: str, qvec: np.ndarray | None, n: int,
@@ -51,21 +89,15 @@ def search(index, question: str, qvec: np.ndarray | None, n: int,
     every hit (from the stored chunk vectors) so that later stages can use it whatever
     the mode.
     """
-    dense = dense_search(index, qvec, n, allowed) if mode in ("hybrid", "dense") else []
+    dense = ranked_dense(index, qvec, n, allowed) if mode in ("hybrid", "dense") else []
     keyword = keyword_search(index, question, n, allowed) \
         if mode in ("hybrid", "keyword") else []
-    dense_rank = {c: r for r, (c, _) in enumerate(dense)}
-    keyword_rank = {c: r for r, (c, _) in enumerate(keyword)}
     keyword_score = dict(keyword)
-    fused: dict[int, float] = {}
-    for ranking in (dense, keyword):
-        for r, (c, _) in enumerate(ranking):
-            fused[c] = fused.get(c, 0.0) + 1.0 / (RRF_K + r + 1)
-    order = sorted(fused, key=lambda c: (-fused[c], c))[:n]
+    fused = fuse(dense, keyword, n, lambda c: chunk_key(index, c))
+    order = [c for c, *_ in fused]
     if qvec is not None and order:
         cos = index.chunk_vectors[np.array(order)] @ qvec.astype(np.float32)
     else:
         cos = np.zeros(len(order), dtype=np.float32)
-    return [Hit(chunk=c, fused=fused[c], dense=float(cos[i]),
-                keyword=keyword_score.get(c, 0.0), dense_rank=dense_rank.get(c),
-                keyword_rank=keyword_rank.get(c)) for i, c in enumerate(order)]
+    return [Hit(chunk=c, fused=f, dense=float(cos[i]), keyword=keyword_score.get(c, 0.0),
+                dense_rank=dr, keyword_rank=kr) for i, (c, f, dr, kr) in enumerate(fused)]

@@ -78,15 +78,15 @@ class Library:
         return load_index(Path(self.cfg.index_dir), self.cfg).list_articles()
 
     def article(self, article_id: str):
-        """The indexed :class:`~rag.types.Article` with this id, or None."""
-        from ..index.live import load_index
+        """The indexed :class:`~rag.types.Article` with this id, or None (one index or a
+        sharded one)."""
+        from ..answer.pipeline import get_article
+        from ..types import ArticleNotFound
 
-        index = load_index(Path(self.cfg.index_dir), self.cfg)
         try:
-            row = index.article_ids.index(article_id)
-        except ValueError:
+            return get_article(article_id, config=self.cfg)
+        except ArticleNotFound:
             return None
-        return index.article(row)
 
     def files(self) -> list[str]:
         """Relative paths (POSIX) of the article files in the source folder."""

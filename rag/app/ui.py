@@ -15,7 +15,8 @@ from typing import Any
 import gradio as gr
 
 from ..config import RETRIEVAL_MODES, Config
-from ..types import Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError
+from ..types import (Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError,
+                     ShardedIndexHere)
 from . import render
 from .library import UPLOAD_SUFFIXES, Library
 
@@ -59,6 +60,8 @@ def _message_for(exc: Exception) -> str:
                 "`python -m rag.build`, then ask again.")
     if isinstance(exc, IndexMismatch):
         return f"The index needs to be rebuilt before it can answer: {exc}."
+    if isinstance(exc, ShardedIndexHere):
+        return f"This view is not available here: {exc}."
     return f"Something went wrong: {exc}"
 
 

@@ -205,6 +205,7 @@ def index_status(cfg: Config, updater=None) -> dict:
     import time as _time
     from pathlib import Path
 
+    from ..index.shards import is_cluster, read_cluster
     from ..index.store import read_manifest
 
     def iso(t):
@@ -212,9 +213,15 @@ def index_status(cfg: Config, updater=None) -> dict:
 
     out: dict = {}
     try:
-        _, manifest = read_manifest(Path(cfg.index_dir))
-        out.update(version=manifest.get("version"), created=manifest.get("created"),
-                   articles=manifest.get("counts", {}).get("articles"))
+        if is_cluster(Path(cfg.index_dir)):  # a sharded index: its cluster manifest
+            _, manifest = read_cluster(Path(cfg.index_dir))
+            out.update(version=manifest.get("name"), created=manifest.get("created"),
+                       articles=manifest.get("counts", {}).get("articles"),
+                       shards=manifest.get("shards"))
+        else:
+            _, manifest = read_manifest(Path(cfg.index_dir))
+            out.update(version=manifest.get("version"), created=manifest.get("created"),
+                       articles=manifest.get("counts", {}).get("articles"))
     except RagError as exc:
         out["error"] = str(exc)
     if updater is not None:

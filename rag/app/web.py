@@ -44,16 +44,16 @@ from typing import Literal, Optional
 
 from ..config import RETRIEVAL_MODES, Config
 from ..types import (Answer, ArticleNotFound, IndexMismatch, IndexMissing, InvalidQuestion,
-                     RagError)
+                     RagError, ShardedIndexHere)
 
 ASK_EXAMPLE = {"question": "How much did Nvidia lose?", "k": 3,
                "filters": {"sources": ["BBC"], "since": "2025-01-01"}}
 
 
-def create_app(cfg: Config | None = None, updater=None):
+def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
     """The FastAPI application (API + mounted Gradio UI) for ``cfg``. ``updater`` (a
     running :class:`rag.app.watch.Updater`) is shown in the UI's status line and in
-    ``GET /api/status``."""
+    ``GET /api/status``. ``ui=False``: the API alone."""
     import gradio as gr
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
@@ -202,6 +202,8 @@ def create_app(cfg: Config | None = None, updater=None):
             return error_response(404, str(exc), "not_found")
         if isinstance(exc, (IndexMissing, IndexMismatch)):
             return error_response(503, str(exc), "index_unavailable")
+        if isinstance(exc, ShardedIndexHere):
+            return error_response(409, str(exc), "sharded_index")
         return error_response(500, str(exc), "failed")
 
     def filters_of(f) -> dict | None:
@@ -406,10 +408,13 @@ def create_app(cfg: Config | None = None, updater=None):
     @app.get("/api/health", response_model=Health, tags=["status"],
              summary="Liveness and whether an index is published (no token needed)")
     def api_health():
+        from ..index.shards import CLUSTER
         from ..index.store import current_version
 
-        try:
-            version = current_version(cfg.index_dir)
+        try:  # one index's CURRENT, or a sharded index's cluster manifest
+            version = current_version(cfg.index_dir) or (
+                (cfg.index_dir / CLUSTER).read_text(encoding="utf-8").strip()
+                if (cfg.index_dir / CLUSTER).is_file() else None)
         except OSError:
             version = None
         return {"status": "ok" if version else "degraded", "version": __version__,
@@ -431,6 +436,8 @@ def create_app(cfg: Config | None = None, updater=None):
     install(app, token=cfg.api_token or None, rate_per_minute=cfg.rate_limit,
             max_body_bytes=cfg.max_upload_bytes + 64 * 1024,
             cors_origins=tuple(o.strip() for o in cfg.cors_origins.split(",") if o.strip()))
+    if not ui:
+        return app
     token = cfg.api_token
     blocks = create_blocks(cfg, updater=updater)
     auth = None
@@ -550,3 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         if updater is not None:
             updater.stop()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,13 +22,13 @@ from ..config import Config
 from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import load_articles
-from ..types import (Article, BuildError, BuildReport, Fetched, Folded, IndexMismatch,
+from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch,
                      IndexMissing)
 from .dense import build_index as build_vector_index
 from .dense import describe as describe_vectors
 from .keyword import build_keyword_writer
-from .store import (IndexData, check_compatible, collect_garbage, current_version,
-                    open_index, write_version)
+from .store import (IndexData, check_compatible, collect_garbage, is_cluster, open_index,
+                    write_version)
 
 SENTENCE_SPLITTER = "lines+blingfire"
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
@@ -38,7 +38,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
           rebuild: bool = False, *, config: Config | None = None,
           progress: bool = False, log=None, urls: Sequence[str] = (),
           feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None,
-          on_progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+          on_progress: Callable[[str, int, int], None] | None = None,
+          embed: "EmbedFn | None" = None) -> BuildReport:
     """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
 
     ``rebuild=True`` re-embeds everything. ``urls`` (web pages) and ``feeds`` (RSS/Atom,
@@ -52,8 +53,11 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     messages (default: stderr when ``progress`` is on). ``on_progress(phase, done,
     total)`` is called as the build goes: ``fetching``, ``reading`` (articles read),
     ``embedding`` (passages embedded of those to embed), ``writing``, ``done``; it must
-    be quick and must not raise.
+    be quick and must not raise. ``embed`` chunks and embeds the new or changed articles
+    (default :func:`embed_articles`, in this process; ``rag.distributed.build.RayEmbed``
+    does it on a Ray cluster, with the same result).
     """
+    embed = embed or embed_articles
     step = on_progress or (lambda phase, done, total: None)
     cfg = (config or Config.from_env()).replace(
         source=Path(source) if source is not None else None,
@@ -65,6 +69,9 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         raise BuildError(f"source folder not found: {src}" if not src.exists()
                          else f"source is not a folder: {src}")
     out = Path(cfg.index_dir)
+    if is_cluster(out):
+        raise BuildError(f"{out} holds a sharded index: update it with `python -m rag.build "
+                         "--index ...` or rag.build() (they keep its shards), not this builder")
     out.mkdir(parents=True, exist_ok=True)
     with _build_lock(out, cfg.lock_timeout, say):
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
@@ -84,16 +91,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         old_rows = {aid: i for i, aid in enumerate(old.article_ids)} if old else {}
         old_hash = old.manifest["articles"] if old else {}
 
-        added, updated, unchanged = [], [], []
-        for a in articles:
-            if a.id not in old_hash:
-                added.append(a.id)
-            elif old_hash[a.id] != a.content_hash:
-                updated.append(a.id)
-            else:
-                unchanged.append(a.id)
-        ids = {a.id for a in articles}
-        removed = sorted(i for i in old_hash if i not in ids)
+        added, updated, unchanged, removed = compare(articles, old_hash)
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(removed),
                       skipped=tuple(skipped), fetched=tuple(fetched))
@@ -104,7 +102,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
 
         keep = set(unchanged)
         fresh = [a for a in articles if a.id not in keep]
-        new_parts, n_embedded = _embed_articles(fresh, embedder, cfg, progress, step)
+        new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
         data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
         folded: tuple[Folded, ...] = ()
         if cfg.fold_copies:
@@ -129,6 +127,21 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
                            version=version, wrote=True, folded=folded)
+
+
+def compare(articles, old_hash: dict[str, str]) -> tuple[list, list, list, list]:
+    """Article ids (added, updated, unchanged, removed) against the content hashes of
+    the previous version (``old_hash``: id -> hash); removed ones sorted."""
+    added, updated, unchanged = [], [], []
+    for a in articles:
+        if a.id not in old_hash:
+            added.append(a.id)
+        elif old_hash[a.id] != a.content_hash:
+            updated.append(a.id)
+        else:
+            unchanged.append(a.id)
+    ids = {a.id for a in articles}
+    return added, updated, unchanged, sorted(i for i in old_hash if i not in ids)
 
 
 def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, policy,
@@ -168,11 +181,17 @@ def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
         return None
 
 
-def _embed_articles(articles: list[Article], embedder: Embedder, cfg: Config,
-                    progress: bool, step=lambda phase, done, total: None):
+# (articles, embedder, config, progress bar, on_progress) -> (parts, passages embedded)
+EmbedFn = Callable[..., tuple[dict, int]]
+
+
+def embed_articles(articles: Sequence, embedder: Embedder, cfg: Config,
+                   progress: bool = False, step=lambda phase, done, total: None):
     """Chunk, sentence-split and embed ``articles``. Identical passages (same text and
     sentence spans) are embedded once. Returns ({id: (chunks, sentences, cvec, svec)},
-    number of passages embedded).
+    number of passages embedded). Only ``id`` and ``text`` of each article are read. A
+    passage's vectors depend on its text alone, so any grouping of the articles over
+    calls, processes or machines gives the same parts.
 
     Chunking runs in a thread that hands over groups of :data:`EMBED_GROUP` new passages;
     this thread embeds each group as it comes (the model releases the GIL), so splitting

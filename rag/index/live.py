@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..config import Config
 from ..embedding.model import get_embedder
-from ..types import IndexMismatch, IndexMissing
-from .store import Index, check_compatible, current_version, read_manifest
+from ..types import IndexMismatch, IndexMissing, ShardedIndexHere
+from .store import Index, check_compatible, current_version, is_cluster, read_manifest
 
 _indexes: dict[str, Index] = {}
 _load_lock = threading.Lock()
@@ -24,6 +24,10 @@ def load_index(index_dir: Path, cfg: Config) -> Index:
     key = str(Path(index_dir).resolve())
     version = current_version(Path(index_dir))
     if version is None:
+        if is_cluster(Path(index_dir)):
+            raise ShardedIndexHere(
+                f"{index_dir} holds a sharded index: listing, adding and removing articles "
+                "work on one index only (asking, searching and reading articles work)")
         raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
     cached = _indexes.get(key)
     if cached is not None and cached.version == version:

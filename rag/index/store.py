@@ -67,6 +67,15 @@ class IndexData:
     copies: dict[str, tuple[str, float]] | None = None  # id -> (copy_of id, similarity)
 
 
+# A sharded index (rag.index.shards) names its live cluster manifest in this file.
+CLUSTER = "CLUSTER"
+
+
+def is_cluster(index_dir: Path) -> bool:
+    """Whether ``index_dir`` holds a sharded index (a ``CLUSTER`` file)."""
+    return (Path(index_dir) / CLUSTER).is_file()
+
+
 # -- writing ------------------------------------------------------------------
 
 def current_version(index_dir: Path) -> str | None:
@@ -357,12 +366,16 @@ class Index:
             self._con.close()
 
 
-def read_manifest(index_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """The live version's folder and manifest; raises IndexMissing / IndexMismatch."""
+def read_manifest(index_dir: Path, version: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The live version's folder and manifest (or those of ``version``, one of the
+    folder's versions); raises IndexMissing / IndexMismatch."""
     index_dir = Path(index_dir)
-    version = current_version(index_dir)
+    asked, version = version, version or current_version(index_dir)
     if version is None:
         raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
+    if asked and (not version.startswith("v") or "/" in version or "\\" in version
+                  or not (index_dir / version).is_dir()):
+        raise IndexMissing(f"no index version {version!r} in {index_dir}")
     path = index_dir / version
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
