@@ -7,7 +7,10 @@ picked up without a redeploy; the embedding pool stays below the CPU count."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -154,3 +157,48 @@ def test_a_new_published_version_is_served_without_a_redeploy(served, articles):
             assert comparable(got) == comparable(rag.ask(q, config=single).to_dict())
     finally:
         note.unlink()
+
+
+def test_the_serve_command_serves_a_sharded_folder(articles, tmp_path):
+    """rag-serve-ray as a user runs it: its own Ray, a free loopback port, the API."""
+    from rag.app.web import free_port
+
+    index = tmp_path / "index"
+    rag.build(config=Config(source=articles, index_dir=index), shards=2)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "RAY_"))}
+    env.update(HF_HUB_OFFLINE="1", RAG_RATE_LIMIT="0")
+    proc = subprocess.Popen([sys.executable, "-m", "rag.distributed.serve", "--index",
+                             str(index), "--port", str(port), "--no-ui"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):  # up to ~2 minutes to start Ray and Serve
+            if proc.poll() is not None:
+                pytest.fail(f"rag-serve-ray exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).json().get("status") == "ok":
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("rag-serve-ray did not become healthy")
+        got = httpx.post(f"{url}/api/ask", json={"question": "Who founded DeepSeek?"},
+                         timeout=120)
+        assert got.status_code == 200 and got.json()["citations"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_serve_command_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "RAY_"))}
+    done = subprocess.run([sys.executable, "-m", "rag.distributed.serve", "--index",
+                           str(tmp_path), "--host", "0.0.0.0"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "RAG_API_TOKEN" in done.stderr

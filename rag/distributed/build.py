@@ -102,6 +102,10 @@ class RayEmbed:
             if actors * self.threads >= cpus > self.threads:
                 actors = max(1, (cpus - 1) // self.threads)  # below the CPU count (#44687)
             ray.data.DataContext.get_current().enable_progress_bars = bool(progress)
+            if not progress:  # --quiet: Ray Data's own INFO lines too
+                import logging
+
+                logging.getLogger("ray.data").setLevel(logging.WARNING)
             ds = ray.data.from_items([{"id": a.id, "text": a.text} for a in articles],
                                      override_num_blocks=max(1, min(len(articles) // self.batch,
                                                                     4 * actors)))
