@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.training.data import (context_of, is_validation, make_context, make_pairs,
-                               read_questions, split)
+                               read_questions, split, swapped_question, word_pools)
 
 TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "train" / "sentences.jsonl"
 
@@ -43,6 +43,47 @@ def test_context_is_title_and_previous_sentence_when_ordered():
     assert context_of(_record(1, "squad-block-0", ordered=False), 1) == ""
     long_prev = " ".join(f"w{i}" for i in range(100))
     assert make_context("T", long_prev).split(" | ")[1].split()[0] == "w60"
+
+
+def _asked(question: str, answer: str, others: list[str], group: str = "DeepSeek",
+           i: int = 0) -> dict:
+    return {"id": f"selqa-{group}-{i}", "source": "x", "group": group, "question": question,
+            "candidates": [answer, *others], "labels": [1] + [0] * len(others)}
+
+
+def test_a_swapped_question_is_one_its_sentence_does_not_answer():
+    records = [
+        _asked("How many downloads does the DeepSeek app have?",
+               "The DeepSeek app has close to 2 million downloads.", ["It was founded in 2023."]),
+        _asked("How many employees work at the company?",
+               "The company has 160 employees.", ["Its app is popular."], i=1),
+        _asked("When was the company founded?", "It was founded in 2023.", [], i=2),
+        _asked("Who founded Reflexivity?", "Giuseppe Sette founded Reflexivity.", [], i=3),
+    ]
+    pools = word_pools(records)
+    assert {"downloads", "employees", "DeepSeek", "Reflexivity"} <= set(pools["DeepSeek"])
+    assert "does" not in pools["DeepSeek"]  # words too common to carry a question
+    for seed in range(20):
+        rnd = random.Random(seed)
+        q = swapped_question(records[0], pools["DeepSeek"], rnd)
+        # a name is swapped for a name; the result is a question the sentence lacks a word of
+        assert q is not None and q != records[0]["question"]
+        assert q.startswith("How many downloads does the ") and q.endswith(" app have?")
+        assert q.split()[5] in {"Reflexivity"}
+        q1 = swapped_question(records[1], pools["DeepSeek"], rnd)
+        # 'employees' -> 'downloads' (plural for plural); 'company' has no word of its shape
+        assert q1 in ("How many downloads work at the company?", None)
+    # no answering sentence, or nothing to swap with: no twin
+    assert swapped_question(dict(records[0], labels=[0, 0]), pools["DeepSeek"], rnd) is None
+    assert swapped_question(records[0], [], rnd) is None
+    pairs = make_pairs(records, negatives=-1, seed=0, swaps=True)
+    twins = [p for p in pairs if p.qid.endswith("~swap")]
+    assert 2 <= len(twins) <= 3 and all(p.label == 0 for p in twins)
+    assert not any(t.qid == "selqa-DeepSeek-2~swap" for t in twins)  # 'founded': no other -ed
+    assert make_pairs(records, -1, 0, swaps=True) == pairs  # deterministic for a seed
+    for t in twins:  # paired with the sentence that answered the original question
+        r = next(r for r in records if r["id"] + "~swap" == t.qid)
+        assert t.sentence == r["candidates"][0] and t.question != r["question"]
 
 
 @pytest.mark.model

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Pair, has_order, make_pairs, pair_text, read_questions, split
+from .data import (Pair, has_order, make_pairs, pair_text, read_questions, split,
+                   swapped_question, word_pools)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "train" / "sentences.jsonl"
 
@@ -106,6 +107,26 @@ def validate(model, tok, records: list[dict], max_len: int, device) -> dict:
         "questions": len(acc.get("all", []))}
 
 
+def validate_swaps(model, tok, records: list[dict], max_len: int, device) -> dict:
+    """How well the best candidate's score tells a question from its swapped twin
+    (:func:`~rag.training.data.swapped_question`, which its candidates do not answer):
+    the AUC of max logit(question) > max logit(twin), over validation questions that have
+    an answering sentence and a twin (0.5: no better than chance)."""
+    rnd, pools = random.Random(0), word_pools(records)
+    twins = [dict(r, id=r["id"] + "~twin", question=q) for r in records
+             if (q := swapped_question(r, pools[r["group"]], rnd)) is not None]
+    ids = {t["id"][:-len("~twin")] for t in twins}
+    both = [r for r in records if r["id"] in ids] + twins
+    pairs = make_pairs(both, negatives=-1, seed=0)
+    best: dict[str, float] = {}
+    for p, z in zip(pairs, score_pairs(model, tok, pairs, max_len, device)):
+        best[p.qid] = max(best.get(p.qid, -1e9), float(z))
+    a = np.array([best[i] for i in sorted(ids)])
+    b = np.array([best[i + "~twin"] for i in sorted(ids)])
+    auc = float(np.mean((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])))
+    return {"auc": round(auc, 4), "questions": len(ids)}
+
+
 def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float,
                 max_len: int, rnd: random.Random, device, log=sys.stderr) -> list[float]:
     """``total`` optimiser steps of pointwise binary cross-entropy (AdamW, linear warm-up
@@ -162,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="SQuAD questions sampled for training (of ~11,300; the other "
                         "sources are used whole)")
     p.add_argument("--drop-context", type=float, default=0.3)
+    p.add_argument("--swaps", action=argparse.BooleanOptionalAction, default=False,
+                   help="add one made negative per question: its key word swapped for "
+                        "another word of the article, paired with its answering sentence")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--limit", type=int, help="use only the first N questions (a smoke run)")
@@ -188,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if 0 <= args.squad_questions < len(squad):
         keep = {r["id"] for r in random.Random(args.seed).sample(squad, args.squad_questions)}
         train = [r for r in train if has_order(r) or r["id"] in keep]
-    pairs = make_pairs(train, args.negatives, args.seed, args.drop_context)
+    pairs = make_pairs(train, args.negatives, args.seed, args.drop_context, args.swaps)
     tok, model = load_model(args.layers)
     model.to(device)
     steps_per_epoch = math.ceil(len(pairs) / args.batch)
@@ -213,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
               "context_sources": sorted({r["source"] for r in train if has_order(r)})}
     if val and not args.no_validate:
         report["validation_top1"] = validate(model, tok, val, args.max_len, device)
-        print(f"validation top-1: {report['validation_top1']}", file=sys.stderr)
+        report["validation_swaps"] = validate_swaps(model, tok, val, args.max_len, device)
+        print(f"validation top-1: {report['validation_top1']}, question vs swapped twin: "
+              f"{report['validation_swaps']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     model.to("cpu").save_pretrained(args.out / "hf")
     tok.save_pretrained(args.out / "hf")
