@@ -12,6 +12,9 @@ much...; see :mod:`rag.answer.question`):
 * ``lex``: the share of the question's terms, weighted by their BM25 inverse document
   frequency, that the sentence contains (names, numbers and rare words weigh most), [0, 1];
 * ``lex_p``: the same share over the whole passage, [0, 1];
+* ``lex_c``, ``lex_cp``: the same two shares with each term's weight discounted when the
+  word is common in English (:mod:`rag.answer.terms`: a reader's "say" or "call" counts
+  less than the names in the question, whatever the folder's size), [0, 1];
 * ``miss_p``: the inverse document frequency of the most specific question term that the
   passage does not contain, divided by the largest possible one, [0, 1]: a question about
   a name, number or rare word the passage never mentions is probably not answered there;
@@ -53,6 +56,7 @@ from ..index.keyword import keyword_tokens
 from ..types import Citation, Copy
 from .params import FEATURES, AnswerModel
 from .question import answer_type, has_type, is_heading, question_terms
+from .terms import term_weights
 from .search import Hit
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     terms = question_terms(question, tokens[0])
     idf = idf_weights(index, terms)
     total = sum(idf.values()) or 1.0
+    core = term_weights(idf)  # common English words discounted (rag/answer/terms.py)
+    core_total = sum(core.values()) or 1.0
     n = max(index.n_chunks, 1)
     top_idf = math.log(1 + (n + 0.5) / 0.5)
     sv = np.asarray(index.sentence_vectors[[r[2] for r in rows]], dtype=np.float32)
@@ -133,9 +139,12 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     for i, r in enumerate(rows):
         lex = sum(idf[t] for t in terms if t in present[i]) / total if terms else 0.0
         lex_p = sum(idf[t] for t in terms if t in per_chunk[r[1]]) / total if terms else 0.0
+        lex_c = sum(core[t] for t in terms if t in present[i]) / core_total if terms else 0.0
+        lex_cp = sum(core[t] for t in terms if t in per_chunk[r[1]]) / core_total \
+            if terms else 0.0
         miss = max((idf[t] for t in terms if t not in per_chunk[r[1]]), default=0.0)
         feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense, "lex": lex,
-                 "lex_p": lex_p, "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
+                 "lex_p": lex_p, "lex_c": lex_c, "lex_cp": lex_cp, "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
                  "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
                  "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))

@@ -229,6 +229,10 @@ MEANINGS = {
     "cos_p": "cosine of the question and the whole passage, [-1, 1]",
     "lex": "share of the question's terms in the quote, weighted by rarity, [0, 1]",
     "lex_p": "share of the question's terms in the passage, weighted by rarity, [0, 1]",
+    "lex_c": "share of the question's terms in the quote, weighted by rarity here and in "
+             "English at large, [0, 1]",
+    "lex_cp": "share of the question's terms in the passage, weighted by rarity here and in "
+              "English at large, [0, 1]",
     "miss_p": "rarity of the rarest question term the passage lacks, [0, 1]",
     "rank": "1 / (1 + the passage's retrieval rank)",
     "type_miss": "1 when the quote lacks the kind of answer asked for (a date, an amount...)",

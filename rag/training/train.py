@@ -179,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=7e-5)
-    p.add_argument("--squad-questions", type=int, default=6000,
-                   help="SQuAD questions sampled for training (of ~11,300; the other "
-                        "sources are used whole)")
+    p.add_argument("--squad-questions", type=int, default=-1,
+                   help="SQuAD questions sampled for training (of 10,677 outside the "
+                        "validation articles; -1: all; the other sources are used whole). "
+                        "All measured better than 6,000: validation top-1 0.896 vs 0.883, "
+                        "development CV hit@1 0.824 vs 0.813, in 34 instead of ~20 minutes")
     p.add_argument("--drop-context", type=float, default=0.3)
     p.add_argument("--swaps", action=argparse.BooleanOptionalAction, default=False,
                    help="add one made negative per question: its key word swapped for "

@@ -1,0 +1,49 @@
+"""Question-term weights: IDF discounted for words common in English (rag/answer/terms.py)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.answer.terms import (RARE, TABLE, WORDFREQ_DIR, english_frequencies,
+                              generality_discount, term_weights)
+from rag.index.keyword import keyword_tokens
+from rag.types import IndexMismatch
+
+
+def test_the_table_is_checked_and_holds_the_bm25_terms():
+    freqs = english_frequencies()
+    meta = json.loads((WORDFREQ_DIR / "WORDFREQ.json").read_text())
+    assert len(freqs) == meta["terms"] > 50_000
+    # keyed by the same terms BM25 and the evidence use: stemmed, lower case, no stop words
+    for word in ("saying", "employees", "compared", "analysts"):
+        (term,) = keyword_tokens(word)
+        assert term in freqs
+    assert "the" not in freqs and not any(ch.isdigit() for t in freqs for ch in t)
+    assert freqs["say"] > freqs["analyst"] > RARE
+
+
+def test_a_tampered_table_is_refused(tmp_path: Path):
+    folder = tmp_path / "wordfreq"
+    shutil.copytree(WORDFREQ_DIR, folder)
+    with gzip.open(folder / TABLE, "wt", encoding="utf-8") as f:
+        f.write("say\t1e-9\n")
+    with pytest.raises(IndexMismatch, match="checksum"):
+        english_frequencies.__wrapped__(folder)
+
+
+def test_common_words_weigh_less_and_names_and_numbers_keep_their_weight():
+    freqs = english_frequencies()
+    d = {w: generality_discount(keyword_tokens(w)[0], freqs)
+         for w in ("say", "call", "employees", "analyst", "Truist", "DeepSeek", "1998")}
+    assert d["Truist"] == d["DeepSeek"] == d["1998"] == 1.0  # unknown or a number
+    assert 0 < d["say"] < d["call"] < d["employees"] < d["analyst"] < 1.0
+    # monotone: the more frequent of any two terms never weighs more
+    terms = sorted(freqs, key=freqs.get)[::500]
+    ws = [generality_discount(t, freqs) for t in terms]
+    assert all(a >= b for a, b in zip(ws, ws[1:]))
+    assert term_weights({"say": 2.0, "truist": 2.0}) == {"say": 2.0 * d["say"], "truist": 2.0}
