@@ -136,15 +136,19 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     kind = answer_type(question)
     q_lower = question.lower()
     out = []
+    def share(weights: dict[str, float], total: float, held: set) -> float:
+        """The weighted share of the question's terms that ``held`` contains, [0, 1]."""
+        return sum(weights[t] for t in terms if t in held) / total if terms else 0.0
+
     for i, r in enumerate(rows):
-        lex = sum(idf[t] for t in terms if t in present[i]) / total if terms else 0.0
-        lex_p = sum(idf[t] for t in terms if t in per_chunk[r[1]]) / total if terms else 0.0
-        lex_c = sum(core[t] for t in terms if t in present[i]) / core_total if terms else 0.0
-        lex_cp = sum(core[t] for t in terms if t in per_chunk[r[1]]) / core_total \
-            if terms else 0.0
-        miss = max((idf[t] for t in terms if t not in per_chunk[r[1]]), default=0.0)
-        feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense, "lex": lex,
-                 "lex_p": lex_p, "lex_c": lex_c, "lex_cp": lex_cp, "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
+        in_passage = per_chunk[r[1]]
+        miss = max((idf[t] for t in terms if t not in in_passage), default=0.0)
+        feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense,
+                 "lex": share(idf, total, present[i]),
+                 "lex_p": share(idf, total, in_passage),
+                 "lex_c": share(core, core_total, present[i]),
+                 "lex_cp": share(core, core_total, in_passage),
+                 "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
                  "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
                  "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))

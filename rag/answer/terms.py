@@ -42,6 +42,7 @@ WORDFREQ_DIR = Path(__file__).resolve().parents[1] / "models" / "wordfreq"
 TABLE = "stems-en.tsv.gz"
 RARE = 1e-6  # one per million words (wordfreq Zipf 3): rarer words keep their full weight
 PASSAGE_WORDS = 150  # words in a passage of ~200 word pieces (Config.chunk_tokens)
+_RARE_IDF = math.log1p(1.0 / (PASSAGE_WORDS * RARE))  # what a RARE word's discount divides by
 
 
 @functools.cache
@@ -66,7 +67,7 @@ def generality_discount(term: str, freqs: Mapping[str, float]) -> float:
     f = freqs.get(term)
     if f is None or f <= RARE:
         return 1.0
-    return math.log1p(1.0 / (PASSAGE_WORDS * f)) / math.log1p(1.0 / (PASSAGE_WORDS * RARE))
+    return math.log1p(1.0 / (PASSAGE_WORDS * f)) / _RARE_IDF
 
 
 def term_weights(idf: Mapping[str, float]) -> dict[str, float]:

@@ -100,12 +100,16 @@ def _shape(word: str) -> tuple[str, str]:
     return _kind(word), end
 
 
-def _anchors(record: dict) -> list[re.Match]:
+def _answer_words(record: dict) -> set[str]:
+    """The lower-cased words of the question's answering sentence(s) (empty: none)."""
+    return {w.lower() for c, y in zip(record["candidates"], record["labels"]) if y
+            for w in _WORD.findall(c)}
+
+
+def _anchors(record: dict, answer_words: set[str]) -> list[re.Match]:
     """The content words of the question that its answering sentence(s) contain."""
-    pos = " ".join(c for c, y in zip(record["candidates"], record["labels"]) if y)
-    pos_words = {w.lower() for w in _WORD.findall(pos)}
     return [m for m in _WORD.finditer(record["question"])
-            if _content(m.group()) and m.group().lower() in pos_words]
+            if _content(m.group()) and m.group().lower() in answer_words]
 
 
 def word_pools(records: list[dict]) -> dict[str, list[str]]:
@@ -113,24 +117,24 @@ def word_pools(records: list[dict]) -> dict[str, list[str]]:
     the names and nouns a question turns on), sorted so that sampling is deterministic."""
     pools: dict[str, set[str]] = {}
     for r in records:
-        pools.setdefault(r["group"], set()).update(m.group() for m in _anchors(r))
+        pools.setdefault(r["group"], set()).update(m.group()
+                                                   for m in _anchors(r, _answer_words(r)))
     return {g: sorted(ws) for g, ws in pools.items()}
 
 
 def swapped_question(record: dict, pool: list[str], rnd: random.Random) -> str | None:
     """The question with one of its content words that its answering sentence(s) contain
     (a name or number when it has one) replaced by a word of the same shape (number,
-    capitalised or lower case; same inflection ending) from ``pool``
-    that neither the answering sentences nor the question contain; None when there is no
-    such word for the one anchor drawn, or the question has no answering sentence. The result is a question about
-    the same article that the answering sentence does not answer."""
-    pos = " ".join(c for c, y in zip(record["candidates"], record["labels"]) if y)
-    if not pos:
+    capitalised or lower case; same inflection ending) from ``pool`` that neither the
+    answering sentences nor the question contain; None when there is no such word for the
+    one anchor drawn, or the question has no answering sentence. The result is a question
+    about the same article that the answering sentence does not answer."""
+    pos_words = _answer_words(record)
+    if not pos_words:
         return None
     q = record["question"]
-    pos_words = {w.lower() for w in _WORD.findall(pos)}
     q_words = {w.lower() for w in _WORD.findall(q)}
-    anchors = _anchors(record)
+    anchors = _anchors(record, pos_words)
     names = [m for m in anchors if _kind(m.group()) != "low"]
     if not (anchors := names or anchors):  # swap a name or number when there is one
         return None

@@ -113,18 +113,19 @@ def validate_swaps(model, tok, records: list[dict], max_len: int, device) -> dic
     the AUC of max logit(question) > max logit(twin), over validation questions that have
     an answering sentence and a twin (0.5: no better than chance)."""
     rnd, pools = random.Random(0), word_pools(records)
-    twins = [dict(r, id=r["id"] + "~twin", question=q) for r in records
-             if (q := swapped_question(r, pools[r["group"]], rnd)) is not None]
-    ids = {t["id"][:-len("~twin")] for t in twins}
-    both = [r for r in records if r["id"] in ids] + twins
-    pairs = make_pairs(both, negatives=-1, seed=0)
+    originals, twins = [], []
+    for r in records:
+        if (q := swapped_question(r, pools[r["group"]], rnd)) is not None:
+            originals.append(r)
+            twins.append(dict(r, id=r["id"] + "~twin", question=q))
+    pairs = make_pairs(originals + twins, negatives=-1, seed=0)
     best: dict[str, float] = {}
     for p, z in zip(pairs, score_pairs(model, tok, pairs, max_len, device)):
         best[p.qid] = max(best.get(p.qid, -1e9), float(z))
-    a = np.array([best[i] for i in sorted(ids)])
-    b = np.array([best[i + "~twin"] for i in sorted(ids)])
+    a = np.array([best[r["id"]] for r in originals])
+    b = np.array([best[t["id"]] for t in twins])
     auc = float(np.mean((a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])))
-    return {"auc": round(auc, 4), "questions": len(ids)}
+    return {"auc": round(auc, 4), "questions": len(originals)}
 
 
 def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float,

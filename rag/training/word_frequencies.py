@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.metadata
 import io
 import json
 import sys
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         g.write(lines.encode("utf-8"))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / TABLE).write_bytes(buf.getvalue())
-    meta = {"name": "english-term-frequencies", "source": f"wordfreq {wordfreq.__version__}"
-            if hasattr(wordfreq, "__version__") else "wordfreq 3.1.1",
+    meta = {"name": "english-term-frequencies",
+            "source": f"wordfreq {importlib.metadata.version('wordfreq')}",
             "licence": "CC BY-SA 4.0 (wordfreq's data; Robyn Speer)",
             "words": args.words, "terms": len(freq),
             "command": "python -m rag.training.word_frequencies",
