@@ -106,3 +106,61 @@ def test_a_few_steps_lower_the_loss():
     after = mean_loss(model, tok, pairs, 64, "cpu")
     assert len(losses) == 12
     assert after < before - 0.02, (before, after)
+
+
+def test_listwise_loss_matches_the_softmax_with_a_no_answer_option():
+    """Oracle: the loss of each question is -log(mass on its answering sentences) under a
+    softmax over its logits and a fixed 0 ("no answer"); a question without an answering
+    sentence puts its target on "no answer"."""
+    torch = pytest.importorskip("torch")
+    import math
+
+    from rag.training.train import listwise_loss
+
+    z = torch.tensor([2.0, -1.0, 0.5, 1.0, 3.0])
+    labels = [1, 0, 1, 0, 0]
+    seg = [0, 0, 0, 1, 1]
+    q0 = -math.log((math.exp(2.0) + math.exp(0.5)) / (1 + math.exp(2.0) + math.exp(-1.0) + math.exp(0.5)))
+    q1 = -math.log(1 / (1 + math.exp(1.0) + math.exp(3.0)))
+    assert float(listwise_loss(z, labels, seg)) == pytest.approx((q0 + q1) / 2, rel=1e-6)
+
+
+def test_question_batches_keep_every_question_whole():
+    pytest.importorskip("torch")
+    from transformers import AutoTokenizer
+
+    from rag.training.train import base_model_dir, question_batches
+
+    records = [_record(i, f"g{i}") for i in range(40)]
+    pairs = make_pairs(records, negatives=2, seed=0)
+    tok = AutoTokenizer.from_pretrained(base_model_dir())
+    seen: list[str] = []
+    for enc, labels, seg in question_batches(pairs, 12, random.Random(0), tok, 64):
+        assert len(labels) == len(seg) == enc["input_ids"].shape[0]
+        assert seg == sorted(seg) and seg[0] == 0
+        seen.append(len(set(seg)))
+    assert sum(seen) == len({p.qid for p in pairs})  # each question in exactly one batch
+
+
+@pytest.mark.model
+def test_a_few_listwise_steps_lower_the_loss():
+    torch = pytest.importorskip("torch")
+    from rag.training.train import listwise_loss, load_model, question_batches, train_steps
+
+    records = read_questions(TRAIN)[:50] if TRAIN.is_file() else \
+        [_record(i, f"g{i}") for i in range(50)]
+    pairs = make_pairs(records, negatives=2, seed=0)
+    torch.manual_seed(0)
+    tok, model = load_model(layers=1)
+
+    def mean_listwise():
+        model.eval()
+        with torch.no_grad():
+            vals = [float(listwise_loss(model(**enc).logits[:, 0], labels, seg))
+                    for enc, labels, seg in question_batches(pairs, 16, random.Random(0), tok, 64)]
+        return sum(vals) / len(vals)
+
+    before = mean_listwise()
+    train_steps(model, tok, pairs, total=12, batch=16, lr=3e-4, max_len=64,
+                rnd=random.Random(0), device="cpu", log=None, loss="listwise")
+    assert mean_listwise() < before - 0.02

@@ -75,6 +75,60 @@ def batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_len: int,
         yield enc, [p.label for p in ps], g
 
 
+def questions_per_batch(pairs: list[Pair], size: int, questions: int) -> int:
+    """How many whole questions make a batch of about ``size`` pairs."""
+    return max(1, round(size * questions / max(1, len(pairs))))
+
+
+def question_batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_len: int):
+    """Batches of whole questions (every pair of a question in the same batch, about
+    ``size`` pairs a batch), questions of similar length together, in random order; also
+    yields, for each pair, the number of its question within the batch."""
+    by_q: dict[str, list[int]] = {}
+    for i, p in enumerate(pairs):
+        by_q.setdefault(p.qid, []).append(i)
+    qids = list(by_q)
+    rnd.shuffle(qids)
+    qlen = {q: max(len(pairs[i].question) + len(pairs[i].sentence) + len(pairs[i].context)
+                   for i in by_q[q]) for q in qids}
+    per = questions_per_batch(pairs, size, len(qids))
+    chunk = per * 50
+    groups = []
+    for s in range(0, len(qids), chunk):
+        part = sorted(qids[s:s + chunk], key=lambda q: qlen[q])
+        groups += [part[j:j + per] for j in range(0, len(part), per)]
+    rnd.shuffle(groups)
+    for g in groups:
+        idx = [i for q in g for i in by_q[q]]
+        seg = [n for n, q in enumerate(g) for _ in by_q[q]]
+        ps = [pairs[i] for i in idx]
+        enc = tok([p.question for p in ps], [pair_text(p.sentence, p.context) for p in ps],
+                  truncation="only_second", max_length=max_len, padding=True,
+                  return_tensors="pt")
+        yield enc, [p.label for p in ps], seg
+
+
+def listwise_loss(logits, labels, seg):
+    """Softmax cross-entropy over each question's sentences plus a "no answer" option
+    whose logit is fixed at 0: minus the log of the probability mass on the answering
+    sentences, or on "no answer" for a question without one (QED's, and made twins).
+    A sentence's logit stays the log-odds of answering against nothing answering: above 0,
+    more likely than no answer. Mean over the questions of the batch."""
+    import torch
+
+    seg_t = torch.tensor(seg, device=logits.device)
+    y = torch.tensor(labels, dtype=torch.bool, device=logits.device)
+    zero = logits.new_zeros(1)
+    out = []
+    for n in range(int(seg_t.max()) + 1):
+        m = seg_t == n
+        z, pos = logits[m], y[m]
+        denom = torch.logsumexp(torch.cat([zero, z]), 0)
+        num = torch.logsumexp(z[pos], 0) if bool(pos.any()) else zero[0]
+        out.append(denom - num)
+    return torch.stack(out).mean()
+
+
 def score_pairs(model, tok, pairs: list[Pair], max_len: int, device, size: int = 64
                 ) -> np.ndarray:
     import torch
@@ -129,9 +183,12 @@ def validate_swaps(model, tok, records: list[dict], max_len: int, device) -> dic
 
 
 def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float,
-                max_len: int, rnd: random.Random, device, log=sys.stderr) -> list[float]:
-    """``total`` optimiser steps of pointwise binary cross-entropy (AdamW, linear warm-up
-    over the first tenth, then linear decay); returns the loss of each step."""
+                max_len: int, rnd: random.Random, device, log=sys.stderr,
+                loss: str = "pointwise") -> list[float]:
+    """``total`` optimiser steps (AdamW, linear warm-up over the first tenth, then linear
+    decay) of pointwise binary cross-entropy, or with ``loss="listwise"`` of
+    :func:`listwise_loss` over batches of whole questions; returns the loss of each
+    step."""
     import torch
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -142,16 +199,21 @@ def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float
     losses, step, t0 = [], 0, time.time()
     model.train()
     while step < total:
-        for enc, labels, _ in batches(pairs, batch, rnd, tok, max_len):
+        feed = (question_batches(pairs, batch, rnd, tok, max_len) if loss == "listwise"
+                else batches(pairs, batch, rnd, tok, max_len))
+        for enc, labels, seg in feed:
             enc = {k: v.to(device) for k, v in enc.items()}
-            y = torch.tensor(labels, dtype=torch.float32, device=device)
-            loss = loss_fn(model(**enc).logits[:, 0], y)
-            loss.backward()
+            z = model(**enc).logits[:, 0]
+            if loss == "listwise":
+                value = listwise_loss(z, labels, seg)
+            else:
+                value = loss_fn(z, torch.tensor(labels, dtype=torch.float32, device=device))
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(loss.item())
+            losses.append(value.item())
             step += 1
             if log is not None and (step % 50 == 0 or step == total):
                 el = time.time() - t0
@@ -189,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--swaps", action=argparse.BooleanOptionalAction, default=False,
                    help="add one made negative per question: its key word swapped for "
                         "another word of the article, paired with its answering sentence")
+    p.add_argument("--loss", choices=("pointwise", "listwise"), default="pointwise",
+                   help="pointwise: binary cross-entropy per pair; listwise: softmax over "
+                        "each question's sentences and a 'no answer' option")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--limit", type=int, help="use only the first N questions (a smoke run)")
@@ -219,13 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     tok, model = load_model(args.layers)
     model.to(device)
     steps_per_epoch = math.ceil(len(pairs) / args.batch)
+    if args.loss == "listwise":
+        n_q = len({pp.qid for pp in pairs})
+        steps_per_epoch = math.ceil(n_q / questions_per_batch(pairs, args.batch, n_q))
     total = args.steps or max(1, int(steps_per_epoch * args.epochs))
     print(f"{len(train)} train / {len(val)} validation questions, {len(pairs)} pairs "
           f"({sum(pp.label for pp in pairs)} positive), {total} steps of {args.batch}, "
           f"{args.layers} layers, device {device}", file=sys.stderr, flush=True)
     t0 = time.time()
     losses = train_steps(model, tok, pairs, total, args.batch, args.lr, args.max_len,
-                         random.Random(args.seed), device)
+                         random.Random(args.seed), device, loss=args.loss)
     step = len(losses)
     minutes = (time.time() - t0) / 60
     report = {"settings": {k: (str(v) if isinstance(v, Path) else v)
