@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                         "another word of the article, paired with its answering sentence")
     p.add_argument("--loss", choices=("pointwise", "listwise"), default="pointwise",
                    help="pointwise: binary cross-entropy per pair; listwise: softmax over "
-                        "each question's sentences and a 'no answer' option")
+                        "each question's sentences and a 'no answer' option. Measured: "
+                        "listwise validation top-1 0.901 vs 0.896, but development CV "
+                        "hit@1 0.818 vs 0.824 (see the model card)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--limit", type=int, help="use only the first N questions (a smoke run)")
