@@ -206,6 +206,8 @@ def test_abstaining_question_shows_not_found_state(servers, page):
 
 
 def test_empty_question_message_and_settings(servers, page):
+    from playwright.sync_api import expect
+
     url, _, _ = servers
     open_app(page, url)
     page.locator("#rag-question textarea").press("Enter")
@@ -221,7 +223,8 @@ def test_empty_question_message_and_settings(servers, page):
     shot(page, "11-settings")
     page.get_by_role("tab", name="Ask").click()
     ask(page, "Who founded DeepSeek?")
-    assert page.locator("#rag-citations .rag-card").count() == 2
+    # the citations render after the answer: poll (a loaded machine can take seconds)
+    expect(page.locator("#rag-citations .rag-card")).to_have_count(2, timeout=WAIT)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
