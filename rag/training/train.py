@@ -238,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("build/selector"))
     p.add_argument("--layers", type=int, default=4, help="transformer layers kept (of 6)")
     p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--negatives", type=int, default=4, help="sampled negatives per question")
+    p.add_argument("--negatives", type=int, default=4,
+                   help="sampled negatives per question (6 measured worse: development CV "
+                        "hit@1 0.814 vs 0.824)")
     p.add_argument("--max-len", type=int, default=128)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=7e-5)
