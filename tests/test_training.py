@@ -134,7 +134,7 @@ def test_question_batches_keep_every_question_whole():
     records = [_record(i, f"g{i}") for i in range(40)]
     pairs = make_pairs(records, negatives=2, seed=0)
     tok = AutoTokenizer.from_pretrained(base_model_dir())
-    seen: list[str] = []
+    seen: list[int] = []
     for enc, labels, seg in question_batches(pairs, 12, random.Random(0), tok, 64):
         assert len(labels) == len(seg) == enc["input_ids"].shape[0]
         assert seg == sorted(seg) and seg[0] == 0

@@ -52,27 +52,35 @@ def load_model(layers: int):
     return tok, model
 
 
-def batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_len: int,
-            shuffle: bool = True):
-    """Batches of similar length (sorted within chunks of 50 batches), in random order."""
-    idx = list(range(len(pairs)))
+def _length_groups(keys: list, size: int, length, rnd: random.Random, shuffle: bool = True
+                   ) -> list[list]:
+    """``keys`` in groups of ``size``, keys of similar ``length`` together (sorted within
+    chunks of 50 groups); with ``shuffle``, the keys and then the groups in random order."""
+    keys = list(keys)
     if shuffle:
-        rnd.shuffle(idx)
-    lens = [len(pairs[i].question) + len(pairs[i].sentence) + len(pairs[i].context)
-            for i in range(len(pairs))]
+        rnd.shuffle(keys)
     chunk = size * 50
     groups = []
-    for s in range(0, len(idx), chunk):
-        part = sorted(idx[s:s + chunk], key=lambda i: lens[i])
+    for s in range(0, len(keys), chunk):
+        part = sorted(keys[s:s + chunk], key=length)
         groups += [part[j:j + size] for j in range(0, len(part), size)]
     if shuffle:
         rnd.shuffle(groups)
-    for g in groups:
+    return groups
+
+
+def _encode(tok, ps: list[Pair], max_len: int):
+    return tok([p.question for p in ps], [pair_text(p.sentence, p.context) for p in ps],
+               truncation="only_second", max_length=max_len, padding=True, return_tensors="pt")
+
+
+def batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_len: int,
+            shuffle: bool = True):
+    """Batches of similar length (sorted within chunks of 50 batches), in random order."""
+    lens = [len(p.question) + len(p.sentence) + len(p.context) for p in pairs]
+    for g in _length_groups(range(len(pairs)), size, lens.__getitem__, rnd, shuffle):
         ps = [pairs[i] for i in g]
-        enc = tok([p.question for p in ps], [pair_text(p.sentence, p.context) for p in ps],
-                  truncation="only_second", max_length=max_len, padding=True,
-                  return_tensors="pt")
-        yield enc, [p.label for p in ps], g
+        yield _encode(tok, ps, max_len), [p.label for p in ps], g
 
 
 def questions_per_batch(pairs: list[Pair], size: int, questions: int) -> int:
@@ -87,25 +95,13 @@ def question_batches(pairs: list[Pair], size: int, rnd: random.Random, tok, max_
     by_q: dict[str, list[int]] = {}
     for i, p in enumerate(pairs):
         by_q.setdefault(p.qid, []).append(i)
-    qids = list(by_q)
-    rnd.shuffle(qids)
     qlen = {q: max(len(pairs[i].question) + len(pairs[i].sentence) + len(pairs[i].context)
-                   for i in by_q[q]) for q in qids}
-    per = questions_per_batch(pairs, size, len(qids))
-    chunk = per * 50
-    groups = []
-    for s in range(0, len(qids), chunk):
-        part = sorted(qids[s:s + chunk], key=lambda q: qlen[q])
-        groups += [part[j:j + per] for j in range(0, len(part), per)]
-    rnd.shuffle(groups)
-    for g in groups:
-        idx = [i for q in g for i in by_q[q]]
+                   for i in idx) for q, idx in by_q.items()}
+    per = questions_per_batch(pairs, size, len(by_q))
+    for g in _length_groups(by_q, per, qlen.__getitem__, rnd):
+        ps = [pairs[i] for q in g for i in by_q[q]]
         seg = [n for n, q in enumerate(g) for _ in by_q[q]]
-        ps = [pairs[i] for i in idx]
-        enc = tok([p.question for p in ps], [pair_text(p.sentence, p.context) for p in ps],
-                  truncation="only_second", max_length=max_len, padding=True,
-                  return_tensors="pt")
-        yield enc, [p.label for p in ps], seg
+        yield _encode(tok, ps, max_len), [p.label for p in ps], seg
 
 
 def listwise_loss(logits, labels, seg):
