@@ -56,6 +56,8 @@ _RECORD_FIELDS = ("title", "url", "published", "source", "author")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s+|$)(.*?)(?:\s+#+\s*)?$")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
+# the reason for a file or JSON line nested deeper than the parsers' recursion allows
+NESTING_TOO_DEEP = "nesting too deep (more levels than Python's recursion limit allows)"
 
 
 class _Skip(Exception):
@@ -277,6 +279,21 @@ def _load_located(
         return [], [Skipped(rel, str(exc))]
     except OSError as exc:
         return [], [Skipped(rel, exc.strerror or str(exc))]
+    # one file's failure is that file's skip, never the build's end (issue 22: a 200 KB
+    # ``[[[...]]]`` raised RecursionError out of every build and upload)
+    except RecursionError:
+        return [], [Skipped(rel, NESTING_TOO_DEEP)]
+    except MemoryError:
+        return [], [Skipped(rel, "out of memory while reading it")]
+    except Exception as exc:  # a reader's bug or a file it did not expect
+        return [], [Skipped(rel, f"could not be read ({_describe(exc)})")]
+
+
+def _describe(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an unexpected exception, the message cut to ``limit``."""
+    message = " ".join(str(exc).split())
+    message = message if len(message) <= limit else message[:limit] + "…"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _read_document(data: bytes, suffix: str, rel: str, stem: str, max_pdf_pages: int) -> Article:
@@ -358,6 +375,8 @@ def _jsonl_records(raw: str, rel: str) -> Iterator[tuple[str, str, str, Any]]:
             record: Any = json.loads(line)
         except json.JSONDecodeError as exc:
             record = _Skip(f"invalid JSON ({exc})")
+        except RecursionError:  # this line only: the others are still read
+            record = _Skip(NESTING_TOO_DEEP)
         yield f"{rel}#{n}", f"{rel}:{n}", f"line {n}: ", record
 
 
