@@ -5,7 +5,8 @@ Glue over :mod:`rag.ingest.loaders` and :func:`rag.build`; nothing here answers 
 Contracts:
 
 - An upload is checked before anything is written: supported suffix, at most
-  ``Config.max_upload_bytes``, and it must yield at least one article. Its file name is
+  ``Config.max_upload_bytes``, it must yield at least one article, and none of its
+  article ids may be one the live index already holds (another file's article). Its file name is
   sanitised (the base name only, ``[A-Za-z0-9._-]``, no leading dot, no overwrite of an
   existing file: ``name-2.txt`` ...), so it always lands directly inside ``Config.source``.
 - After saving, an incremental build runs. If the build fails, the saved files are
@@ -117,6 +118,7 @@ class Library:
                     why = self._check(Path(path), original, stage, checked)
                     if why:
                         problems.append(f"{original}: {why}")
+                problems += self._taken_ids(checked)
                 if problems:
                     return ChangeResult(False, "Nothing was added. " + " ".join(problems))
                 try:
@@ -132,7 +134,7 @@ class Library:
                                                f"is unchanged. ({exc})")
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
-        n = sum(c for _, c in checked)
+        n = sum(len(ids) for _, ids in checked)
         names = tuple(p.name for p in saved)
         return ChangeResult(True, f"Added {', '.join(names)} ({_n(n, 'article')}). "
                                   + _after(report), report, names)
@@ -146,17 +148,40 @@ class Library:
         size = os.path.getsize(path)
         if size > self.cfg.max_upload_bytes:
             return f"{size:,} bytes is over the limit of {self.cfg.max_upload_bytes:,} bytes"
-        staged = _free_name(stage, name)
+        # staged under the name it will have in the folder: a file's id is that name
+        taken = {p.name for p in stage.iterdir()}
+        staged = stage / _free_name(Path(self.cfg.source), name, taken).name
         shutil.copyfile(path, staged)
         try:
-            found, skipped = load_file(staged, name, max_file_bytes=self.cfg.max_upload_bytes)
+            found, skipped = load_file(staged, staged.name,
+                                       max_file_bytes=self.cfg.max_upload_bytes)
         except (OSError, RagError, ValueError) as exc:
             found, skipped = [], [exc]
         if not found:
             why = "; ".join(getattr(s, "reason", str(s)) for s in skipped) or "no text"
             return f"no article could be read from it ({why})"
-        checked.append((staged, len(found)))
+        checked.append((staged, tuple(a.id for a in found)))
         return ""
+
+    def _taken_ids(self, checked: list[tuple[Path, tuple[str, ...]]]) -> list[str]:
+        """Why uploads are refused for their ids: an id the live index already holds
+        (it belongs to another file: an upload must not replace or hide it, issue 22), or
+        one an earlier file of the same upload declares. Uploads always get a new file
+        name, so any such id is another file's."""
+        try:
+            taken = {row["id"] for row in self.articles()}
+        except RagError:  # no index yet (or an unreadable one): nothing to take over
+            taken = set()
+        problems = []
+        for staged, ids in checked:
+            clash = sorted({i for i in ids if i in taken})
+            if clash:
+                shown = ", ".join(repr(i) for i in clash[:5]) + (" ..." if len(clash) > 5
+                                                                  else "")
+                problems.append(f"{staged.name}: the articles folder already has an article "
+                                f"with the id {shown}; give the record another id.")
+            taken.update(ids)
+        return problems
 
     def remove(self, rel: str, log: Callable[[str], None] | None = None,
                progress: bool = False) -> ChangeResult:
@@ -267,11 +292,13 @@ def _after(r: BuildReport) -> str:
             f"{_n(r.embedded_chunks, 'passage')} embedded in {r.seconds:.1f} s.")
 
 
-def _free_name(folder: Path, name: str) -> Path:
+def _free_name(folder: Path, name: str, taken: set[str] = frozenset()) -> Path:
+    """``folder / name``, or ``name-2``, ``name-3``... : the first that does not exist
+    and is not in ``taken``."""
     target = folder / name
     stem, suffix = target.stem, target.suffix
     i = 2
-    while target.exists():
+    while target.exists() or target.name in taken:
         target = folder / f"{stem}-{i}{suffix}"
         i += 1
     return target

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config
 from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
-from ..ingest.loaders import load_articles
+from ..ingest.loaders import Indexed, load_sources
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch,
                      IndexMissing)
 from .dense import build_index as build_vector_index
@@ -78,8 +78,10 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
         step("reading", 0, 0)
-        articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
-                                          progress=progress, max_pdf_pages=cfg.max_pdf_pages)
+        # the live index decides contested ids, not file names (issue 22), also on rebuild
+        loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
+                              max_pdf_pages=cfg.max_pdf_pages, indexed=_indexed(out))
+        articles, skipped = loaded.articles, loaded.skipped
         step("reading", len(articles), len(articles))
         if not articles:
             why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
@@ -121,7 +123,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "counts": {"articles": len(articles), "chunks": len(data.chunks),
                                "sentences": len(data.sentences)},
-                    "articles": {a.id: a.content_hash for a in articles}}
+                    "articles": {a.id: a.content_hash for a in articles},
+                    "origins": loaded.files}
         version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
         step("done", 0, 0)
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
@@ -167,6 +170,27 @@ def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, pol
             say(f"polling {len(known)} remembered feed(s)")
             fetched += web.poll_feeds(src, policy, only=sorted(known))
     return fetched
+
+
+def _indexed(out: Path) -> Indexed:
+    """The live version's ids -> files and content hashes (empty without a readable
+    manifest): only a preference for contested ids, so the checksums are not verified."""
+    import json
+
+    from .store import current_version
+
+    version = current_version(out)
+    try:
+        manifest = json.loads((out / version / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, TypeError, ValueError):  # TypeError: no version
+        return Indexed()
+
+    def strings(key: str) -> dict[str, str]:
+        table = manifest.get(key) if isinstance(manifest, dict) else None
+        return {k: v for k, v in table.items() if isinstance(v, str)} \
+            if isinstance(table, dict) else {}
+
+    return Indexed(files=strings("origins"), hashes=strings("articles"))
 
 
 def _open_previous(out: Path, embedder: Embedder, settings: dict, say):

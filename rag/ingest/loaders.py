@@ -36,7 +36,8 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -423,43 +424,135 @@ def _scalar(value: Any) -> str | None:
     return value or None
 
 
+@dataclass(frozen=True)
+class Indexed:
+    """What the live index holds, for the duplicate rules of :func:`load_sources`:
+    ``files`` maps an article id to the file (relative path) it was read from (manifests
+    since issue 22 record it as ``origins``); ``hashes`` maps an id to its content hash
+    (every manifest's ``articles``), which identifies the indexed claimant when the index
+    did not record files."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
+    hashes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The result of :func:`load_sources`: the articles (file order), the skips, and the
+    file (relative path) each article was read from (id -> file)."""
+
+    articles: list[Article]
+    skipped: list[Skipped]
+    files: dict[str, str]
+
+
 def load_articles(
     source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False,
     max_pdf_pages: int = MAX_PDF_PAGES,
 ) -> tuple[list[Article], list[Skipped]]:
+    """``(articles, skipped)`` of :func:`load_sources` without an index to defer to."""
+    got = load_sources(source, max_file_bytes=max_file_bytes, progress=progress,
+                       max_pdf_pages=max_pdf_pages)
+    return got.articles, got.skipped
+
+
+def load_sources(
+    source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False,
+    max_pdf_pages: int = MAX_PDF_PAGES, indexed: Indexed | None = None,
+) -> Loaded:
     """Every article under ``source``, and every supported file or record that was not used.
 
     Files come in the order of :func:`iter_source_files`; records in file order. File ids
     are paths relative to ``source`` (POSIX separators); record ids are the record's
     ``id`` or ``<relpath>#<line or position>``. ``source`` of an article is the record's
-    ``source`` or ``url``, else the relative path. When two articles share an id the later
-    one is skipped ("duplicate id of <first path>"); when two ids share an identical text
-    the later one is skipped ("duplicate of <id>"), so each text is indexed once.
-    Files with other suffixes are ignored silently. ``progress`` shows a tqdm bar.
-    PDFs with more than ``max_pdf_pages`` pages are skipped before their text is read.
-    Raises :class:`BuildError` when ``source`` is missing or not a folder.
+    ``source`` or ``url``, else the relative path. Files with other suffixes are ignored
+    silently. ``progress`` shows a tqdm bar. PDFs with more than ``max_pdf_pages`` pages
+    are skipped before their text is read. Raises :class:`BuildError` when ``source`` is
+    missing or not a folder.
+
+    Duplicates (each id and each text is indexed once). Which claimant wins must not be
+    up to whoever can name a file so that it sorts first (issue 22: an upload named
+    ``a.json`` declaring the id ``nile.txt`` took over ``nile.txt``), so claimants are
+    ranked, best first:
+
+    1. the one read from the file the live index read that id from (``indexed.files``),
+       edited or not; for a text: an article whose id the index holds;
+    2. the one whose content is what the index holds under that id (``indexed.hashes``:
+       indexes that did not record files);
+    3. file order (the first one): only between claimants none of which the index holds,
+       so nothing indexed can be taken over this way.
+
+    The others are skipped: "duplicate id of <where the winner is>" (with "(the file the
+    index read it from)" when rule 1 or 2 decided) or "duplicate of <winner's id>" for
+    an identical text. Ids are settled first, then texts among the articles kept.
     """
     from tqdm.auto import tqdm
 
     source = Path(source)
+    indexed = indexed or Indexed()
     files, skipped = _walk(source)
-    articles: list[Article] = []
-    id_origin: dict[str, str] = {}
-    text_owner: dict[str, str] = {}
+    found: list[_Claim] = []
     for path in tqdm(files, desc="loading", unit="file", disable=not progress):
         rel = _relative_id(path, source)
-        found, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
+        located, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
         skipped.extend(bad)
-        for art, origin in found:
-            if art.id in id_origin:
-                skipped.append(Skipped(origin, f"duplicate id of {id_origin[art.id]}"))
-                continue
-            digest = text_hash(art.text)
-            if digest in text_owner:
-                skipped.append(Skipped(origin, f"duplicate of {text_owner[digest]}"))
-                continue
-            id_origin[art.id] = origin
-            text_owner[digest] = art.id
-            articles.append(art)
-    return articles, skipped
+        found.extend(_Claim(len(found), art, where, rel) for art, where in located)
+    kept, late = _settle_ids(found, indexed)
+    kept, copies = _settle_texts(kept, indexed)
+    skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
+    return Loaded([c.article for c in kept], skipped, {c.article.id: c.file for c in kept})
 
+
+@dataclass(frozen=True)
+class _Claim:
+    """An article as read: its position in file order, where it is (``rel``,
+    ``rel:<line>``, ``rel#<n>``) and its file."""
+
+    order: int
+    article: Article
+    where: str
+    file: str
+
+
+def _settle_ids(claims: list[_Claim], indexed: Indexed
+                ) -> tuple[list[_Claim], list[tuple[int, Skipped]]]:
+    """One claimant per id (the rank of :func:`load_sources`), in file order; the others
+    as (order, Skipped)."""
+    def rank(c: _Claim) -> tuple[int, int]:
+        aid = c.article.id
+        if indexed.files.get(aid) == c.file:
+            return 0, c.order
+        if indexed.hashes.get(aid) == c.article.content_hash:
+            return 1, c.order
+        return 2, c.order
+
+    best: dict[str, _Claim] = {}
+    for c in claims:
+        held = best.get(c.article.id)
+        if held is None or rank(c) < rank(held):
+            best[c.article.id] = c
+    late = []
+    for c in claims:
+        winner = best[c.article.id]
+        if winner is not c:
+            why = " (the file the index read it from)" if rank(winner)[0] < 2 else ""
+            late.append((c.order, Skipped(c.where, f"duplicate id of {winner.where}{why}")))
+    return [c for c in claims if best[c.article.id] is c], late
+
+
+def _settle_texts(claims: list[_Claim], indexed: Indexed
+                  ) -> tuple[list[_Claim], list[tuple[int, Skipped]]]:
+    """One article per identical text: an id the index holds first, then file order."""
+    def rank(c: _Claim) -> tuple[int, int]:
+        aid = c.article.id
+        return (0 if aid in indexed.files or aid in indexed.hashes else 1), c.order
+
+    best: dict[str, _Claim] = {}
+    digests = [text_hash(c.article.text) for c in claims]
+    for c, digest in zip(claims, digests):
+        held = best.get(digest)
+        if held is None or rank(c) < rank(held):
+            best[digest] = c
+    copies = [(c.order, Skipped(c.where, f"duplicate of {best[d].article.id}"))
+              for c, d in zip(claims, digests) if best[d] is not c]
+    return [c for c, d in zip(claims, digests) if best[d] is c], copies
