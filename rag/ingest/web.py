@@ -4,21 +4,28 @@ A fetched page (or feed item) becomes one single-record ``.json`` file that
 :func:`rag.ingest.loaders.load_articles` reads like any other record::
 
     <source>/web/<host>/<sha256(id)[:16]>.json
-    {"id", "title", "author", "published", "source", "url", "text", "origin", "fetched"}
+    {"id", "title", "author", "published", "source", "url", "text", "origin", "site",
+     "fetched"}
 
 ``id`` is the page's canonical URL (:func:`canonical_url` of the ``<link rel=canonical>``,
 else ``og:url``, else the final URL after redirects), so fetching the page again, or
 through another address with the same canonical URL (tracking parameters, a redirect, an
 AMP copy), updates the same file instead of adding a duplicate. A canonical URL is only
-believed when it names the page's own site (the same host, give or take ``www.``/``m.``,
-or a sub-domain of it): a page cannot claim another site's identity and overwrite its
-article. ``text`` is trafilatura's main text (:func:`rag.ingest.loaders.normalize_text`),
-``published`` an ISO date, ``source`` the site name (else the host), ``origin`` the URL or
-feed the user gave, ``fetched`` the UTC time of the fetch. Only ``text/html`` and
+believed when it names the page's own site, the registrable domain of the URL fetched
+(:func:`rag.ingest.sites.same_site`, Public Suffix List aware: ``www.example.com`` may
+name ``example.com``, ``m.org`` may not name ``news.example.org``): a page cannot claim
+another site's identity and overwrite its article. ``text`` is trafilatura's main text
+(:func:`rag.ingest.loaders.normalize_text`), ``published`` an ISO date, ``source`` the
+site name (else the host), ``origin`` the URL or feed the user gave, ``site`` the
+registrable domain that published the record (the page's, or the feed's for a feed
+item), ``fetched`` the UTC time of the fetch. Only ``text/html`` and
 ``application/xhtml+xml`` answers are pages. Each file is written atomically (a hidden
 temporary file, then ``os.replace``) and only when something other than ``fetched`` /
 ``origin`` changed: the same text and metadata again is ``unchanged`` and the file is
-left alone, so the index sees no change.
+left alone, so the index sees no change. A record is never replaced by a fetch from
+another origin: only a fetch from the same page or feed URL (``origin``) or from the same
+site (``site``) may rewrite it, or write a second record with its id; anything else is
+``skipped`` with the reason (issue 22).
 
 Feeds (RSS 2.0, RSS 1.0, Atom) are remembered in ``<source>/.rag-feeds.json`` (hidden: the
 loader skips it): per feed its url, title, etag, last_modified, last_polled, the guid ->
@@ -31,12 +38,16 @@ is refused too. A feed item's id:
 * the item's guid (RSS ``<guid>``, Atom ``<id>``) when it has one — it is the publisher's
   promise of a stable identity, while links change (a slug rewritten after a title edit,
   tracking parameters, http -> https), so the guid is what keeps a re-poll updating the
-  same article instead of adding a copy. A guid that is an http(s) URL is normalised with
+  same article instead of adding a copy. A guid that is an http(s) URL on the feed's own
+  site (the registrable domain of the URL the feed was served from) is normalised with
   :func:`canonical_url` (so a permalink guid and the same page added with ``--url`` meet);
   one with another URI scheme (``tag:``, ``urn:uuid:``) is globally unique as it is; a
   bare guid (``"12345"``) is only unique inside its feed, so it becomes
-  ``<feed url>#<guid>``;
-* else the canonical form of the item's link.
+  ``<feed url>#<guid>``, and so does a URL guid of another site (``<feed
+  url>#<canonical guid>``): a feed speaks for its own site only, never for the page of
+  another site that it points to (issue 22);
+* else the canonical form of the item's link, on the same terms (another site's link
+  becomes ``<feed url>#<canonical link>``).
 
 An item's text is its full content (``content:encoded``, Atom ``<content>``, else the
 description) when that holds at least :data:`MIN_FEED_TEXT` characters of text; else the
@@ -78,6 +89,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from ..types import Fetched
 from .fetch import FetchError, FetchPolicy, Response, check_url, fetch
 from .loaders import _HTML_CHARSET, _decode, _Skip, extract_html, normalize_text
+from .sites import same_site, site_of
 
 __all__ = ["add_urls", "add_feeds", "poll_feeds", "list_feeds", "prune_feed", "remove_feed",
            "canonical_url", "record_path", "FEEDS_FILE", "WEB_FOLDER"]
@@ -99,7 +111,6 @@ TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "gbraid", "wbraid", "ms
                              "mc_cid", "mc_eid", "igshid", "yclid", "_hsenc", "_hsmi"})
 TRACKING_PREFIXES = ("utm_",)
 _RECORD_KEYS = ("id", "title", "author", "published", "source", "url", "text")
-_SITE_PREFIXES = ("www.", "m.", "amp.", "mobile.")
 _LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
 _ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+)""")
 _URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S")
@@ -139,18 +150,9 @@ def _host_of(url: str) -> str:
         return ""
 
 
-def _site(host: str) -> str:
-    for prefix in _SITE_PREFIXES:
-        if host.startswith(prefix):
-            return host[len(prefix):]
-    return host
-
-
-def _same_site(page_host: str, claimed_host: str) -> bool:
-    """May a page on ``page_host`` name ``claimed_host`` as its canonical host? The same
-    site (``www.``/``m.`` aside) or one of its sub-domains; never another site."""
-    page, claimed = _site(page_host), _site(claimed_host)
-    return bool(page) and (claimed == page or claimed.endswith("." + page))
+def _site_of_url(url: str) -> str:
+    """The registrable domain of an http(s) URL's host ("" for anything else)."""
+    return site_of(_host_of(url)) if url.startswith(("http://", "https://")) else ""
 
 
 def _folder_name(host: str) -> str:
@@ -205,10 +207,15 @@ def _read_json(path: Path) -> Any:
 
 def _save(source: Path, record: dict[str, Any], fallback_host: str) -> str:
     """Write ``record`` unless the same record is there: "added", "updated", "unchanged".
-    Raises ``_Skip`` when the file holds another id (a hash collision)."""
+    Raises ``_Skip`` when the file holds another id (a hash collision), or when the record
+    of this id (here, or in another host's folder) came from another origin."""
     path = record_path(source, record["id"], fallback_host)
     existed = path.exists()
     old = _read_json(path) if existed else None
+    for other in _same_id_records(source, path, record["id"], old):
+        why = _replace_problem(other, record)
+        if why:
+            raise _Skip(why)
     if isinstance(old, dict):
         if old.get("id") not in (None, record["id"]):
             raise _Skip(f"{path.name} already holds another article ({old.get('id')})")
@@ -216,6 +223,42 @@ def _save(source: Path, record: dict[str, Any], fallback_host: str) -> str:
             return "unchanged"
     _write_atomic(path, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
     return "updated" if existed else "added"
+
+
+def _same_id_records(source: Path, path: Path, article_id: str,
+                     old: Any) -> list[dict[str, Any]]:
+    """The saved records with ``article_id``: the one at ``path`` (``old``) and those in
+    other hosts' folders (a ``tag:``/``urn:`` id lives in its feed's host folder, so two
+    feeds can hold one id; the file name depends on the id alone)."""
+    found = [old] if isinstance(old, dict) and old.get("id") == article_id else []
+    for other in sorted((Path(source) / WEB_FOLDER).glob(f"*/{path.name}")):
+        if other != path:
+            rec = _read_json(other)
+            if isinstance(rec, dict) and rec.get("id") == article_id:
+                found.append(rec)
+    return found
+
+
+def _record_site(record: dict[str, Any]) -> str:
+    """The site that published a saved record: its ``site`` field; records saved before
+    it existed: the site of their URL id, else of their origin."""
+    site = record.get("site")
+    if isinstance(site, str) and site:
+        return site
+    return _site_of_url(str(record.get("id") or "")) or \
+        _site_of_url(str(record.get("origin") or ""))
+
+
+def _replace_problem(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why ``new`` may not replace (or sit beside) the saved ``old`` of the same id, or
+    None when it may: the same origin (page or feed URL as given) or the same site."""
+    if old.get("origin") and _feed_key(str(old["origin"])) == _feed_key(str(new["origin"])):
+        return None
+    was, now = _record_site(old), new.get("site") or ""
+    if not was or was == now:
+        return None
+    return f"{new['id']} was saved from {was}; a fetch from {now or 'elsewhere'} may not " \
+           "replace it"
 
 
 # -- pages -------------------------------------------------------------------------------
@@ -256,7 +299,7 @@ def _page_id(final_url: str, candidates: Iterable[str | None]) -> str:
             canon = canonical_url(absolute)
         except (FetchError, ValueError):
             continue
-        if _same_site(page_host, _host_of(canon)):
+        if same_site(page_host, _host_of(canon)):
             return canon
     return canonical_url(final_url)
 
@@ -334,7 +377,8 @@ def add_urls(source: Path | str, urls: Iterable[str],
             continue
         try:
             record = _fetch_page(shown, policy)
-            record.update(origin=shown, fetched=_now())
+            # the id is on the fetched page's own site (see _page_id)
+            record.update(origin=shown, fetched=_now(), site=_site_of_url(record["id"]))
             action = _save(source, record, _host_of(record["id"]))
             out.append(Fetched(shown, record["url"], action, article_id=record["id"]))
         except Exception as exc:  # noqa: BLE001 - one bad page must not stop the rest
@@ -524,13 +568,15 @@ def _entry_date(entry: Any) -> time.struct_time | None:
 
 
 def _item_key_and_id(entry: Any, feed_url: str, base: str) -> tuple[str, str] | None:
-    """(guid map key, article id) of a feed entry, or None without a guid or a link."""
+    """(guid map key, article id) of a feed entry, or None without a guid or a link.
+    ``base`` is the URL the feed was served from: its site is the only one whose URLs
+    the feed's items may take as ids."""
     guid = entry.get("id")
     guid = guid.strip() if isinstance(guid, str) else ""
     if guid:
         if guid.lower().startswith(("http://", "https://")):
             try:
-                return guid, canonical_url(guid)
+                return guid, _own_url_id(canonical_url(guid), feed_url, base)
             except ValueError:
                 pass
         elif _URI_SCHEME.match(guid):
@@ -542,8 +588,16 @@ def _item_key_and_id(entry: Any, feed_url: str, base: str) -> tuple[str, str] | 
             canon = canonical_url(urljoin(base, link.strip()))
         except ValueError:
             return None
-        return canon, canon
+        return canon, _own_url_id(canon, feed_url, base)
     return None
+
+
+def _own_url_id(canon: str, feed_url: str, base: str) -> str:
+    """``canon`` when it is on the site the feed was served from, else namespaced under
+    the feed (``<feed url>#<canon>``), so a feed never writes another site's article."""
+    if same_site(_host_of(base), _host_of(canon)):
+        return canon
+    return f"{_feed_key(feed_url)}#{canon}"
 
 
 def _entry_content(entry: Any) -> str:
@@ -671,7 +725,7 @@ def _poll(source: Path, feed: dict[str, Any], policy: FetchPolicy, max_items: in
                 continue
             record, complete = _item_record(entry, article_id, link, feed_title, feed_host,
                                             policy)
-            record.update(origin=url, fetched=_now())
+            record.update(origin=url, fetched=_now(), site=_site_of_url(base))
             action = _save(source, record, feed_host)
             feed["items"][key] = article_id
             if complete:
