@@ -60,6 +60,11 @@ class Config:
     # building
     max_file_bytes: int = 50 * 1024 * 1024
     max_pdf_pages: int = 2000  # longer PDFs are skipped (checked before reading any text)
+    # PDF and DOCX files are read in a worker process with these limits, per document
+    # (rag.ingest.sandbox): its address space in MB, the reader's own ~30 MB included
+    # (a 2 MB PDF bomb reached 3.1 GB unlimited), and its CPU seconds
+    parse_memory_mb: int = 1024
+    parse_seconds: float = 60.0
     # fold near-duplicate articles (syndicated copies): answers quote the story once and
     # list the other outlets (rag.index.copies; measured in benchmarks/copies.py)
     fold_copies: bool = True
@@ -83,6 +88,10 @@ class Config:
     rate_limit: int = 120
     # origins allowed to call the API from a browser (comma-separated); none: CORS off
     cors_origins: str = ""
+    # addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, as
+    # uvicorn's forwarded_allow_ips); none: the header is ignored, so a client cannot pick
+    # the address its rate limit is counted on
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Config":
@@ -128,8 +137,15 @@ class Config:
             problems.append("fetch_max_bytes and fetch_deadline must be positive")
         if self.rate_limit < 0:
             problems.append("rate_limit must be >= 0 (0: no limit)")
+        if self.parse_memory_mb < 64 or self.parse_seconds < 1:
+            problems.append("parse_memory_mb must be at least 64 (the reader itself needs "
+                            "about 30 MB) and parse_seconds at least 1")
         if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             problems.append("abstain_threshold must be in [0, 1]")
+        try:  # the 16-character rule wherever a token is read
+            check_token_rules(self.api_token or None)
+        except RagError as exc:
+            problems.append(str(exc))
         if problems:
             raise RagError("invalid configuration: " + "; ".join(problems))
 
@@ -149,3 +165,22 @@ def _coerce(f: dataclasses.Field, raw: str) -> Any:
     if kind == "bool":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw
+
+
+MIN_TOKEN_CHARS = 16
+
+
+def check_token_rules(token: str | None) -> None:
+    """Raise :class:`RagError` for a token (when one is set) shorter than 16 characters
+    or with spaces or control characters. Every place that reads a token calls it."""
+    from .types import RagError
+
+    if not token:
+        return
+    if len(token) < MIN_TOKEN_CHARS:
+        raise RagError(f"RAG_API_TOKEN is too short ({len(token)} characters): use at "
+                       f"least {MIN_TOKEN_CHARS}, e.g. python -c \"import secrets; "
+                       f"print(secrets.token_urlsafe(32))\"")
+    if token != token.strip() or any(c.isspace() or not c.isprintable() for c in token):
+        raise RagError("RAG_API_TOKEN must not contain spaces or control characters "
+                       "(clients send it in a header)")

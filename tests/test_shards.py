@@ -262,7 +262,8 @@ def test_the_web_api_reads_a_sharded_folder_and_says_what_it_cannot_do(built):
     from rag.index.build import build as one_index_build
 
     single, sharded = built
-    client = TestClient(create_app(sharded.replace(rate_limit=0), ui=False))
+    client = TestClient(create_app(sharded.replace(rate_limit=0), ui=False),
+                        base_url="http://127.0.0.1", client=("127.0.0.1", 50000))
     q = "How much did it cost to train R1?"
     got = client.post("/api/ask", json={"question": q})
     assert got.status_code == 200

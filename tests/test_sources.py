@@ -133,7 +133,8 @@ def test_api_adds_sources_and_reports_status(served):
     from rag.app.web import create_app
 
     site, cfg = served
-    with TestClient(create_app(cfg)) as client:
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1",
+                    client=("127.0.0.1", 50000)) as client:
         r = client.post("/api/sources", json={"urls": [site.url("/wall.html")],
                                               "feeds": [site.url("/feed.xml")]})
         assert r.status_code == 200, r.text

@@ -187,7 +187,8 @@ def test_removal_refuses_paths_outside_and_keeps_the_last_article(lib):
 def test_api_errors_are_json_with_4xx(cfg, fake_embedder):
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(cfg)) as client:
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1",
+                    client=("127.0.0.1", 50000)) as client:
         r = client.post("/api/ask", json={"question": "Where is the solar power?"})
         assert r.status_code == 503 and "no index" in r.json()["error"]
         (cfg.source / "a.txt").write_text(ART, encoding="utf-8")

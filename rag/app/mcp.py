@@ -44,8 +44,11 @@ Transports::
 
 Over HTTP, with ``RAG_API_TOKEN`` set (at least 16 characters) every request needs
 ``Authorization: Bearer <token>`` (401 otherwise); without a token ``rag-mcp`` refuses
-to listen beyond loopback (``--host 0.0.0.0``) and exits with status 2. On loopback the
-SDK's Host/Origin checks (DNS rebinding protection) are on as well.
+to listen beyond loopback (``--host 0.0.0.0``) and exits with status 2, and answers
+only loopback clients that address a loopback name. Requests are rate-limited per client
+(``RAG_RATE_LIMIT``; wrong tokens spend the budget) and cross-origin posts refused, by the
+web app's guard (:mod:`rag.app.security`). On loopback the SDK's Host/Origin checks (DNS
+rebinding protection) are on as well.
 
 A client's configuration (Claude Desktop's ``claude_desktop_config.json``, and the same
 shape in most MCP clients)::
@@ -329,36 +332,6 @@ def create_server(cfg: Config | None = None, *, max_article_chars: int = MAX_ART
 
 # -- HTTP -------------------------------------------------------------------------------
 
-class BearerAuth:
-    """ASGI wrapper: every HTTP request needs ``Authorization: Bearer <token>`` (compared in
-    constant time, :func:`rag.app.security.check_token`); others get 401 in the API's error
-    shape. Lifespan events pass through."""
-
-    def __init__(self, app, token: str) -> None:
-        self.app = app
-        self._token = token
-
-    def allowed(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        from .security import check_token
-
-        value = next((v for k, v in headers if k.lower() == b"authorization"), None)
-        return check_token(value.decode("utf-8", "surrogateescape") if value is not None
-                           else None, self._token)
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] in ("http", "websocket") and not self.allowed(scope.get("headers", [])):
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            from .security import AUTH_MESSAGE, error_response
-
-            refusal = error_response(401, AUTH_MESSAGE, "unauthorized",
-                                     {"WWW-Authenticate": 'Bearer realm="rag-mcp"'})
-            await refusal(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback name or address (127.0.0.0/8, ::1, localhost)."""
     from .security import _is_loopback
@@ -369,11 +342,17 @@ def is_loopback(host: str) -> bool:
 def create_http_app(cfg: Config | None = None, *, host: str = DEFAULT_HOST,
                     token: str | None = None, server=None):
     """The streamable-HTTP ASGI app (endpoint ``/mcp``) of :func:`create_server`, behind
-    :class:`BearerAuth` when ``token`` is given. One app serves one run (the SDK's session
-    manager starts once): make a new one to serve again."""
+    the web app's guard (:func:`rag.app.security.protect`: the bearer ``token`` when
+    given, else loopback clients and names only; no cross-origin requests; the per-client
+    rate limit ``cfg.rate_limit``, which failed token guesses spend). One app serves one
+    run (the SDK's session manager starts once): make a new one to serve again."""
+    from .security import protect
+
+    cfg = cfg or Config.from_env()
     server = server or create_server(cfg)
     app = server.streamable_http_app(host=host)
-    return BearerAuth(app, token) if token else app
+    return protect(app, token=token, rate_per_minute=cfg.rate_limit,
+                   max_body_bytes=cfg.max_upload_bytes, realm="rag-mcp")
 
 
 def check_http(host: str, token: str | None) -> str | None:
@@ -443,7 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rag-mcp: serving MCP at http://{shown}:{args.port}/mcp"
           + (" (Authorization: Bearer token required)" if token else ""), file=sys.stderr,
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    from .web import proxy_settings
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                **proxy_settings(cfg))
     return 0
 
 

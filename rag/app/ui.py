@@ -65,6 +65,23 @@ def _message_for(exc: Exception) -> str:
     return f"Something went wrong: {exc}"
 
 
+def was_uploaded(path: str, blocks: gr.Blocks) -> bool:
+    """Whether ``path`` is a file that a client uploaded to this server (Gradio's upload
+    route recorded it) inside Gradio's upload folder, reached without symlinks. The upload
+    event's payload names a path; without this check it could name any server file
+    (under ``mount_gradio_app`` Gradio's own check is off)."""
+    import os
+
+    from gradio.utils import get_upload_folder
+
+    root = os.path.realpath(get_upload_folder())
+    absolute = os.path.abspath(path)
+    if os.path.realpath(absolute) != absolute or os.path.commonpath([root, absolute]) != root:
+        return False
+    return absolute in {os.path.abspath(p) for p in blocks.upload_file_set} and \
+        os.path.isfile(absolute) and not os.path.islink(absolute)
+
+
 def _short(text: str, n: int = 48) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
@@ -156,6 +173,11 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
 
     def on_upload(files, query, progress=gr.Progress(track_tqdm=True)):
         paths = files if isinstance(files, list) else ([files] if files else [])
+        refused = [p for p in paths if not was_uploaded(str(p), demo)]
+        if refused or not paths:
+            why = ("Nothing was added: choose files to upload." if not paths else
+                   "Nothing was added: only files uploaded through this page can be added.")
+            return render.render_error(why), None, list_html(query), file_choices()
         uploads = [(str(p), str(getattr(p, "orig_name", None) or p).split("/")[-1])
                    for p in paths]
         progress(0, desc="Checking and indexing")

@@ -444,12 +444,17 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
     if token:
         def auth(_user: str, password: str) -> bool:
             return hmac.compare_digest(password.encode("utf-8"), token.encode("utf-8"))
-    return gr.mount_gradio_app(app, blocks, path="", server_name=cfg.host,
-                               server_port=cfg.port, max_file_size=cfg.max_upload_bytes,
-                               footer_links=["api"], css=CSS, theme=_theme(gr), auth=auth,
-                               auth_message="Sign in with any name and the API token "
-                                            "(RAG_API_TOKEN) as the password." if token
-                               else None)
+    app = gr.mount_gradio_app(app, blocks, path="", server_name=cfg.host,
+                              server_port=cfg.port, max_file_size=cfg.max_upload_bytes,
+                              footer_links=["api"], css=CSS, theme=_theme(gr), auth=auth,
+                              auth_message="Sign in with any name and the API token "
+                                           "(RAG_API_TOKEN) as the password." if token
+                              else None)
+    # Gradio checks that an event's file paths were uploaded only once it "has launched",
+    # which mount_gradio_app never sets: without this, an event may name any server file
+    # (the upload handler checks too: rag.app.ui.was_uploaded)
+    blocks.has_launched = True
+    return app
 
 
 def _theme(gr):
@@ -471,7 +476,8 @@ class BackgroundServer:
         self.url = f"http://{host}:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning",
-                                                    timeout_graceful_shutdown=5))
+                                                    timeout_graceful_shutdown=5,
+                                                    proxy_headers=False))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -487,6 +493,15 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join()
+
+
+def proxy_settings(cfg: Config) -> dict:
+    """uvicorn's proxy options: ``X-Forwarded-For`` is believed only from the addresses in
+    ``RAG_TRUSTED_PROXIES`` (uvicorn's default believes it from 127.0.0.1, so any local
+    client could choose the address its rate limit is counted on)."""
+    proxies = cfg.trusted_proxies.strip()
+    return ({"proxy_headers": True, "forwarded_allow_ips": proxies} if proxies
+            else {"proxy_headers": False})
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -552,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Serving at http://{cfg.host}:{cfg.port}  (API: POST /api/ask, docs /api/docs)",
           flush=True)
     try:
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning",
+                    **proxy_settings(cfg))
     finally:
         if updater is not None:
             updater.stop()

@@ -134,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         from ray import serve
 
         cfg = Config.from_env(index_dir=args.index)
-        if args.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_token:
-            print("rag.distributed.serve: error: set RAG_API_TOKEN (16+ characters) to "
-                  f"listen on {args.host}", file=sys.stderr)
+        from ..app.security import check_bind
+
+        try:  # the web app's one rule: loopback, or a token of 16+ characters
+            check_bind(args.host, cfg.api_token or None)
+        except RagError as exc:
+            print(f"rag.distributed.serve: error: {exc}", file=sys.stderr)
             return 2
         app = build_app(config=cfg, replicas=args.replicas,
                         shard_replicas=args.shard_replicas, ui=not args.no_ui)
