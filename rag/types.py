@@ -29,6 +29,16 @@ class InvalidQuestion(RagError, ValueError):
     """The question or a parameter of ``ask`` is unusable; the message says what to do."""
 
 
+class QuestionTooLong(InvalidQuestion):
+    """The question is longer than ``Config.max_question_chars``. Raised by ``rag.ask`` and
+    ``search_passages`` (so by the CLI, MCP and the UI too) and answered 413 by the API:
+    one limit, one message (:meth:`of`)."""
+
+    @classmethod
+    def of(cls, length: int, limit: int) -> "QuestionTooLong":
+        return cls(f"the question is too long ({length:,} characters; at most {limit:,})")
+
+
 class IndexMissing(RagError):
     """No index has been built in the index directory yet."""
 

@@ -25,7 +25,7 @@ from rag.embedding import model as embed
 from rag.index import live
 from rag.config import Config
 from rag.index.store import open_index
-from rag.types import BuildError, IndexMissing, InvalidQuestion
+from rag.types import BuildError, IndexMissing, InvalidQuestion, QuestionTooLong
 
 TESTS = Path(__file__).parent
 
@@ -140,17 +140,20 @@ def test_question_text_is_returned_raw_for_the_ui_to_escape(qcfg):
     assert rag.ask(q, config=qcfg).question == q
 
 
-def test_100k_character_question_is_cut_before_the_model(qcfg, seen_queries):
-    long_q = ("Who won the final game in Singapore? " * 3000)[:100_000]
-    assert len(long_q) == 100_000
-    a = rag.ask(long_q, config=qcfg)
+def test_a_question_over_the_one_limit_is_refused_before_the_model(qcfg, seen_queries):
+    # the same limit and message as the API (413), the CLI (exit 2), MCP and the UI
     limit = qcfg.max_question_chars
-    # bounded input: the model and the keyword search see at most the limit
-    assert seen_queries["embed"] and all(len(t) <= limit for t in seen_queries["embed"])
-    assert seen_queries["search"] and all(len(t) <= limit for t in seen_queries["search"])
-    assert len(a.question) <= limit and "cut" in a.message
-    assert_wellformed(a, qcfg)
-    assert a.citations[0].article_id == "chess.txt"
+    question = "Who won the final game in Singapore? " * 3000
+    a = rag.ask(question[:limit], config=qcfg)  # at the limit: answered, nothing cut
+    assert a.citations[0].article_id == "chess.txt" and "cut" not in a.message
+    seen_queries["embed"].clear(), seen_queries["search"].clear()
+    for n in (limit + 1, 100_000):
+        says = rf"^the question is too long \({n:,} characters; at most {limit:,}\)$"
+        with pytest.raises(QuestionTooLong, match=says):
+            rag.ask(question[:n], config=qcfg)
+        with pytest.raises(QuestionTooLong, match=says):
+            answering.search_passages(question[:n], k=3, config=qcfg)
+    assert seen_queries["embed"] == [] and seen_queries["search"] == []
 
 
 def test_long_question_of_control_characters_is_bounded_too(qcfg, seen_queries):
@@ -222,11 +225,15 @@ def test_cli_argparse_errors_exit_2_without_traceback(qcfg):
         assert r.stderr.strip().splitlines()[-1].startswith("python -m rag.ask: error:")
 
 
-def test_cli_long_and_odd_questions_answer_with_exit_0(qcfg):
+def test_cli_long_and_odd_questions(qcfg):
+    # 92,500 characters: refused with rag.ask's message (the CLI used to cut and answer)
     r = run_ask("Who won the final game in Singapore? " * 2500, "--json",
                 index_dir=qcfg.index_dir)
-    assert r.returncode == 0 and "Traceback" not in r.stderr
-    assert '"chess.txt"' in r.stdout and "cut to its first" in r.stdout
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("rag.ask: the question is too long (92,500 characters; "
+                                f"at most {qcfg.max_question_chars:,})")
+    r = run_ask("Who won the final game in Singapore?", "--json", index_dir=qcfg.index_dir)
+    assert r.returncode == 0 and '"chess.txt"' in r.stdout
     r = run_ask("<script>alert(1)</script> 谁赢了? ما هو", index_dir=qcfg.index_dir)
     assert r.returncode == 0 and "Traceback" not in r.stderr
 

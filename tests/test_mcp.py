@@ -152,6 +152,17 @@ def test_bad_calls_are_tool_errors_with_a_message(server, name, args, words):
     assert words in text, text
 
 
+def test_a_question_over_the_one_limit_is_a_tool_error_with_its_message(tmp_path):
+    cfg = Config(source=tmp_path, index_dir=tmp_path / "none")
+    limit = cfg.max_question_chars
+    question = (QUESTION + " ") * (limit // len(QUESTION) + 1)
+    asked, searched = session(rag_mcp.create_server(cfg), ("ask", {"question": question}),
+                              ("search", {"query": question}))
+    says = f"the question is too long ({len(question):,} characters; at most {limit:,})"
+    # the SDK puts "Error executing tool ask: " before the message
+    assert error_text(asked).endswith(": " + says) and error_text(searched).endswith(": " + says)
+
+
 def test_an_unbuilt_index_is_a_tool_error(tmp_path):
     empty = rag_mcp.create_server(Config(source=tmp_path, index_dir=tmp_path / "none"))
     asked, article = session(empty, ("ask", {"question": QUESTION}),

@@ -5,6 +5,7 @@ errors, and a real server on a free port answering via httpx and gradio_client."
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -198,8 +199,13 @@ def test_api_errors_are_json_with_4xx(cfg, fake_embedder):
         assert r.status_code == 400 and "k must be" in r.json()["error"]
         r = client.post("/api/ask", content=b"not json", headers={"content-type": "application/json"})
         assert r.status_code == 400 and "error" in r.json()
-        r = client.post("/api/ask", json={"question": "x" * (cfg.max_question_chars * 4 + 1)})
-        assert r.status_code == 413
+        limit = cfg.max_question_chars
+        long_q = ("Where was solar capacity installed? " * 100)[:limit + 1]
+        says = f"the question is too long ({limit + 1:,} characters; at most {limit:,})"
+        for route, field in (("/api/ask", "question"), ("/api/search", "query")):
+            r = client.post(route, json={field: long_q})
+            assert r.status_code == 413 and r.json()["error"] == says, r.text
+            assert client.post(route, json={field: long_q[:limit]}).status_code == 200
         ok = client.post("/api/ask", json={"question": "Where was solar capacity installed?",
                                            "k": 2, "retrieval": "keyword"})
         assert ok.status_code == 200 and ok.json()["citations"][0]["article_id"] == "a.txt"
@@ -270,6 +276,28 @@ def test_ui_messages_for_errors_a_person_can_fix():
     assert "no index yet" in _message_for(rag.IndexMissing("no index in x")).lower()
     assert "rebuilt" in _message_for(rag.IndexMismatch("built with model 'fake'"))
     assert _message_for(rag.InvalidQuestion("it is empty")).startswith("Please check")
+
+
+def test_the_ui_refuses_a_question_over_the_one_limit_with_its_message(cfg, fake_embedder):
+    import gradio as gr
+
+    from rag.app.ui import create_blocks
+
+    (cfg.source / "a.txt").write_text(ART, encoding="utf-8")
+    rag.build(config=cfg)
+    demo = create_blocks(cfg)
+    fns = {f.fn.__name__: f.fn for f in demo.fns.values() if f.fn is not None}
+    limit = cfg.max_question_chars
+    question = ("Where was solar capacity installed? " * 100)[:limit + 1]
+    says = f"the question is too long ({limit + 1:,} characters; at most {limit:,})"
+    html = fns["on_ask"](question, 3, "hybrid")[0]
+    assert f"Please check the question: {says}." in html
+    assert "a.txt" in str(fns["on_ask"](question[:limit], 3, "hybrid")[2])
+    with pytest.raises(gr.Error, match=re.escape(says)):  # the UI's /answer client API
+        fns["answer_api"](question, 3, "hybrid")
+    # the question box does not cut a paste short: the message above says why
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", "") == "rag-question")
+    assert box.max_length is None
 
 
 def test_relative_time_in_a_quote_is_placed_at_the_published_date():

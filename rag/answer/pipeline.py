@@ -22,7 +22,7 @@ from ..index.keyword import keyword_tokens
 from ..index.live import load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
-                     Filters, InvalidQuestion, Passage)
+                     Filters, InvalidQuestion, Passage, QuestionTooLong)
 from .dates import resolve_dates
 from .extract import make_citations, score_sentences
 from .filters import allowed_chunks, article_metadata, make_filters
@@ -36,22 +36,23 @@ from .selector import SelectorError, get_selector
 def clean_question(question: object, max_chars: int) -> tuple[str, str]:
     """The question made safe to process, and a note for the user ("" if none).
 
-    Control characters (NUL included) become spaces, runs of white space collapse, and a
-    question longer than ``max_chars`` is cut (the model reads 256 word pieces anyway).
-    Raises :class:`InvalidQuestion` for a non-string or an empty question.
+    Control characters (NUL included) become spaces and runs of white space collapse.
+    Raises :class:`QuestionTooLong` when ``question`` has more than ``max_chars``
+    characters as given (``Config.max_question_chars``: the one limit of every surface;
+    a cut question would answer something the user did not ask), and
+    :class:`InvalidQuestion` for a non-string or an empty question. The note is "" (kept
+    for callers that show one).
     """
     if not isinstance(question, str):
         raise InvalidQuestion(f"the question must be a string, not {type(question).__name__}")
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch
-                   for ch in question[: max_chars * 4])
+    if len(question) > max_chars:  # checked first: nothing else reads a long question
+        raise QuestionTooLong.of(len(question), max_chars)
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question)
     text = " ".join(text.split())
     if not any(ch.isalnum() for ch in text):
         raise InvalidQuestion("please type a question (it has no letters or digits)"
                               if text else "please type a question (it is empty)")
-    note = ""
-    if len(text) > max_chars:
-        text, note = text[:max_chars], f"the question was cut to its first {max_chars} characters"
-    return text, note
+    return text, ""
 
 
 def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,

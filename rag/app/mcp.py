@@ -148,7 +148,7 @@ def _models() -> dict[str, Any]:
         statement: str
         """what to tell the user about this result"""
         question: str
-        """the question as it was read (cleaned, maybe cut)"""
+        """the question as it was read (control characters and runs of spaces cleaned)"""
         text: str
         """verbatim quote: article text[start:end] of citations[0]; empty when abstained"""
         abstained: bool
@@ -163,7 +163,7 @@ def _models() -> dict[str, Any]:
         end: int | None = None
         """end offset of the quote, exclusive (None when abstained)"""
         message: str = ""
-        """a note for the user (the abstention, a cut question)"""
+        """a note for the user (the abstention)"""
         filters: Filters | None = None
         """the filters applied (dates read from the question included); None: none"""
         scope: str = ""

@@ -224,8 +224,8 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
                 'quoted word for word from the indexed articles, with their sources.</p></div>')
         with gr.Tab("Ask", id="ask"):
             question = gr.Textbox(placeholder="Ask a question and press Enter",
-                                  show_label=False, lines=1, max_length=cfg.max_question_chars,
-                                  submit_btn="Ask", autofocus=True, elem_id="rag-question")
+                                  show_label=False, lines=1, submit_btn="Ask", autofocus=True,
+                                  elem_id="rag-question")
             with gr.Accordion("Filters: which articles to use", open=False,
                               elem_id="rag-filters"):
                 with gr.Row():

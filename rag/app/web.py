@@ -44,7 +44,7 @@ from typing import Literal, Optional
 
 from ..config import RETRIEVAL_MODES, Config
 from ..types import (Answer, ArticleNotFound, IndexMismatch, IndexMissing, InvalidQuestion,
-                     RagError, ShardedIndexHere)
+                     QuestionTooLong, RagError, ShardedIndexHere)
 
 ASK_EXAMPLE = {"question": "How much did Nvidia lose?", "k": 3,
                "filters": {"sources": ["BBC"], "since": "2025-01-01"}}
@@ -71,7 +71,6 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
 
     cfg = cfg or Config.from_env()
     limit = threading.BoundedSemaphore(cfg.concurrency)
-    max_chars = cfg.max_question_chars * 4
 
     class FiltersIn(BaseModel):
         model_config = {"extra": "forbid"}
@@ -196,6 +195,8 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
 
     def failure(exc: Exception):
         """The error response for what ``rag`` raised on purpose."""
+        if isinstance(exc, QuestionTooLong):  # rag.ask's own check: one limit, one message
+            return error_response(413, str(exc), "too_large")
         if isinstance(exc, InvalidQuestion):
             return error_response(400, str(exc), "invalid_request")
         if isinstance(exc, ArticleNotFound):
@@ -218,9 +219,6 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
         abstention (``abstained``: the articles do not answer). ``scope`` says which
         articles were used (filters, and dates read from the question); ``explain`` why
         this quote."""
-        if len(req.question) > max_chars:
-            return error_response(413, f"the question is too long (over {max_chars} "
-                                       "characters)", "too_large")
         with limit:
             try:
                 return ask(req.question, k=req.k, config=cfg, retrieval=req.retrieval,
@@ -233,8 +231,6 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
               summary="The passages that best match a query (no answer chosen)",
               responses={**errors, 503: {"model": ErrorOut, "description": "no usable index"}})
     def api_search(req: SearchRequest):
-        if len(req.query) > max_chars:
-            return error_response(413, "the query is too long", "too_large")
         with limit:
             try:
                 return search_passages(req.query, k=req.k, config=cfg,
