@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..ingest.loaders import iter_source_files, load_file
+from ..ingest.sandbox import reader_for, reading
 from ..types import BuildReport, RagError
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".json", ".jsonl", ".pdf", ".docx")
@@ -152,9 +153,11 @@ class Library:
         taken = {p.name for p in stage.iterdir()}
         staged = stage / _free_name(Path(self.cfg.source), name, taken).name
         shutil.copyfile(path, staged)
-        try:
-            found, skipped = load_file(staged, staged.name,
-                                       max_file_bytes=self.cfg.max_upload_bytes)
+        try:  # a PDF or DOCX: read by a limited worker and cached, so the build reuses it
+            with reading(reader_for(self.cfg)):
+                found, skipped = load_file(staged, staged.name,
+                                           max_file_bytes=self.cfg.max_upload_bytes,
+                                           max_pdf_pages=self.cfg.max_pdf_pages)
         except (OSError, RagError, ValueError) as exc:
             found, skipped = [], [exc]
         if not found:

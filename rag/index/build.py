@@ -220,7 +220,7 @@ def embed_articles(articles: Sequence, embedder: Embedder, cfg: Config,
     Chunking runs in a thread that hands over groups of :data:`EMBED_GROUP` new passages;
     this thread embeds each group as it comes (the model releases the GIL), so splitting
     hides behind embedding instead of running before it."""
-    from tqdm import tqdm
+    from ..ingest.progress import progress_bar
 
     splitter = OffsetTextSplitter(length_function=embedder.count_tokens,
                                   chunk_size=cfg.chunk_tokens, chunk_overlap=cfg.chunk_overlap)
@@ -260,7 +260,7 @@ def embed_articles(articles: Sequence, embedder: Embedder, cfg: Config,
     cparts, sparts, done = [], [], 0
     embedded = [0]  # passages embedded so far, for on_progress
     try:
-        with tqdm(total=0, desc="embedding", unit="chunk", disable=not progress) as bar:
+        with progress_bar(total=0, desc="embedding", unit="chunk", enabled=progress) as bar:
             while (item := handoff.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item

@@ -113,6 +113,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     """
     from ..embedding.model import get_embedder
     from ..ingest.loaders import load_articles
+    from ..ingest.sandbox import reader_for, reading
     from .build import (SENTENCE_SPLITTER, SEPARATORS, _assemble, _build_lock,
                         _open_previous, compare, embed_articles)
     from .dense import build_index as build_vector_index
@@ -143,8 +144,11 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                 raise BuildError(f"{out} has {old_cluster['shards']} shards, not {shards}; "
                                  "add --rebuild to re-partition (everything is re-embedded)")
         step("reading", 0, 0)
-        articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
-                                          progress=progress, max_pdf_pages=cfg.max_pdf_pages)
+        with reading(reader_for(cfg)) as reader:  # PDF, DOCX: a limited worker, a cache
+            articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
+                                              progress=progress,
+                                              max_pdf_pages=cfg.max_pdf_pages)
+            reader.prune()
         step("reading", len(articles), len(articles))
         if not articles:
             raise BuildError(f"no readable article in {src}")

@@ -466,8 +466,9 @@ def load_sources(
     are paths relative to ``source`` (POSIX separators); record ids are the record's
     ``id`` or ``<relpath>#<line or position>``. ``source`` of an article is the record's
     ``source`` or ``url``, else the relative path. Files with other suffixes are ignored
-    silently. ``progress`` shows a tqdm bar. PDFs with more than ``max_pdf_pages`` pages
-    are skipped before their text is read. Raises :class:`BuildError` when ``source`` is
+    silently. ``progress`` shows a progress bar (plain lines when stderr is not a
+    terminal: rag.ingest.progress). PDFs with more than ``max_pdf_pages`` pages are
+    skipped before their text is read. Raises :class:`BuildError` when ``source`` is
     missing or not a folder.
 
     Duplicates (each id and each text is indexed once). Which claimant wins must not be
@@ -486,13 +487,13 @@ def load_sources(
     index read it from)" when rule 1 or 2 decided) or "duplicate of <winner's id>" for
     an identical text. Ids are settled first, then texts among the articles kept.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     source = Path(source)
     indexed = indexed or Indexed()
     files, skipped = _walk(source)
     found: list[_Claim] = []
-    for path in tqdm(files, desc="loading", unit="file", disable=not progress):
+    for path in progress_bar(files, desc="loading", unit="file", enabled=progress):
         rel = _relative_id(path, source)
         located, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
         skipped.extend(bad)
