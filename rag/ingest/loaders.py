@@ -15,7 +15,9 @@
   creation date from the document's metadata, the title else the first line, else the
   file name. Refused with a reason: encrypted or damaged files, PDFs without a text
   layer (no OCR) or with more than ``max_pdf_pages`` pages (checked before any text is
-  read), DOCX zip bombs and DOCX XML with a DTD or entities.
+  read), DOCX zip bombs and DOCX XML with a DTD or entities, and documents that need
+  more memory or time than the reader's limits (:mod:`rag.ingest.sandbox`: read in a
+  worker process, cached by content).
 
 Text contract: line ends are normalised (``"\\r\\n"`` and ``"\\r"`` become ``"\\n"``), NUL
 characters are removed (lone surrogates from JSON become U+FFFD) and trailing whitespace at
@@ -42,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from ..types import Article, BuildError, Skipped
-from .documents import MAX_PDF_PAGES, Unreadable, read_docx, read_pdf
+from .documents import MAX_PDF_PAGES, Unreadable
+from .sandbox import document_reader, read_document
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl",
                                        ".pdf", ".docx")
@@ -302,7 +305,7 @@ def _read_document(data: bytes, suffix: str, rel: str, stem: str, max_pdf_pages:
     if not data or data.isspace():
         raise _Skip("empty")
     try:
-        doc = read_pdf(data, max_pages=max_pdf_pages) if suffix == ".pdf" else read_docx(data)
+        doc = read_document(data, suffix, max_pages=max_pdf_pages)  # limited, cached
     except Unreadable as exc:
         raise _Skip(str(exc)) from None
     if not doc.text.strip():
@@ -493,11 +496,12 @@ def load_sources(
     indexed = indexed or Indexed()
     files, skipped = _walk(source)
     found: list[_Claim] = []
-    for path in progress_bar(files, desc="loading", unit="file", enabled=progress):
-        rel = _relative_id(path, source)
-        located, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
-        skipped.extend(bad)
-        found.extend(_Claim(len(found), art, where, rel) for art, where in located)
+    with document_reader():  # one worker for the folder's PDF and DOCX files
+        for path in progress_bar(files, desc="loading", unit="file", enabled=progress):
+            rel = _relative_id(path, source)
+            located, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
+            skipped.extend(bad)
+            found.extend(_Claim(len(found), art, where, rel) for art, where in located)
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
     skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
