@@ -73,8 +73,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     if is_cluster(out):
         raise BuildError(f"{out} holds a sharded index: update it with `python -m rag.build "
                          "--index ...` or rag.build() (they keep its shards), not this builder")
-    out.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out, cfg.lock_timeout, say):
+    with _build_lock(out, cfg.lock_timeout, say):  # makes ``out``; removes it if no index
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
@@ -339,30 +338,105 @@ def _assemble(articles, keep, old, old_rows, new_parts, dim) -> IndexData:
         sentence_vectors=np.ascontiguousarray(np.concatenate(svecs), dtype=np.float16))
 
 
+LOCK_NAME = ".build.lock"
+# what a build leaves in an index folder besides the index itself: removed with the
+# lock when no index is there (an empty folder's build, a first build that failed)
+_SCRATCH = (LOCK_NAME, ".parsed")
+
+
 class _build_lock:
-    """The index folder's build lock; waits up to ``timeout`` seconds, saying so."""
+    """The index folder's build lock: ``flock`` on ``<index_dir>/.build.lock`` (the file
+    ``filelock.FileLock`` locks too). Makes the folder; waits up to ``timeout`` seconds
+    for another build, saying so, then raises :class:`BuildError`.
+
+    On leaving, a folder that holds no index (nothing but the lock file, the reader's
+    cache and unfinished ``.tmp-*`` versions) is cleared, and removed when this build
+    made it: a build that indexed nothing leaves nothing. A build waiting meanwhile
+    locks the file it finds at the path afterwards (it checks that the file it locked
+    is still the one there, not a removed one), so two builds never overlap."""
 
     def __init__(self, index_dir: Path, timeout: float, say) -> None:
-        from filelock import FileLock
-
-        self._lock = FileLock(str(index_dir / ".build.lock"))
-        self._timeout, self._say, self._dir = timeout, say, index_dir
+        self._dir, self._timeout, self._say = Path(index_dir), timeout, say
+        self._path = self._dir / LOCK_NAME
+        self._fd: int | None = None
+        self._made = False  # this build made the folder
 
     def __enter__(self):
-        from filelock import Timeout
+        deadline, told = time.monotonic() + self._timeout, False
+        while True:
+            if not self._dir.is_dir():
+                self._dir.mkdir(parents=True, exist_ok=True)
+                self._made = True
+            state = self._try_lock()
+            if state == "locked":
+                return self
+            if state == "gone":  # the holder removed the folder or the lock: again now
+                continue
+            if not told:
+                self._say(f"another build is writing {self._dir}; waiting for it to finish")
+                told = True
+            if time.monotonic() >= deadline:
+                raise BuildError(f"another build is still writing {self._dir} after "
+                                 f"{self._timeout:.0f} s; try again when it has finished")
+            time.sleep(0.05)
+
+    def _try_lock(self) -> str:
+        """"locked" (``self._fd`` holds it), "busy" (another build holds it) or "gone"
+        (the folder or the file was removed under us)."""
+        import fcntl
+        import os
 
         try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            self._say(f"another build is writing {self._dir}; waiting for it to finish")
-            try:
-                self._lock.acquire(timeout=self._timeout)
-            except Timeout:
-                raise BuildError(f"another build is still writing {self._dir} after "
-                                 f"{self._timeout:.0f} s; try again when it has finished") \
-                    from None
-        return self
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return "gone"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return "busy"
+        try:
+            here = os.stat(self._path)
+            mine = os.fstat(fd)
+            same = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)  # closing releases the flock
+            return "gone"
+        self._fd = fd
+        return "locked"
 
     def __exit__(self, *exc):
-        self._lock.release()
+        import os
+
+        try:
+            _clear_if_no_index(self._dir, remove_folder=self._made)
+        finally:  # the lock goes last: a waiter then finds the path as it is now
+            os.close(self._fd)
+            self._fd = None
         return False
+
+
+def _clear_if_no_index(folder: Path, remove_folder: bool) -> None:
+    """Remove the lock, the cache and ``.tmp-*`` from ``folder`` when that is all it
+    holds, and then ``folder`` itself when ``remove_folder``. Call holding the lock."""
+    import shutil
+
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return
+    if any(n not in _SCRATCH and not n.startswith(".tmp-") for n in names):
+        return  # an index (or something else that is not ours): keep all of it
+    for name in names:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if remove_folder:
+        try:
+            folder.rmdir()
+        except OSError:  # something arrived meanwhile, or a mount point: leave it
+            pass

@@ -132,8 +132,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     if not src.is_dir():
         raise BuildError(f"source folder not found: {src}" if not src.exists()
                          else f"source is not a folder: {src}")
-    out.mkdir(parents=True, exist_ok=True)
-    if current_version(out) is not None:
+    if current_version(out) is not None:  # (the lock below makes ``out``)
         raise BuildError(f"{out} holds a single (unsharded) index; build the sharded one "
                          "in another folder")
     with _build_lock(out, cfg.lock_timeout, say):
