@@ -31,8 +31,9 @@ def render_text(answer, explain: bool = False) -> str:
     """A plain-text rendering of an Answer for the terminal: the quote marked «…»; the
     filters in force first, the evidence last (``explain``)."""
     out = []
-    if answer.scope:
-        out.append(f"[only articles {answer.scope}]")
+    if answer.scope:  # a filter in force, or a note on time words that limited nothing
+        out.append(f"[only articles {answer.scope}]" if answer.filters is not None
+                   else f"[{answer.scope}]")
     if answer.abstained:
         out.append(answer.message or NO_ANSWER)
         if answer.citations:

@@ -391,16 +391,31 @@ def test_filters_dates_and_why_this_answer_behind_the_token(dated_app, page):
     page.get_by_role("button", name="Login").click()
     page.locator("#rag-question textarea").wait_for()
 
-    # time words in the question become a shown date filter (today: nothing that recent)
+    # time words dating an event: nothing published then answers, so all articles do,
+    # and the answer says so
     ask(page, "How much did it cost to train R1 last week?")
     box = page.locator("#rag-answer")
-    assert "Not found in the articles" in box.inner_text()
-    assert '(from "last week")' in box.locator(".rag-scope").inner_text()
-    assert "No article matches the filters" in box.inner_text()
-    shot(page, "15-a-date-from-the-question-shown-as-a-filter")
+    assert "$5.6 million" in box.locator("mark.rag-quote").inner_text()
+    assert box.locator(".rag-scope").inner_text().startswith("Nothing published 20")
+    assert '(from "last week") answers; from all articles' in \
+        box.locator(".rag-scope").inner_text()
+    shot(page, "15-time-words-of-an-event-fall-back-to-all-articles")
+
+    # about the articles themselves: a date filter, read as of the day given
+    page.locator("#rag-filters").get_by_text("Filters: which articles to use").click()
+    page.locator("#rag-f-as-of textarea, #rag-f-as-of input").first.fill("2025-02-03")
+    ask(page, "What did the news say last week about the cost of training R1?")
+    page.wait_for_function("() => (document.querySelector('#rag-answer .rag-scope') || "
+                           "{}).innerText?.includes('2025-01-27')", timeout=60_000)
+    assert box.locator(".rag-scope").inner_text() == \
+        'Only articles published 2025-01-27 to 2025-02-02 (from "last week")'
+    ids = {c.get_attribute("data-article-id")
+           for c in page.locator("#rag-citations .rag-card").all()}
+    assert ids == {"tech-wire-deepseek"}
+    shot(page, "15b-news-from-last-week-as-of-a-day")
+    page.locator("#rag-f-as-of textarea, #rag-f-as-of input").first.fill("")
 
     # the filters panel: one outlet, since a date; then why this answer
-    page.locator("#rag-filters").get_by_text("Filters: which articles to use").click()
     source = page.locator("#rag-f-source input")
     source.fill("Tech Wire")
     source.press("Enter")

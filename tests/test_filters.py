@@ -316,3 +316,70 @@ def test_cli_bad_filters_exit_2_with_a_message(news, env_for, capsys, argv, word
     assert ask_main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+# -- time words: an event's date, or the articles' ------------------------------------------
+
+@pytest.fixture
+def dated(cfg):
+    """Two dated stories: a 2026 one that tells of last year's phone sales, and a 2025 one
+    on another subject (AS_OF is in December 2026)."""
+    rows = [{"id": "phones", "title": "Phone sales", "published": "2026-02-10",
+             "text": "Phone sales\n\nGartner said 674 million mobile phones were sold in "
+                     "2025, up 30% on the year before."},
+            {"id": "ferry", "title": "Ferry strike", "published": "2025-06-02",
+             "text": "Ferry strike\n\nThe ferry crews walked out for two days over pay."}]
+    (cfg.source / "news.jsonl").write_text("\n".join(json.dumps(r) for r in rows),
+                                           encoding="utf-8")
+    rag.build(config=cfg)
+    return cfg
+
+
+def test_time_words_dating_an_event_fall_back_to_all_articles_and_say_so(dated):
+    q = "How many mobile phones did Gartner say were sold last year?"
+    a = rag.ask(q, config=dated, as_of=AS_OF)  # 2025's story answers less confidently
+    assert not a.abstained and a.article_id == "phones" and "674 million" in a.text
+    assert a.scope == ('nothing published 2025-01-01 to 2025-12-31 (from "last year") '
+                       "answers as well; from all articles")
+    assert a.filters is None
+    none = rag.ask(q, config=dated, as_of="2025-03-01")  # nothing published in 2024
+    assert none.article_id == "phones" and none.scope == (
+        'nothing published 2024-01-01 to 2024-12-31 (from "last year") answers; from all '
+        "articles")
+    inside = rag.ask(q, config=dated, as_of="2027-03-01")  # the story is from "last year"
+    assert inside.article_id == "phones" and inside.filters.since == "2026-01-01"
+    assert inside.scope == 'published 2026-01-01 to 2026-12-31 (from "last year")'
+    # explicit filters still hold in the fallback
+    b = rag.ask("How many mobile phones were sold last year?", config=dated, as_of=AS_OF,
+                filters={"sources": ["Le Monde"]})
+    assert b.abstained and b.explain.reason == "filtered_out"
+
+
+def test_time_words_about_the_articles_stay_a_filter(dated):
+    for q in ("What did the news say about mobile phone sales last year?",
+              "What was reported last year about phones?"):
+        a = rag.ask(q, config=dated, as_of=AS_OF)
+        assert a.filters.since == "2025-01-01" and a.filters.until == "2025-12-31", q
+        assert all(c.article_id == "ferry" for c in a.citations), q
+        assert a.scope == 'published 2025-01-01 to 2025-12-31 (from "last year")'
+
+
+def test_a_filtered_out_answer_has_no_article_in_scope(dated):
+    a = rag.ask("ferry", config=dated, filters={"sources": ["nowhere"]})
+    assert a.explain.reason == "filtered_out" and a.explain.articles_in_scope == 0
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("How many mobile phones were sold last year according to Gartner?", False),
+    ("When was Firefox 1.0 released in November?", False),
+    ("Who won the election last week?", False),
+    ("What did the news say last week about Yukos?", True),
+    ("Which stories this month reported on the tsunami aid?", True),
+    ("What was published in March about BMW?", True),
+    ("What's new this week?", True),
+    ("Any headlines about the ferry strike yesterday?", True),
+])
+def test_about_articles(question, kind):
+    from rag.answer.dates import about_articles
+
+    assert about_articles(question) is kind

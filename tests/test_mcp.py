@@ -63,7 +63,7 @@ def test_exactly_three_tools_with_the_filters_in_their_input_schemas(server):
     tools = {t.name: t for t in anyio.run(go)}
     assert set(tools) == {"ask", "search", "get_article"}
     ask, search, article = tools["ask"], tools["search"], tools["get_article"]
-    assert {"question", "k"} | FILTERS == set(ask.input_schema["properties"])
+    assert {"question", "k", "as_of", "dates"} | FILTERS == set(ask.input_schema["properties"])
     assert ask.input_schema["required"] == ["question"]
     assert {"query", "k"} | FILTERS == set(search.input_schema["properties"])
     assert {"id", "start", "end"} == set(article.input_schema["properties"])
@@ -349,3 +349,14 @@ def test_without_the_sdk_it_says_how_to_install_it():
     assert done.returncode == 2, done.stderr
     assert "rag-mcp needs the MCP SDK: pip install 'rag[mcp]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ask_takes_as_of_and_dates_like_the_cli(server):
+    read = call(server, "ask", question="What did DeepSeek release last week?",
+                as_of="2025-02-01").structured_content
+    assert "last week" in read["scope"]  # the seed article has no date: said so
+    ignored = call(server, "ask", question="What did DeepSeek release last week?",
+                   dates=False).structured_content
+    assert ignored["scope"] == "" and ignored["filters"] is None
+    assert "as_of must be a date" in error_text(call(server, "ask", question="R1?",
+                                                     as_of="next Tuesday"))

@@ -230,6 +230,23 @@ _WEEKDAY_PREFIX = re.compile(rf"^(?:{'|'.join(_WEEKDAYS)}|{'|'.join(calendar.day
                              r"\.?,?\s+", re.I)
 
 
+# Words that make a question about the articles themselves ("news from last week", "what
+# was reported in March"): only then is relative time a hard publication-date filter.
+# Elsewhere it usually dates the event asked about ("How many phones were sold last
+# year?"), and the answer may be in a story of any date (tests/data/date_questions.jsonl).
+_ABOUT_ARTICLES_RE = re.compile(
+    r"\b(?:news|stories|story|articles?|headlines?|coverage|covered|reported|reports|"
+    r"reporting|published|press|bulletins?|the papers|newspapers?|what(?:'s| is| was| has"
+    r" been)? (?:new|happening|happened|said)|latest)\b", _F)
+
+
+def about_articles(question: str) -> bool:
+    """Whether ``question`` asks about what the articles said in a period (then its time
+    words filter by publication date), rather than about an event dated by them (then
+    they prefer that period and fall back to all articles: :func:`rag.answer.ask`)."""
+    return _ABOUT_ARTICLES_RE.search(question) is not None
+
+
 def _absolute(text: str, end: bool) -> date | None:
     """A written date (ISO, day-month-year, month-day-year, with or without the day or
     month), its first day or, with ``end``, its last; None when not of these forms.

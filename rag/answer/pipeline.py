@@ -23,7 +23,7 @@ from ..index.live import load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
                      Filters, InvalidQuestion, Passage, QuestionTooLong)
-from .dates import resolve_dates
+from .dates import DateRange, about_articles, resolve_dates
 from .extract import make_citations, score_sentences
 from .filters import allowed_chunks, article_metadata, make_filters
 from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
@@ -64,10 +64,16 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     ``k`` citations at most (default ``config.k``). ``filters`` (a :class:`Filters` or a
     dict of its fields) limits the articles used, before ranking. With ``dates`` (the
     default), relative time in the question ("last week", "in March", "this year";
-    :func:`rag.answer.dates.resolve_dates`) becomes a publication-date filter read
-    against ``as_of`` (default today) unless ``filters`` already gives dates; the
-    answer's ``scope`` says so. An index where no article has a date ignores such words,
-    and ``scope`` says that too. ``answer.explain`` tells why this quote (or why none).
+    :func:`rag.answer.dates.resolve_dates`, read against ``as_of``, default today) limits
+    the articles to those published then, unless ``filters`` already gives dates. When
+    the question is about the articles themselves ("news from last week", "what was
+    reported in March": :func:`rag.answer.dates.about_articles`) that is a filter; else
+    the time words may date the event asked about, so all articles are asked too
+    (explicit filters still hold) and their answer is taken when nothing published then
+    answers, or when it is more confident; ``scope`` then says 'nothing published ...
+    answers [as well]; from all articles'. The answer's ``scope`` always says what was
+    used. An index where no article has a date ignores such words, and
+    ``scope`` says that too. ``answer.explain`` tells why this quote (or why none).
 
     Raises :class:`InvalidQuestion` for an unusable question, ``k`` or filter,
     :class:`IndexMissing` when nothing is built and :class:`IndexMismatch` when the index
@@ -82,16 +88,53 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     chosen = make_filters(filters, today)
     t0 = time.perf_counter()
     index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
-    chosen, scope = _dates_from_question(index, text, chosen, today) if dates \
-        else (chosen, chosen.describe() if chosen else "")
+    found, dated, scope = _dates_from_question(index, text, chosen, today) if dates \
+        else (None, chosen, chosen.describe() if chosen else "")
+    # the time words, once read as dates, are not matched against the sentences: "last
+    # week" in "How much did it cost to train R1 last week?" cost the right quote its
+    # confidence (0.61 -> 0.34 on the seed article)
+    query = _without_phrase(text, found)
+    answer = _answer(index, cfg, model, text, query, note, k, mode, dated, scope, t0)
+    if found is None or about_articles(text):
+        return answer
+    # The time words may date the event asked about, not the articles: the period's
+    # articles are preferred, and all articles (explicit filters still hold) answer when
+    # they answer more confidently, or when nothing published then answers at all.
+    wider = _answer(index, cfg, model, text, query, note, k, mode, chosen,
+                    _fallback_scope(found, chosen, answer.abstained), time.perf_counter())
+    if wider.abstained or (not answer.abstained and answer.score >= wider.score):
+        return answer
+    return wider
+
+
+def _fallback_scope(found: DateRange, chosen: Filters | None, none_then: bool) -> str:
+    what = found.describe().replace("published", "nothing published", 1)
+    rest = chosen.describe() if chosen else ""
+    return (f"{what} answers{'' if none_then else ' as well'}; from all articles"
+            + (f" ({rest})" if rest else ""))
+
+
+def _without_phrase(text: str, found: DateRange | None) -> str:
+    """``text`` less the time words ``found`` was read from (``text`` when None)."""
+    if found is None or found.start < 0:
+        return text
+    rest = " ".join((text[:found.start] + " " + text[found.end:]).split())
+    return rest if any(ch.isalnum() for ch in rest) else text
+
+
+def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, note: str, k: int,
+            mode: str, chosen: Filters | None, scope: str, t0: float) -> Answer:
+    """The answer to the cleaned question ``text``, matched as ``query`` (``text`` less the
+    time words read as dates), from the articles ``chosen`` allows in the loaded ``index``
+    (one version throughout); ``scope`` is shown with it."""
     threshold = abstain_threshold(cfg, model)
     n = max(cfg.candidates, k)
     if isinstance(index, ShardedIndex):  # the same steps, retrieval gathered over shards
         t1 = time.perf_counter()
-        qvec = get_embedder(cfg).embed_queries([text])[0]
+        qvec = get_embedder(cfg).embed_queries([query])[0]
         t2 = time.perf_counter()
-        terms = question_terms(text, keyword_tokens(text))
-        view, hits, in_scope = index.retrieve(text, qvec, n, mode, chosen, terms)
+        terms = question_terms(query, keyword_tokens(query))
+        view, hits, in_scope = index.retrieve(query, qvec, n, mode, chosen, terms)
         t3 = time.perf_counter()
         if view is None:
             return _filtered_out(text, chosen, scope, threshold, t3 - t0)
@@ -102,9 +145,9 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
         t1 = time.perf_counter()
         if allowed is not None and not len(allowed):
             return _filtered_out(text, chosen, scope, threshold, t1 - t0)
-        qvec = get_embedder(cfg).embed_queries([text])[0]
+        qvec = get_embedder(cfg).embed_queries([query])[0]
         t2 = time.perf_counter()
-        view, hits = index, search(index, text, qvec, n, mode, allowed)
+        view, hits = index, search(index, query, qvec, n, mode, allowed)
         t3 = time.perf_counter()
     selector = None
     if cfg.selector and model.rescore:
@@ -113,7 +156,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
             raise SelectorError(f"the answer parameters were fitted with {model.selector}, "
                                 f"but {selector.version} is installed: refit them "
                                 "(python -m rag.eval ... --selector --fit --save-params)")
-    candidates = score_sentences(view, text, qvec, hits, model, selector, k)
+    candidates = score_sentences(view, query, qvec, hits, model, selector, k)
     timings = {"load": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3, "search": (t3 - t2) * 1e3}
     if not candidates:
         timings["extract"] = (time.perf_counter() - t3) * 1e3
@@ -144,7 +187,7 @@ def _filtered_out(text: str, chosen: Filters | None, scope: str, threshold: floa
     return Answer(question=text, text="", abstained=True, score=0.0,
                   message=f"{why} {NO_ANSWER}", timings_ms={"load": seconds * 1e3},
                   filters=chosen, scope=scope,
-                  explain=_abstention("filtered_out", why, threshold, 0))
+                  explain=_abstention("filtered_out", why, threshold, 0, in_scope=0))
 
 
 _clusters: dict[str, tuple] = {}
@@ -205,22 +248,23 @@ def read_as_of(as_of: date | str | None) -> date:
 
 
 def _dates_from_question(index, text: str, chosen: Filters | None, today: date
-                         ) -> tuple[Filters | None, str]:
-    """The filters with the publication dates the question's relative time asks for
-    (explicit dates win), and the scope in words."""
+                         ) -> tuple[DateRange | None, Filters | None, str]:
+    """(the range read from the question's time words when it became a filter, the
+    filters with those publication dates (explicit dates win), the scope in words)."""
     found = resolve_dates(text, today)
     if found is None or (chosen and (chosen.since or chosen.until)):
-        return chosen, chosen.describe() if chosen else ""
+        return None, chosen, chosen.describe() if chosen else ""
     dated = index.dated() if isinstance(index, ShardedIndex) else any(
         d is not None for d in index.memo(
             "filter-metadata", lambda: article_metadata(index.article_rows()))["dates"])
     if not dated:
         note = f'"{found.phrase}" not used as a date filter: no article has a published date'
-        return chosen, " · ".join(x for x in (chosen.describe() if chosen else "", note) if x)
+        return None, chosen, " · ".join(
+            x for x in (chosen.describe() if chosen else "", note) if x)
     merged = Filters(**{**(chosen.__dict__ if chosen else {}),
                         "since": found.since.isoformat() if found.since else None,
                         "until": found.until.isoformat() if found.until else None})
-    return merged, f'{merged.describe()} (from "{found.phrase}")'
+    return found, merged, f'{merged.describe()} (from "{found.phrase}")'
 
 
 # What each piece of evidence means, for Explanation.evidence.

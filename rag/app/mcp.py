@@ -29,7 +29,9 @@ same JSON as text for clients that only read text):
 The filters (``ask`` and ``search``) are those of :class:`rag.Filters`: ``sources``,
 ``authors`` (case-insensitive parts), ``since`` / ``until`` (publication dates,
 YYYY-MM-DD or words such as "last week"), ``article_ids`` (exact ids), ``folders``;
-each takes a string or a list of strings. Offsets count Unicode code points (Python
+each takes a string or a list of strings. ``ask`` also takes ``as_of`` (the day "last
+week" is read against) and ``dates`` (false: time words in the question are not read as
+publication dates), as the CLI's ``--as-of`` / ``--no-dates``. Offsets count Unicode code points (Python
 string indices), not UTF-16 units or bytes.
 
 Errors (a bad question, filter, ``k`` or offset, an unknown article id, no index yet, an
@@ -256,10 +258,17 @@ def create_server(cfg: Config | None = None, *, max_article_chars: int = MAX_ART
         until: date("until") = None,
         article_ids: names("article_ids") = None,
         folders: names("folders") = None,
+        as_of: Annotated[str | None, Field(description="read 'last week' etc. against this "
+                                                       "day (YYYY-MM-DD; default today)")] = None,
+        dates: Annotated[bool, Field(description="read time words in the question ('last "
+                                                 "year', 'in March') as publication dates "
+                                                 "(the scope says what was used); false: "
+                                                 "ignore them")] = True,
     ) -> AskResult:
         filters = _filters(sources=sources, authors=authors, since=since, until=until,
                            article_ids=article_ids, folders=folders)
-        answer = await call(rag_ask, question, k, config=cfg, filters=filters)
+        answer = await call(rag_ask, question, k, config=cfg, filters=filters, as_of=as_of,
+                            dates=dates)
         data = answer.to_dict()
         if answer.abstained:
             why = (answer.explain.detail + " ") if answer.explain and \

@@ -95,6 +95,9 @@ def render_scope(answer: Answer) -> str:
     """The filters the answer was limited to (with dates read from the question)."""
     if not answer.scope:
         return ""
+    if answer.filters is None:  # a note on time words that limited nothing in the end
+        note = answer.scope[0].upper() + answer.scope[1:]
+        return f'<div class="rag-scope" role="note">{esc(note)}</div>'
     return (f'<div class="rag-scope" role="note">Only articles {esc(answer.scope)}</div>')
 
 

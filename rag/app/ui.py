@@ -96,9 +96,9 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
     lib = Library(cfg)
 
     def run_ask(question: str, k: Any, mode: str, filters: dict | None = None,
-                dates: bool = True) -> Answer:
+                dates: bool = True, as_of: str | None = None) -> Answer:
         return ask(question, k=int(k), config=cfg, retrieval=mode or None, filters=filters,
-                   dates=dates)
+                   dates=dates, as_of=(as_of or "").strip() or None)
 
     def filters_of(sources, author, since, until) -> dict:
         return {"sources": list(sources or []),
@@ -115,11 +115,12 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
                         and not r["source"].lower().endswith(UPLOAD_SUFFIXES + (".htm",))})
         return gr.Dropdown(choices=names[:500])
 
-    def on_ask(question, k, mode, sources=None, author="", since="", until="", dates=True):
+    def on_ask(question, k, mode, sources=None, author="", since="", until="", dates=True,
+               as_of=""):
         empty_radio = gr.Radio(choices=[], value=None, visible=False)
         try:
             a = run_ask(question or "", k, mode, filters_of(sources, author, since, until),
-                        bool(dates))
+                        bool(dates), as_of)
         except RagError as exc:
             return (render.render_error(_message_for(exc)), "", None, empty_radio,
                     render.render_article(None), gr.Button(visible=False))
@@ -243,6 +244,8 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
                     f_dates = gr.Checkbox(label="Read time words in the question "
                                                 "(“last week”, “in March”) as dates",
                                           value=True, elem_id="rag-f-dates")
+                    f_as_of = gr.Textbox(label="Read them as of", placeholder="YYYY-MM-DD "
+                                         "(default: today)", elem_id="rag-f-as-of")
             with gr.Row(elem_classes="rag-examples"):
                 example_btns = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
             with gr.Row(equal_height=False):
@@ -298,7 +301,7 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
 
         outs = [answer_html, cites_html, state, chooser, viewer, copy_btn]
         private = dict(api_visibility="undocumented")
-        ask_ins = [question, k, mode, f_sources, f_author, f_since, f_until, f_dates]
+        ask_ins = [question, k, mode, f_sources, f_author, f_since, f_until, f_dates, f_as_of]
         question.submit(on_ask, ask_ins, outs, **private).then(
             None, js=SCROLL_JS, **private)
         for b in example_btns:
