@@ -124,3 +124,36 @@ def test_scheduled_poll_runs_a_build(cfg, monkeypatch):
         up.stop()
     assert all(c["poll"] for c in calls)
     assert up.status.error == "" and not up.status.watching
+
+
+DAMAGED_PDF = Path(__file__).parent / "data" / "seed-article.pdf"
+
+
+def test_a_damaged_file_dropped_in_is_said_in_the_log_the_status_and_the_articles_tab(watched):
+    from fastapi.testclient import TestClient
+
+    from rag.app import render
+    from rag.app.web import create_app
+
+    cfg, up, logs = watched
+    Path(cfg.source, "report.pdf").write_bytes(DAMAGED_PDF.read_bytes()[:5000])  # cut short
+    assert _wait(lambda: up.status.skipped)
+    (item, reason), = up.status.skipped
+    assert item == "report.pdf" and reason.startswith("damaged PDF")
+    said = [m for m in logs if m.startswith("rag: report.pdf skipped: damaged PDF")]
+    assert len(said) == 1, logs
+    with TestClient(create_app(cfg, updater=up, ui=False), base_url="http://127.0.0.1",
+                    client=("127.0.0.1", 50000)) as client:
+        status = client.get("/api/status").json()
+    assert status["skipped"] == [{"item": "report.pdf", "reason": reason}]
+    tab = render.render_status(index_status(cfg, up))
+    assert "report.pdf</span> skipped: damaged PDF" in tab and "1 item was not indexed" in tab
+    # another change: the damaged file is still listed, but said once in the log
+    Path(cfg.source, "library.txt").write_text(OTHER, encoding="utf-8")
+    assert _wait(lambda: up.status.last_changes is not None
+                 and up.status.last_changes.added == ("library.txt",))
+    assert up.status.skipped == ((item, reason),)
+    assert sum(m.startswith("rag: report.pdf skipped") for m in logs) == 1
+    Path(cfg.source, "report.pdf").unlink()  # gone: no longer listed
+    assert _wait(lambda: not up.status.skipped)
+    assert index_status(cfg, up)["skipped"] == []

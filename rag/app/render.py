@@ -292,7 +292,23 @@ def render_status(status: dict[str, Any]) -> str:
     if status.get("update_error"):
         extra += (f'<div class="rag-status-error">the last update failed (the index is '
                   f'unchanged): {esc(status["update_error"])}</div>')
+    extra += render_skipped(status.get("skipped") or [])
     return f'<div class="rag-status">{" · ".join(parts)}{extra}</div>'
+
+
+def render_skipped(skipped: list[dict[str, Any]], shown: int = 20) -> str:
+    """What the background updates could not index (``index_status()["skipped"]``): one
+    line each, "<item> skipped: <reason>" (the first ``shown``, then a count)."""
+    if not skipped:
+        return ""
+    rows = "".join(f'<li><span class="rag-source">{esc(s.get("item"))}</span> skipped: '
+                   f'{esc(s.get("reason"))}</li>' for s in skipped[:shown])
+    more = (f"<li>and {len(skipped) - shown:,} more (see GET /api/status)</li>"
+            if len(skipped) > shown else "")
+    n = len(skipped)
+    return (f'<details class="rag-status-skipped" open><summary>{n:,} '
+            f'{"item was" if n == 1 else "items were"} not indexed</summary>'
+            f'<ul>{rows}{more}</ul></details>')
 
 
 def render_feeds(feeds: Iterable[dict[str, Any]]) -> str:

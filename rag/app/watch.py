@@ -13,7 +13,10 @@
 Hidden files and folders (names starting with ``.``: upload staging, the feed state),
 files the loader does not read, and the index folder itself are ignored. A failed build
 never stops the thread: the error is kept in :attr:`Updater.status` and the previous
-version stays live. :meth:`Updater.status` is thread-safe.
+version stays live. What a build could not index (a damaged PDF, a feed item whose page is
+gone) is never silent: each new one is logged as ``rag: <item> skipped: <reason>``, and
+:attr:`UpdateStatus.skipped` (``/api/status``, the Articles tab) lists them all until
+they are fixed or removed. :meth:`Updater.status` is thread-safe.
 """
 
 from __future__ import annotations
@@ -59,6 +62,14 @@ class UpdateStatus:
     last_changes: BuildReport | None = None  # the last report with changes
     error: str = ""
     builds: int = 0
+    # (item, reason) not indexed: the files of the last build, and the web pages and
+    # feed items of the last build that fetched (one without a poll does not forget them)
+    skipped_files: tuple[tuple[str, str], ...] = ()
+    skipped_web: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def skipped(self) -> tuple[tuple[str, str], ...]:
+        return self.skipped_files + self.skipped_web
 
 
 class Updater:
@@ -180,10 +191,17 @@ class Updater:
             return
         if report.changed:
             self._log("rag: index updated\n" + report.summary())
-        self._set(report=report, ran=True)
+        before = set(self.status.skipped)
+        files, web = skips_of(report)
+        for item, reason in files + (web or ()):
+            if (item, reason) not in before:  # said once, listed in the status until gone
+                self._log(f"rag: {item} skipped: {reason}")
+        self._set(report=report, ran=True, skipped=(files, web))
 
     def _set(self, *, report: BuildReport | None = None, error: str = "",
-             ran: bool = False) -> None:
+             ran: bool = False, skipped: tuple[tuple, tuple | None] | None = None) -> None:
+        """A new status; ``skipped``: (files, web) of a build (web None: it fetched
+        nothing, the earlier web skips stay)."""
         with self._lock:
             s = self._status
             now = time.time()
@@ -194,14 +212,28 @@ class Updater:
                 last_changed=now if changed else s.last_changed,
                 last_report=report if report is not None else s.last_report,
                 last_changes=report if changed else s.last_changes,
-                error=error, builds=s.builds + (1 if ran else 0))
+                error=error, builds=s.builds + (1 if ran else 0),
+                skipped_files=s.skipped_files if skipped is None else skipped[0],
+                skipped_web=s.skipped_web if skipped is None or skipped[1] is None
+                else skipped[1])
+
+
+def skips_of(report: BuildReport) -> tuple[tuple[tuple[str, str], ...],
+                                           tuple[tuple[str, str], ...] | None]:
+    """(item, reason) of what ``report`` did not index: its skipped files, and its
+    skipped web pages and feed items (None when it fetched nothing)."""
+    files = tuple((s.path, s.reason) for s in report.skipped)
+    web = tuple((f.item, f.reason) for f in report.fetched if f.action == "skipped")
+    return files, (web if report.fetched else None)
 
 
 def index_status(cfg: Config, updater=None) -> dict:
     """The live version (``version``, ``created``, ``articles``) and, with an updater,
     ``watching``, ``poll_seconds``, ``last_run``, ``last_changed`` (ISO times),
-    ``last_changes`` (the summary of the last build that changed the index) and
-    ``error``. Never raises: a missing or damaged index is ``{"error": ...}``."""
+    ``last_changes`` (the summary of the last build that changed the index),
+    ``update_error`` and ``skipped`` (``[{"item", "reason"}]``: what is not indexed,
+    :attr:`UpdateStatus.skipped`). Never raises: a missing or damaged index is
+    ``{"error": ...}``."""
     import time as _time
     from pathlib import Path
 
@@ -229,5 +261,6 @@ def index_status(cfg: Config, updater=None) -> dict:
         out.update(watching=s.watching, poll_seconds=s.poll_seconds, last_run=iso(s.last_run),
                    last_changed=iso(s.last_changed),
                    last_changes=s.last_changes.summary() if s.last_changes else None,
-                   update_error=s.error or None)
+                   update_error=s.error or None,
+                   skipped=[{"item": item, "reason": reason} for item, reason in s.skipped])
     return out
