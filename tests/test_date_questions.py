@@ -85,7 +85,6 @@ def _by(measured: dict, setting: str, kind: str) -> dict[str, dict]:
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="issue 24 item 1: the hard date filter")
 def test_event_time_words_never_make_an_answer_not_found(measured):
     """An event question that answers without the dates does not abstain with them
     (the time words said when it happened, not when the story came out)."""
