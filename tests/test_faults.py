@@ -84,7 +84,7 @@ def hook(owner, attr, label=None):
     setattr(owner, attr, wrapper)
 
 import rag.index.build as ix, rag.index.store as st
-hook(ix, "load_articles")
+hook(ix, "load_sources", "load_articles")
 hook(ix._build_lock, "__enter__", "lock")
 hook(ix, "embed_articles", "_embed_articles")
 hook(ix, "_assemble")
