@@ -409,9 +409,9 @@ class BuildReport:
             for f in self.fetched:
                 counts[f.action] = counts.get(f.action, 0) + 1
             lines.append("web: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
-            for f in self.fetched:
-                if f.action == "skipped":
-                    lines.append(f"  skipped {f.item}: {f.reason}")
+            for f in self.fetched:  # why skipped, or a note (a feed's text only)
+                if f.reason:
+                    lines.append(f"  {f.action} {f.item}: {f.reason}")
         if self.folded:
             n = len(self.folded)
             lines.append(f"copies: {n} article{'s' * (n != 1)} repeat{'s' * (n == 1)} a "

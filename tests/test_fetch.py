@@ -746,17 +746,50 @@ def test_an_item_without_text_or_guid_is_skipped_alone(site, src):
     items = [{"title": "Nothing here"},  # no guid, no link
              {"title": "Dead link", "guid": "dead", "perma": False,
               "link": site.url("/gone")},
-             {"title": "Short but usable", "guid": "short", "perma": False,
-              "link": site.url("/gone"), "summary": "Only a teaser."},
+             {"title": "Short", "guid": "short", "perma": False,  # 6 characters: a teaser
+              "link": site.url("/gone"), "summary": "Ferry!"},
              feed_items(site)[0]]
     serve_feed(site, "/f", rss(items), '"f"')
     got = add_feeds(src, [site.url("/f")], site.policy())
+    page_failed = ("its page failed (HTTP 404 Not Found) and the feed gives only {} "
+                   "characters of text (at least 200 stand in for a page)")
     assert [(f.action, f.reason) for f in got] == [
         ("skipped", "the item has neither a guid nor a link"),
-        ("skipped", "the item has little text and its page failed: HTTP 404 Not Found"),
-        ("added", ""), ("added", "")]
-    teaser = {a.id: a for a in load_articles(src)[0]}[f"{site.url('/f')}#short"]
-    assert teaser.text == "Only a teaser."
+        ("skipped", page_failed.format(0)), ("skipped", page_failed.format(6)),
+        ("added", "")]
+    assert [a.id for a in load_articles(src)[0]] == [site.url("/news/1")]
+
+
+# three sentences of a real story: a body, though short of MIN_FEED_TEXT
+BODY = ("The regional council approved a plan on Tuesday to build four hundred homes on the "
+        "site of the former steelworks, ending a dispute that lasted six years. Residents "
+        "had opposed earlier versions because of traffic on the valley road. The new plan "
+        "adds a bus line, a school and a park along the river.")
+
+
+def test_a_feed_body_stands_in_for_a_dead_page_and_says_so(site, cfg):
+    import rag
+
+    src = cfg.source
+    assert 200 <= len(BODY) < 500
+    items = [{"title": "Homes on the steelworks site", "guid": "homes", "perma": False,
+              "link": site.url("/gone"), "summary": BODY}]
+    serve_feed(site, "/f", rss(items), '"f"')
+    (got,) = add_feeds(src, [site.url("/f")], site.policy())
+    assert (got.action, got.reason) == (
+        "added", f"the feed's text only ({len(BODY)} characters): its page failed: "
+                 "HTTP 404 Not Found")
+    (article,) = load_articles(src)[0]
+    assert article.text == BODY
+    # and a build says so too (the report's summary, e.g. the log of --watch and the CLI)
+    site.page("/f2", rss([{"title": "Teaser", "guid": "t", "perma": False,
+                           "link": site.url("/gone"), "summary": "Ferries."}]),
+              "application/rss+xml")
+    report = rag.build(config=cfg, feeds=[site.url("/f2")],
+                       poll=False, fetch_policy=site.policy())
+    assert [(f.item, f.action) for f in report.fetched] == [(site.url("/gone"), "skipped")]
+    assert f"skipped {site.url('/gone')}: its page failed (HTTP 404 Not Found) and the " \
+           "feed gives only 8 characters" in report.summary()
 
 
 def test_html_fragments_become_paragraphs():

@@ -157,3 +157,31 @@ def test_a_damaged_file_dropped_in_is_said_in_the_log_the_status_and_the_article
     Path(cfg.source, "report.pdf").unlink()  # gone: no longer listed
     assert _wait(lambda: not up.status.skipped)
     assert index_status(cfg, up)["skipped"] == []
+
+
+def test_a_feed_item_whose_page_is_gone_is_said_and_listed_at_each_poll(cfg, site):
+    from test_fetch import rss, serve_feed
+
+    Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")
+    cfg = cfg.replace(fetch_allow_private=f"127.0.0.1:{site.port}")
+    serve_feed(site, "/feed", rss([{"title": "Night crossings", "guid": "n1", "perma": False,
+                                    "link": site.url("/gone"), "summary": "Ferries."}]),
+               '"v1"')
+    rag.build(config=cfg, feeds=[site.url("/feed")])  # subscribed; the item skipped
+    logs: list[str] = []
+    up = Updater(cfg, watch=False, log=logs.append).start()
+    try:
+        for polls in (1, 2):
+            up.trigger(poll=True)
+            assert _wait(lambda: up.status.builds >= polls)
+            (item, reason), = up.status.skipped
+            assert item == site.url("/gone") and reason.startswith(
+                "its page failed (HTTP 404 Not Found) and the feed gives only 8 characters")
+    finally:
+        up.stop()
+    assert [m for m in logs if "skipped" in m] == [f"rag: {item} skipped: {reason}"]
+    assert index_status(cfg, up)["skipped"] == [{"item": item, "reason": reason}]
+    assert site.paths().count("/gone") == 3  # tried at each poll, never indexed
+    from rag.app.library import Library
+
+    assert [a["id"] for a in Library(cfg).articles()] == ["ferry.txt"]

@@ -235,6 +235,8 @@ class Library:
         if counts:
             parts.append("Fetched: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
                          + ".")
+        for f in [f for f in done if f.reason][:5]:  # e.g. kept from the feed's text only
+            parts.append(f"{f.action.capitalize()} {f.item}: {f.reason}.")
         for f in skipped[:5]:
             parts.append(f"Skipped {f.item}: {f.reason}.")
         if len(skipped) > 5:

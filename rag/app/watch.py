@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..ingest.loaders import SUPPORTED_SUFFIXES
-from ..types import BuildReport, RagError
+from ..types import BuildReport, Fetched, RagError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNIT = {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -65,11 +65,11 @@ class UpdateStatus:
     # (item, reason) not indexed: the files of the last build, and the web pages and
     # feed items of the last build that fetched (one without a poll does not forget them)
     skipped_files: tuple[tuple[str, str], ...] = ()
-    skipped_web: tuple[tuple[str, str], ...] = ()
+    skipped_web: tuple[Fetched, ...] = ()
 
     @property
     def skipped(self) -> tuple[tuple[str, str], ...]:
-        return self.skipped_files + self.skipped_web
+        return self.skipped_files + tuple((f.item, f.reason) for f in self.skipped_web)
 
 
 class Updater:
@@ -192,16 +192,15 @@ class Updater:
         if report.changed:
             self._log("rag: index updated\n" + report.summary())
         before = set(self.status.skipped)
-        files, web = skips_of(report)
-        for item, reason in files + (web or ()):
+        files, web = skips_of(report, self.status.skipped_web)
+        for item, reason in files + tuple((f.item, f.reason) for f in web):
             if (item, reason) not in before:  # said once, listed in the status until gone
                 self._log(f"rag: {item} skipped: {reason}")
         self._set(report=report, ran=True, skipped=(files, web))
 
     def _set(self, *, report: BuildReport | None = None, error: str = "",
-             ran: bool = False, skipped: tuple[tuple, tuple | None] | None = None) -> None:
-        """A new status; ``skipped``: (files, web) of a build (web None: it fetched
-        nothing, the earlier web skips stay)."""
+             ran: bool = False, skipped: tuple[tuple, tuple] | None = None) -> None:
+        """A new status; ``skipped``: (files, web items) of a build (:func:`skips_of`)."""
         with self._lock:
             s = self._status
             now = time.time()
@@ -214,17 +213,22 @@ class Updater:
                 last_changes=report if changed else s.last_changes,
                 error=error, builds=s.builds + (1 if ran else 0),
                 skipped_files=s.skipped_files if skipped is None else skipped[0],
-                skipped_web=s.skipped_web if skipped is None or skipped[1] is None
-                else skipped[1])
+                skipped_web=s.skipped_web if skipped is None else skipped[1])
 
 
-def skips_of(report: BuildReport) -> tuple[tuple[tuple[str, str], ...],
-                                           tuple[tuple[str, str], ...] | None]:
-    """(item, reason) of what ``report`` did not index: its skipped files, and its
-    skipped web pages and feed items (None when it fetched nothing)."""
+def skips_of(report: BuildReport, before: tuple[Fetched, ...] = ()
+             ) -> tuple[tuple[tuple[str, str], ...], tuple[Fetched, ...]]:
+    """What ``report`` did not index: (path, reason) of its skipped files, and its
+    skipped web pages and feed items, with those of ``before`` (earlier polls) that
+    still hold: all of them when it fetched nothing, those of the feeds that answered
+    "not modified" (their items were not read again) when it did."""
     files = tuple((s.path, s.reason) for s in report.skipped)
-    web = tuple((f.item, f.reason) for f in report.fetched if f.action == "skipped")
-    return files, (web if report.fetched else None)
+    if not report.fetched:
+        return files, before
+    same = {f.origin for f in report.fetched if f.action == "not modified"}
+    web = tuple(f for f in before if f.origin in same) + \
+        tuple(f for f in report.fetched if f.action == "skipped")
+    return files, web
 
 
 def index_status(cfg: Config, updater=None) -> dict:

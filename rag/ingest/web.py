@@ -52,7 +52,11 @@ is refused too. A feed item's id:
 An item's text is its full content (``content:encoded``, Atom ``<content>``, else the
 description) when that holds at least :data:`MIN_FEED_TEXT` characters of text; else the
 item's link is fetched as a page (its text and metadata; the item's own title, author and
-date win, they are cleaner), falling back to the short content when the page fails. An
+date win, they are cleaner). When the page fails (a 404, not HTML...), the item is
+``skipped`` with the page's reason unless the feed's own text is a real body of at least
+:data:`MIN_FEED_BODY` characters: then that text is kept and the item's line says so in
+its ``reason`` ("the feed's text only (N characters): its page failed: ..."); a teaser
+or a one-word description is never indexed as if it were the article. An
 item whose entry did not change since the last poll (same title, link, dates, content)
 and whose file is still there is ``unchanged`` without fetching anything. At most
 ``max_feed_items`` (200) items are taken per poll, the newest by date (feed order when
@@ -98,6 +102,9 @@ FEEDS_FILE = ".rag-feeds.json"
 WEB_FOLDER = "web"
 MIN_FEED_TEXT = 500
 """characters of text an item's own content needs to be used instead of fetching its link"""
+MIN_FEED_BODY = 200
+"""characters of text an item's own content needs to stand in for its page when the page
+fails (a couple of sentences: below that it is a teaser, not the article)"""
 MAX_FEED_ITEMS = 200
 PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
@@ -626,23 +633,27 @@ def _fingerprint(entry: Any) -> str:
 
 
 def _item_record(entry: Any, article_id: str, link: str | None, feed_title: str | None,
-                 feed_host: str, policy: FetchPolicy) -> tuple[dict[str, Any], bool]:
-    """Record fields of a feed entry, and whether they are complete (the full content or
-    the fetched page, not a fallback). Raises ``_Skip``."""
+                 feed_host: str, policy: FetchPolicy) -> tuple[dict[str, Any], str]:
+    """Record fields of a feed entry, and "" when they are complete (the full content or
+    the fetched page), else the note saying they are the feed's text only (its page
+    failed). Raises ``_Skip`` when there is no real text: see the module docstring."""
     content = _entry_content(entry)
     page: dict[str, Any] | None = None
-    complete = True
+    note = ""
     if len(content) < MIN_FEED_TEXT:
         if link:
             try:
                 page = _fetch_page(link, policy)
             except _Skip as exc:
-                if not content.strip():
-                    raise _Skip(f"the item has little text and its page failed: {exc}"
-                                ) from None
-                complete = False
-        elif not content.strip():
-            raise _Skip("the item has no text and no link")
+                if len(content) < MIN_FEED_BODY:
+                    raise _Skip(f"its page failed ({exc}) and the feed gives only "
+                                f"{len(content):,} characters of text (at least "
+                                f"{MIN_FEED_BODY} stand in for a page)") from None
+                note = (f"the feed's text only ({len(content):,} characters): its page "
+                        f"failed: {exc}")
+        elif len(content) < MIN_FEED_BODY:
+            raise _Skip(f"the item has no link and only {len(content):,} characters of "
+                        f"text (at least {MIN_FEED_BODY} stand in for a page)")
     date = _entry_date(entry)
     title = _clean(entry.get("title"))
     author = _clean(entry.get("author"))
@@ -656,7 +667,7 @@ def _item_record(entry: Any, article_id: str, link: str | None, feed_title: str 
         "url": url or None,
         "text": page["text"] if page else content,
     }
-    return record, complete
+    return record, note
 
 
 def _safe_canonical(url: str) -> str | None:
@@ -676,7 +687,9 @@ def _poll(source: Path, feed: dict[str, Any], policy: FetchPolicy, max_items: in
     feed_host = _host_of(url)
     files_there = all(record_path(source, aid, feed_host).exists()
                       for aid in feed["items"].values())
-    conditional = not first and files_there
+    # an item skipped last time (its page failed) is tried again: no 304 may hide it
+    all_saved = all(k in feed["items"] for k in feed.get("current") or ())
+    conditional = not first and files_there and all_saved
     try:
         resp = fetch(url, policy, accept=FEED_ACCEPT,
                      etag=feed.get("etag") if conditional else None,
@@ -723,16 +736,16 @@ def _poll(source: Path, feed: dict[str, Any], policy: FetchPolicy, max_items: in
                     and path.exists()):
                 out.append(Fetched(url, shown, "unchanged", article_id=article_id))
                 continue
-            record, complete = _item_record(entry, article_id, link, feed_title, feed_host,
-                                            policy)
+            record, note = _item_record(entry, article_id, link, feed_title, feed_host,
+                                        policy)
             record.update(origin=url, fetched=_now(), site=_site_of_url(base))
             action = _save(source, record, feed_host)
             feed["items"][key] = article_id
-            if complete:
+            if not note:
                 feed["seen"][key] = fp
-            else:
+            else:  # the next poll tries the page again
                 feed["seen"].pop(key, None)
-            out.append(Fetched(url, shown, action, article_id=article_id))
+            out.append(Fetched(url, shown, action, note, article_id=article_id))
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the rest
             out.append(Fetched(url, shown, "skipped", _failure(exc)))
     if rest:
