@@ -259,10 +259,14 @@ class Citation:
     ``quote == article.text[start:end]`` and
     ``passage == article.text[passage_start:passage_end]``, with the quote inside the passage.
     ``score`` in [0, 1] is the calibrated confidence that this citation's own quote answers
-    the question (the scale of ``Answer.score``; citation 1's equals it). Citations are
-    numbered from 1 in the order of :mod:`rag.answer.extract`'s selection score, which usually,
-    but not always, matches falling ``score``. ``answers`` is False for the nearest
-    passages shown when the answer abstained.
+    the question (the scale of ``Answer.score``; citation 1's equals it). Citation 1 holds
+    the answer (the best by :mod:`rag.answer.extract`'s selection score); the others follow
+    by falling ``score``, other articles before a further passage of an article already
+    cited unless they are far less confident (:data:`rag.answer.extract.REPEAT_PENALTY`).
+    ``answers`` is True only when the answer did not abstain and this citation's own
+    ``score`` reaches the threshold: False for the nearest passages of an abstained answer
+    and for cited passages that do not answer. A quote that introduces a list (ends with
+    ":") carries the list's items.
     """
 
     __pydantic_config__ = _SCHEMA
@@ -284,7 +288,8 @@ class Citation:
     url: str | None = None
     published: str | None = None
     answers: bool = True
-    """False for nearest passages of an abstained answer"""
+    """whether this citation's own quote answers (its score reaches the threshold and the
+    answer did not abstain)"""
     author: str | None = None
     page: int | None = None
     """1-based page of the quote's start (PDF, DOCX); None for sources without pages"""

@@ -48,6 +48,7 @@ Everything here is a pure function of an immutable index: thread-safe.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,12 +246,51 @@ def _widen(best: Candidate, ev, widen: bool = True) -> Candidate:
     return best
 
 
-def make_citations(index, candidates: list[Candidate], k: int, answers: bool,
-                   model: AnswerModel) -> list[Citation]:
-    """Up to ``k`` citations, one per passage, each quoting that passage's best sentence,
-    in the candidates' order (best first: the first holds the answer). A citation's
-    ``score`` is the model's confidence in its own quote: the first one's equals
-    ``answer.score``.
+# A list item: a bullet (- * • ‣ ◦ ▪ –) or a number or letter with "." or ")", then text.
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*\u2022\u2023\u25e6\u25aa\u2013]|\(?(?:\d{1,2}|[a-z])[.)])"
+                        r"[ \t]+\S")
+LIST_MAX_ITEMS, LIST_MAX_CHARS = 20, 2000
+
+
+def carry_list(text: str, start: int, end: int) -> int:
+    """The end of the quote ``text[start:end]`` taking in the list it introduces: when
+    the quote ends with ":" and the rest of its line is blank, the list items on the
+    following lines (bullets or numbers; blank lines between items allowed) up to the
+    first other line, at most :data:`LIST_MAX_ITEMS` items and :data:`LIST_MAX_CHARS`
+    characters. ``end`` when it introduces none. ``text[start:result]`` stays verbatim."""
+    if not text[start:end].rstrip().endswith(":"):
+        return end
+    line_end = text.find("\n", end)
+    if line_end == -1 or text[end:line_end].strip():
+        return end
+    new_end, pos, items = end, line_end + 1, 0
+    while pos < len(text) and items < LIST_MAX_ITEMS:
+        nl = text.find("\n", pos)
+        nl = len(text) if nl == -1 else nl
+        line = text[pos:nl]
+        if line.strip():
+            if not _LIST_ITEM.match(line) or nl - start > LIST_MAX_CHARS:
+                break
+            new_end, items = pos + len(line.rstrip()), items + 1
+        pos = nl + 1
+    return new_end
+
+
+# Another article's best passage is shown before a further passage of an article already
+# cited unless it is this much less confident (confidence units, [0, 1]): a reader of
+# "4 of 5 citations from one article" learns nothing from the 4th (issue 24, item 3).
+REPEAT_PENALTY = 0.15
+
+
+def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
+                   model: AnswerModel, threshold: float) -> list[Citation]:
+    """Up to ``k`` citations, one per passage, each quoting that passage's best sentence.
+    Citation 1 is the best candidate (it holds the answer); the others follow by falling
+    ``score``, chosen so that each further passage of an already cited article counts
+    :data:`REPEAT_PENALTY` less per citation of that article (other articles first unless
+    they are far less confident). A citation's ``score`` is the model's confidence in its
+    own quote (the first one's equals ``answer.score``); ``answers`` is True only when the
+    answer was ``answered`` and that citation's own ``score`` reaches ``threshold``.
 
     Syndicated copies (articles the build found to hold the same story,
     ``index.copies``) are quoted once: a passage of a copy is skipped once another
@@ -260,30 +300,51 @@ def make_citations(index, candidates: list[Candidate], k: int, answers: bool,
     for c in candidates:  # already best first
         best_per_chunk.setdefault(c.chunk, c)
     copies: dict[int, tuple[int, ...]] = getattr(index, "copies", None) or {}
-    quoted_in_group: dict[int, int] = {}  # group (its first row) -> the row quoted
-    chosen = []
-    for c in best_per_chunk.values():
-        if len(chosen) == k:
-            break
-        row = int(index.chunks[c.chunk][0])
-        group = copies.get(row)
-        if group:
-            if quoted_in_group.setdefault(group[0], row) != row:
-                continue  # the same story, already quoted from another outlet
-        chosen.append(c)
+    pool = [(c, int(index.chunks[c.chunk][0]), model.confidence(c.features))
+            for c in best_per_chunk.values()]
+    chosen = _diverse(pool, k, copies)
     cites = []
-    for n, c in enumerate(chosen, 1):
-        row, p_start, p_end = (int(x) for x in index.chunks[c.chunk][:3])
+    for n, (c, row, score) in enumerate(chosen, 1):
+        p_start, p_end = (int(x) for x in index.chunks[c.chunk][1:3])
         art = index.article(row)
+        end = carry_list(art.text, c.start, c.end)  # a quote introducing a list: with it
+        p_end = max(p_end, end)
         cites.append(Citation(
             n=n, article_id=art.id, title=art.title, source=art.source, start=c.start,
-            end=c.end, quote=art.text[c.start:c.end], passage=art.text[p_start:p_end],
-            passage_start=p_start, passage_end=p_end,
-            score=round(model.confidence(c.features), 4),
-            url=art.url, published=art.published, answers=answers, author=art.author,
-            page=art.page_at(c.start),
+            end=end, quote=art.text[c.start:end], passage=art.text[p_start:p_end],
+            passage_start=p_start, passage_end=p_end, score=round(score, 4),
+            url=art.url, published=art.published, answers=answered and score >= threshold,
+            author=art.author, page=art.page_at(c.start),
             also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
+
+
+def _diverse(pool: list[tuple[Candidate, int, float]], k: int,
+             copies: dict[int, tuple[int, ...]]) -> list[tuple[Candidate, int, float]]:
+    """The first of ``pool`` (candidate, article row, confidence; best first), then up to
+    ``k - 1`` more by confidence less :data:`REPEAT_PENALTY` per citation of the same
+    article already chosen, shown by falling confidence; one article per copy group.
+    Deterministic: ties keep ``pool``'s order."""
+    if not pool:
+        return []
+    chosen, cited, groups = [pool[0]], {pool[0][1]: 1}, {}
+    first_group = copies.get(pool[0][1])
+    if first_group:
+        groups[first_group[0]] = pool[0][1]
+    rest = list(enumerate(pool[1:]))
+    while len(chosen) < k and rest:
+        rest = [(i, e) for i, e in rest
+                if not copies.get(e[1]) or groups.get(copies[e[1]][0], e[1]) == e[1]]
+        if not rest:
+            break
+        i, pick = max(rest, key=lambda t: (t[1][2] - REPEAT_PENALTY * cited.get(t[1][1], 0),
+                                           -t[0]))
+        rest = [(j, e) for j, e in rest if j != i]
+        chosen.append(pick)
+        cited[pick[1]] = cited.get(pick[1], 0) + 1
+        if copies.get(pick[1]):
+            groups.setdefault(copies[pick[1]][0], pick[1])
+    return chosen[:1] + sorted(chosen[1:], key=lambda e: -e[2])
 
 
 def _copy(art) -> Copy:

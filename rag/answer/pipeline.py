@@ -167,7 +167,8 @@ def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, note:
     best = candidates[0]
     score = model.confidence(best.features)
     abstained = score < threshold
-    citations = tuple(make_citations(view, candidates, k, not abstained, model))
+    citations = tuple(make_citations(view, candidates, k, not abstained, model,
+                                     threshold))
     timings["extract"] = (time.perf_counter() - t3) * 1e3
     first = citations[0]
     explain = explain_choice(best, hits[best.hit_rank], model, score, threshold, len(hits),
