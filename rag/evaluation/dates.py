@@ -1,8 +1,13 @@
-"""``python -m rag.evaluation.dates QUESTIONS --articles ARTICLES``: relative time in questions.
+"""``python -m rag.evaluation.dates QUESTIONS --dates DATES [--corpus CORPUS]``: relative time.
 
 Measures how the words "last year", "in November", "this week"... in a question are used
-(issue 24 item 1), on dated articles (``tests/data/dated_news/articles.jsonl``: records
-with ``published``) and questions of two kinds (``tests/data/date_questions.jsonl``)::
+(issue 24 item 1), on dated articles and questions of two kinds
+(``tests/data/date_questions.jsonl``). The articles are the BBC stories of
+``../shared/corpus/news/articles.jsonl`` (``--corpus``) named in ``--dates``
+(``tests/data/dated_news/dates.jsonl``: ``{"id", "published"}``), which gives each its
+publication date: the BBC texts may not be redistributed, so the repository holds only the
+dates (:func:`dated_articles`). ``--articles`` takes dated records with their text
+instead. The questions::
 
     {"id", "question", "as_of": "YYYY-MM-DD", "kind": "event" | "articles",
      "article_id": the story that answers (null: none in the span),
@@ -119,7 +124,28 @@ def format_table(summary: dict) -> str:
                      for row in [head, *lines])
 
 
-def run(questions_path: Path, articles_path: Path, cache: Path | None = None,
+DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "news" / \
+    "articles.jsonl"
+
+
+def dated_articles(dates_path: Path, corpus_path: Path = DEFAULT_CORPUS) -> list[dict]:
+    """The corpus records named in ``dates_path`` (``{"id", "published"}`` a line), each
+    with that ``published`` date, in the dates file's order. Raises SystemExit when the
+    corpus is missing or lacks one of them."""
+    from .run import read_jsonl
+
+    if not corpus_path.is_file():
+        raise SystemExit(f"rag.evaluation.dates: no corpus at {corpus_path} (give --corpus)")
+    wanted = {d["id"]: d["published"] for d in read_jsonl(dates_path)}
+    found = {r["id"]: {**r, "published": wanted[r["id"]]}
+             for r in read_jsonl(corpus_path) if r.get("id") in wanted}
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise SystemExit(f"rag.evaluation.dates: the corpus lacks {missing[:5]}")
+    return [found[i] for i in wanted]
+
+
+def run(questions_path: Path, articles: Path | list[dict], cache: Path | None = None,
         k: int | None = None, progress: bool = True, cfg=None) -> dict:
     """Build (or reuse) the index and ask every question; ``{"summary", "rows"}``.
     ``cfg``: the configuration to start from (default :meth:`Config.from_env`); its
@@ -127,7 +153,8 @@ def run(questions_path: Path, articles_path: Path, cache: Path | None = None,
     from ..config import Config
     from .run import prepare_index, read_jsonl
 
-    articles = read_jsonl(articles_path)
+    if isinstance(articles, Path):
+        articles = read_jsonl(articles)
     questions = read_jsonl(questions_path)
     check_questions(questions, {a.get("id") for a in articles})
     tmp = None
@@ -148,18 +175,24 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rag.evaluation.dates",
                                 description=__doc__.split("\n")[0])
     p.add_argument("questions", type=Path, help="date questions (JSON Lines)")
-    p.add_argument("--articles", type=Path, required=True,
-                   help="dated articles (JSON Lines with 'published')")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dates", type=Path, help="ids and published dates of corpus "
+                       "stories (JSON Lines), e.g. tests/data/dated_news/dates.jsonl")
+    where.add_argument("--articles", type=Path,
+                       help="dated articles with their text (JSON Lines with 'published')")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
+                   help=f"the stories --dates names (default {DEFAULT_CORPUS})")
     p.add_argument("--index-cache", type=Path, help="keep the index here and reuse it")
     p.add_argument("--k", type=int, help="citations per answer (default: config)")
     p.add_argument("--json", dest="json_out", metavar="PATH",
                    help="write the figures and every row as JSON ('-': stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    for path in (args.questions, args.articles):
+    for path in (args.questions, args.articles or args.dates):
         if not path.is_file():
             p.error(f"{path} is not a file")
-    result = run(args.questions, args.articles, args.index_cache, args.k,
+    articles = args.articles or dated_articles(args.dates, args.corpus)
+    result = run(args.questions, articles, args.index_cache, args.k,
                  progress=not args.quiet)
     if args.json_out == "-":
         print(json.dumps(result, ensure_ascii=False, indent=1))
