@@ -438,3 +438,85 @@ def test_filters_dates_and_why_this_answer_behind_the_token(dated_app, page):
     assert why.locator(".rag-why-table tbody tr").count() >= 5
     assert "selector" in why.inner_text() and "threshold" in why.inner_text()
     shot(page, "16-filters-and-why-this-answer")
+
+
+# -- the Articles tab at 64 articles; examples drawn from the index -------------------------
+
+@pytest.fixture
+def library_app(tmp_path):
+    """64 articles of real text (tests/test_articles_tab.py's corpus) with the fake
+    embedder: the layout is what is checked here, not the answers."""
+    import rag
+    from rag.config import Config
+    from test_articles_tab import write_corpus
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cfg = Config(source=tmp_path / "articles", index_dir=tmp_path / "index", model="fake",
+                 chunk_tokens=120, chunk_overlap=10, abstain_threshold=0.0, selector=False)
+    write_corpus(cfg.source)
+    rag.build(config=cfg)
+    with BackgroundServer(create_app(cfg)) as url:
+        yield url, cfg
+
+
+def top(pg, selector: str) -> float:
+    return pg.locator(selector).bounding_box()["y"]
+
+
+def test_articles_tab_at_64_articles(library_app, page, tmp_path):
+    url, cfg = library_app
+    open_app(page, url)
+    # the examples are the index's (newest titles the articles answer), not DeepSeek's
+    buttons = page.locator("#rag-examples button")
+    buttons.first.wait_for()
+    shown = [b.inner_text() for b in buttons.all() if b.is_visible()]
+    assert shown[0] == "What do the articles say about Fresno, California?"
+    assert len(shown) == 4 and not any("DeepSeek" in q or "R1" in q for q in shown)
+    shot(page, "20-examples-from-the-index", full_page=False)
+    buttons.first.click()
+    page.wait_for_function("() => { const e = document.querySelector('#rag-answer');"
+                           " return e && e.innerText.includes('Fresno'); }")
+
+    page.get_by_role("tab", name="Articles").click()
+    table = page.locator("#rag-articles .rag-table")
+    table.wait_for()
+    assert page.locator("#rag-articles tbody tr").count() == 20
+    assert "1–20 of 64 articles · page 1 of 4" in page.locator("#rag-articles").inner_text()
+    # the actions come first, all of them within the first screen; the table after them
+    for action in ("#rag-upload", "#rag-web-url", "#rag-remove", "#rag-unsubscribe"):
+        assert top(page, action) < top(page, "#rag-articles"), action
+        assert top(page, action) < 900, action
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 2000, height  # 2,900 px with all 64 rows
+    head = page.locator("#rag-articles thead").inner_text()
+    assert [h.strip() for h in head.split("\t")] == ["Title", "Source", "Author", "Date",
+                                                     "Chunks"]
+    shot(page, "21-articles-64-page-1")
+
+    page.locator("#rag-next").click()
+    page.wait_for_function("() => document.querySelector('#rag-articles')"
+                           ".innerText.includes('21–40 of 64')")
+    page.locator("#rag-search input, #rag-search textarea").first.fill("steelworks")
+    page.wait_for_function("() => document.querySelectorAll('#rag-articles tbody tr')"
+                           ".length === 2")
+    copy = page.locator("#rag-articles .rag-copy-mark")
+    assert copy.count() == 1 and copy.inner_text() == "copy of Steelworks homes approved"
+    assert "Ana Lima" in page.locator("#rag-articles").inner_text()
+    shot(page, "22-articles-search-copy-and-author")
+
+    # an upload says "Added"; a removal then replaces that message, it does not stay
+    story = tmp_path / "ferry.txt"
+    story.write_text(NEW_ARTICLE, encoding="utf-8")
+    page.locator("#rag-upload input[type=file]").set_input_files(str(story))
+    page.locator("#rag-upload-status .rag-done").wait_for()
+    assert page.locator("#rag-upload-status").inner_text().startswith("Added ferry.txt")
+    added_at = top(page, "#rag-upload-status")
+    assert added_at < 900  # the result is on screen, beside the action
+    page.locator("#rag-remove-choice input").click()
+    page.get_by_role("option", name="ferry.txt").first.click()
+    page.locator("#rag-remove").click()
+    page.locator("#rag-remove-confirm").click()
+    page.locator("#rag-remove-status .rag-done").wait_for()
+    assert page.locator("#rag-remove-status").inner_text().startswith("Removed ferry.txt")
+    assert page.locator("#rag-upload-status").inner_text().strip() == ""
+    shot(page, "23-articles-after-removal")

@@ -21,9 +21,10 @@ much...; see :mod:`rag.answer.question`):
 * ``rank``: ``1 / (1 + r)`` for the passage's retrieval rank ``r`` (0 = best), (0, 1];
 * ``type_miss``: 1 when the question asks for a kind of answer (an amount of money for
   *how much ... cost*, a date for *when / what year*, a count for *how many*, another
-  number for *how long / what percentage*, a name for *who*) and the sentence holds none
-  that the question does not already contain, else 0. A sentence that merely repeats the
-  question cannot answer it.
+  number for *how long / what percentage*, a name for *who*, a game's score such as
+  "6-3" for *what was the score*, a meaning for *what does X mean*) and the sentence
+  holds none that the question does not already contain, else 0. A sentence that merely
+  repeats the question cannot answer it.
 
 Selection: the sentence with the highest score ``select . features`` is the answer (the
 weights and the other fitted constants are the :class:`~rag.answer.params.AnswerModel` passed
@@ -34,7 +35,9 @@ sentence is not enough: when the runner-up is the best sentence's neighbour and 
 likely (within ``pair_gap``), the quote spans both; otherwise, when the chosen
 sentence lacks the kind of answer asked for and its neighbour in the same passage has it,
 the quote spans both (the answer straddles two sentences). A title or section heading
-(:func:`is_heading`) is never the answer while a sentence is on offer.
+(:func:`is_heading`), and a fragment that asks or has under three words
+(:func:`is_fragment`: a reader comment's "Veritas?"), is never the answer while a
+sentence is on offer.
 
 Confidence: ``answer.score`` is ``1 / (1 + exp(-(calibration . features)))`` of the chosen
 quote, a probability-like value in [0, 1] that the quote answers the question (fitted
@@ -56,7 +59,7 @@ import numpy as np
 from ..index.keyword import keyword_tokens
 from ..types import Citation, Copy
 from .params import FEATURES, AnswerModel
-from .question import answer_type, has_type, is_heading, question_terms
+from .question import answer_type, has_type, is_fragment, is_heading, question_terms
 from .terms import term_weights
 from .search import Hit
 
@@ -151,7 +154,8 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
                  "lex_cp": share(core, core_total, in_passage),
                  "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
                  "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
-                 "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4]) else 0.0}
+                 "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4])
+                 or is_fragment(articles[r[5]], r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))
     return out
 

@@ -31,6 +31,19 @@ _MONEY_Q = re.compile(r"\bhow much\b.*\b(cost|costs|costing|price|paid|pay|pays|
                       r"worth|budget|charge|charged|earn|earned|raise|raised|sell|sold|money)\b"
                       r"|\bhow much money\b", re.I)
 _COUNT_Q = re.compile(r"\bhow many\b", re.I)
+# A game's score ("What was the score when Melzer beat Agassi?") and a word's meaning
+# ("What does the name Veritas mean?"): a sentence without one does not answer, however
+# many words it shares with the question (issue 24, item 2: both quoted such sentences
+# at 0.80-0.82).
+_SCORE_Q = re.compile(r"\b(?:what|which) (?:was|is|were) the (?:final |half-time |full-time |"
+                      r"match )?score\b|\bwhat score\b|\bby what (?:score|margin)\b", re.I)
+_MEANING_Q = re.compile(r"\bwhat (?:does|did|do) .{1,80}?\b(?:mean|stand for)\b|"
+                        r"\bwhat is the meaning of\b|\bmeaning of the (?:name|word|term)\b",
+                        re.I)
+_SCORE_TOKEN = re.compile(r"(?<![\d.,])\d{1,3}\s?[-\u2013]\s?\d{1,3}(?![\d.,]*\d)")
+_MEANING_TOKEN = re.compile(r"\b(?:means?|meaning|meant|stands? for|stood for|(?:Latin|Greek|"
+                            r"French|German|Arabic|Hebrew|Sanskrit) (?:word )?for|derived from|"
+                            r"named (?:after|for)|refers? to|translat\w+|literally)\b", re.I)
 _PERSON_Q = re.compile(r"^\s*(who|whom|whose)\b|\b(by|to|of) whom\b|"
                        r"^\s*(what|which) (person|company|organi[sz]ation|team|group)\b",
                        re.I)
@@ -55,9 +68,13 @@ _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
 
 
 def answer_type(question: str) -> str | None:
-    """The kind of answer asked for: "money" (how much ... cost), "date" (when, what
-    year), "count" (how many), "number" (other quantities: how long, what percentage),
-    "name" (who), or None."""
+    """The kind of answer asked for: "score" (what was the score), "meaning" (what does
+    X mean), "money" (how much ... cost), "date" (when, what year), "count" (how many),
+    "number" (other quantities: how long, what percentage), "name" (who), or None."""
+    if _SCORE_Q.search(question):
+        return "score"
+    if _MEANING_Q.search(question):
+        return "meaning"
     if _MONEY_Q.search(question):
         return "money"
     if _DATE_Q.search(question):
@@ -79,6 +96,10 @@ def has_type(kind: str | None, sentence: str, question_lower: str) -> bool:
     def new(matches):
         return any(m.group(0).lower().rstrip(".,") not in question_lower for m in matches)
 
+    if kind == "score":
+        return new(_SCORE_TOKEN.finditer(sentence))
+    if kind == "meaning":
+        return bool(_MEANING_TOKEN.search(sentence))
     if kind == "money":
         return bool(_CURRENCY.search(sentence)) and new(_NUMBER_TOKEN.finditer(sentence))
     if kind == "date":
@@ -125,6 +146,14 @@ def question_terms(question: str, tokens: list[str]) -> list[str]:
 # -- headings -----------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"[.!?:;\"'”’)\]…]\s*$")
+
+
+def is_fragment(text: str, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` asks rather than states (it ends with "?") or has
+    fewer than three words: a reader's "Veritas?" or a caption cannot answer, so, like a
+    heading, it is never the answer while a sentence is on offer (issue 24, item 2)."""
+    quote = text[start:end].strip().rstrip("\"'”’)]")
+    return quote.endswith("?") or len(re.findall(r"\w+", quote)) < 3
 
 
 def is_heading(text: str, start: int, end: int) -> bool:

@@ -244,6 +244,34 @@ class Library:
         ok = bool(done) or not skipped
         return ChangeResult(ok, " ".join(parts + [_after(report)]), report)
 
+    def remove_feed(self, url: str, delete_items: bool = False,
+                    log: Callable[[str], None] | None = None,
+                    progress: bool = False) -> ChangeResult:
+        """Unsubscribe from the remembered feed ``url`` (builds and ``--poll`` no longer
+        poll it); with ``delete_items`` also delete its articles' files (not those another
+        feed lists) and update the index, else its articles stay."""
+        from ..ingest.web import remove_feed
+
+        src = Path(self.cfg.source)
+        with self._lock:
+            feed = next((f for f in self.feeds() if f["url"] == url), None)
+            if feed is None:
+                return ChangeResult(False, f"{url!r} is not a remembered feed.")
+            name = feed.get("title") or url
+            deleted = remove_feed(src, url, delete_items=delete_items)
+            if not deleted:
+                stay = ("it had no articles of its own to remove" if delete_items
+                        else "its articles stay in the index")
+                return ChangeResult(True, f"Unsubscribed from {name}; {stay}.")
+            try:
+                report = self._build(log, progress)
+            except (RagError, OSError) as exc:
+                return ChangeResult(False, f"Unsubscribed from {name} and deleted "
+                                           f"{_n(len(deleted), 'article')}, but the index was "
+                                           f"not updated: {exc}")
+        return ChangeResult(True, f"Unsubscribed from {name} and removed "
+                                  f"{_n(len(deleted), 'article')}. " + _after(report), report)
+
     def update(self, rebuild: bool = False, on_progress=None,
                log: Callable[[str], None] | None = None) -> BuildReport:
         """An incremental build of the source folder (``rebuild``: re-embed everything),

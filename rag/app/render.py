@@ -251,26 +251,57 @@ def copy_text(answer: Answer | None) -> str:
     return "\n".join(lines)
 
 
-def render_article_list(rows: Iterable[dict[str, Any]], query: str = "") -> str:
-    """The Articles table (title, source, date, chunks), filtered by ``query``
-    (case-insensitive, over id/title/source)."""
+_SEARCHED = ("id", "title", "source", "author")
+
+
+def render_article_list(rows: Iterable[dict[str, Any]], query: str = "", page: int = 0,
+                        per_page: int | None = None) -> str:
+    """The Articles table (title with its copy marker, source, author, date, chunks),
+    filtered by ``query`` (case-insensitive, every word in id/title/source/author);
+    ``per_page``: that many rows, of page ``page`` (from 0, clamped); None: all."""
+    return render_article_page(rows, query, page, per_page)[0]
+
+
+def render_article_page(rows: Iterable[dict[str, Any]], query: str = "", page: int = 0,
+                        per_page: int | None = None) -> tuple[str, int]:
+    """:func:`render_article_list`'s HTML and the page it shows (``page`` clamped to
+    the pages there are)."""
     rows = list(rows)
-    q = (query or "").strip().lower()
-    shown = [r for r in rows if not q or q in " ".join(
-        str(r.get(k) or "") for k in ("id", "title", "source")).lower()]
     if not rows:
         return ('<div class="rag-list"><div class="rag-empty">No article is indexed yet.'
-                '</div></div>')
-    body = "".join(
-        f'<tr><td class="rag-title">{esc(r["title"])}</td>'
-        f'<td class="rag-source">{esc(r["source"])}</td>'
-        f'<td>{esc(r.get("published") or "")}</td><td class="rag-num">{r["chunks"]}</td></tr>'
-        for r in shown)
-    count = (f"{len(shown)} of {len(rows)} articles" if q else f"{len(rows)} articles")
+                '</div></div>', 0)
+    words = (query or "").lower().split()
+    shown = [r for r in rows if all(w in " ".join(
+        str(r.get(k) or "") for k in _SEARCHED).lower() for w in words)]
+    per_page = per_page or max(1, len(shown))
+    pages = max(1, -(-len(shown) // per_page))
+    page = min(max(0, int(page)), pages - 1)
+    first = page * per_page
+    titles = {r["id"]: r.get("title") or r["id"] for r in rows}
+    body = "".join(_article_row(r, titles) for r in shown[first:first + per_page])
+    of = f" of {len(rows):,}" if words else ""
+    count = (f"{len(shown):,}{of} articles" if len(shown) <= per_page else
+             f"{first + 1:,}–{min(first + per_page, len(shown)):,} of {len(shown):,}{of} "
+             f"articles · page {page + 1} of {pages}")
+    if words and not shown:
+        count = f"No article matches “{esc(query.strip())}” ({len(rows):,} articles)"
     return (f'<div class="rag-list"><div class="rag-count">{count}</div>'
             '<div class="rag-table-wrap"><table class="rag-table"><thead><tr><th>Title</th>'
-            '<th>Source</th><th>Date</th><th>Chunks</th></tr></thead>'
-            f'<tbody>{body}</tbody></table></div></div>')
+            '<th>Source</th><th>Author</th><th>Date</th><th>Chunks</th></tr></thead>'
+            f'<tbody>{body}</tbody></table></div></div>', page)
+
+
+def _article_row(r: dict[str, Any], titles: dict[str, str]) -> str:
+    copy = ""
+    if r.get("copy_of"):  # a syndicated copy: answers quote the other article
+        of = titles.get(r["copy_of"], r["copy_of"])
+        copy = (f' <span class="rag-copy-mark" title="answers quote {esc(of)}">copy of '
+                f'{esc(of)}</span>')
+    return (f'<tr><td class="rag-title">{esc(r.get("title") or r["id"])}{copy}</td>'
+            f'<td class="rag-source">{esc(r.get("source") or "")}</td>'
+            f'<td class="rag-author">{esc(r.get("author") or "")}</td>'
+            f'<td>{esc(r.get("published") or "")}</td>'
+            f'<td class="rag-num">{int(r.get("chunks") or 0)}</td></tr>')
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -335,6 +366,8 @@ CSS = """
 .rag-why-table td:nth-child(-n+3),.rag-why-table th:nth-child(-n+3){white-space:nowrap}
 .rag-why-body{overflow-x:auto}
 .rag-status{font-size:.85em;opacity:.85;margin-bottom:6px}
+.rag-copy-mark{font-size:.8em;padding:0 6px;border-radius:6px;white-space:nowrap;
+  border:1px solid var(--border-color-primary);opacity:.8}
 .rag-status-error{color:#b91c1c}
 .rag-feeds ul{margin:4px 0 0 18px;padding:0;font-size:.9em}
 .rag-answer{padding:14px 16px;border-radius:10px;border:1px solid var(--border-color-primary);

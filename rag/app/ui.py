@@ -18,14 +18,12 @@ from ..config import RETRIEVAL_MODES, Config
 from ..types import (Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError,
                      ShardedIndexHere)
 from . import render
+from .examples import MAX_EXAMPLES, example_questions
 from .library import UPLOAD_SUFFIXES, Library
 
 MODE_LABELS = {"hybrid": "Hybrid (keywords + meaning)", "dense": "Meaning only (dense)",
                "keyword": "Keywords only (BM25)"}
-EXAMPLES = ("How much did it cost to train R1?",
-            "Who founded DeepSeek?",
-            "What did Marc Andreessen call DeepSeek R1?",
-            "Which AI models is R1 compared with?")
+PER_PAGE = 20  # rows of the Articles table at a time
 
 # Scroll the article viewer (only the viewer box, not the page) to the highlighted quote.
 SCROLL_JS = """(...args) => { setTimeout(() => {
@@ -156,11 +154,20 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         except RagError as exc:
             raise gr.Error(_message_for(exc)) from None
 
-    def list_html(query: str = "") -> str:
+    def list_html(query: str = "", page: int = 0) -> str:
+        return page_of(query, page)[0]
+
+    def page_of(query: str = "", page: int = 0) -> tuple[str, int]:
+        """The Articles table's page ``page`` (clamped) of the rows matching ``query``."""
         try:
-            return render.render_article_list(lib.articles(), query)
+            return render.render_article_page(lib.articles(), query, int(page or 0), PER_PAGE)
         except RagError as exc:
-            return render.render_error(_message_for(exc))
+            return render.render_error(_message_for(exc)), 0
+
+    def on_page(step: int):
+        def turn(query, page):
+            return page_of(query, int(page or 0) + step)
+        return turn
 
     def file_choices():
         titles = {}
@@ -172,20 +179,44 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         return gr.Dropdown(choices=[(f"{titles[f]} ({f})" if f in titles else f, f)
                                     for f in files], value=None)
 
+    def feed_choices():
+        try:
+            feeds = lib.feeds()
+        except (RagError, OSError, ValueError):
+            feeds = []
+        return gr.Dropdown(choices=[(f.get("title") or f["url"], f["url"]) for f in feeds],
+                           value=None)
+
+    def said(result) -> str:
+        return (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>'
+                if result.ok else render.render_error(result.message))
+
+    def only(which: int, html: str) -> tuple[str, str, str, str]:
+        """The four action messages (upload, web, remove, feeds): ``html`` in the one
+        that acted, the others emptied (an earlier "Added..." must not stay next to a
+        removal's result)."""
+        out = ["", "", "", ""]
+        out[which] = html
+        return tuple(out)
+
+    def after_change(query):
+        """What every change of the library refreshes: the table (from its first page),
+        the page number, the file and feed choices, the feeds list and the status."""
+        html, page = page_of(query, 0)
+        return (html, page, file_choices(), feed_choices(), feeds_html(), status_html())
+
     def on_upload(files, query, progress=gr.Progress(track_tqdm=True)):
         paths = files if isinstance(files, list) else ([files] if files else [])
         refused = [p for p in paths if not was_uploaded(str(p), demo)]
         if refused or not paths:
             why = ("Nothing was added: choose files to upload." if not paths else
                    "Nothing was added: only files uploaded through this page can be added.")
-            return render.render_error(why), None, list_html(query), file_choices()
+            return (*only(0, render.render_error(why)), None, *after_change(query))
         uploads = [(str(p), str(getattr(p, "orig_name", None) or p).split("/")[-1])
                    for p in paths]
         progress(0, desc="Checking and indexing")
         result = lib.add(uploads, progress=True)
-        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>' if result.ok
-                  else render.render_error(result.message))
-        return status, None, list_html(query), file_choices()
+        return (*only(0, said(result)), None, *after_change(query))
 
     def status_html() -> str:
         return render.render_status(index_status(cfg, updater))
@@ -201,24 +232,36 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         progress(0, desc="Fetching and indexing")
         result = lib.add_web(urls=[] if as_feed else lines, feeds=lines if as_feed else [],
                              progress=True)
-        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>'
-                  if result.ok else render.render_error(result.message))
-        return (status, "" if result.ok else text, list_html(query), file_choices(),
-                feeds_html(), status_html())
+        return (*only(1, said(result)), "" if result.ok else text, *after_change(query))
 
     def on_remove_ask(rel):
         if not rel:
-            return gr.Row(visible=False), render.render_error("Choose an article file first.")
-        return (gr.Row(visible=True),
+            return (gr.Row(visible=False),
+                    *only(2, render.render_error("Choose an article file first.")))
+        return (gr.Row(visible=True), *only(2,
                 f'<div class="rag-answer rag-confirm">Remove <b>{render.esc(rel)}</b> from the '
-                'articles folder and the index? This deletes the file.</div>')
+                'articles folder and the index? This deletes the file.</div>'))
 
     def on_remove(rel, query, progress=gr.Progress(track_tqdm=True)):
         progress(0, desc="Removing and re-indexing")
         result = lib.remove(rel or "", progress=True)
-        status = (f'<div class="rag-answer rag-done">{render.esc(result.message)}</div>' if result.ok
-                  else render.render_error(result.message))
-        return gr.Row(visible=False), status, list_html(query), file_choices()
+        return (gr.Row(visible=False), *only(2, said(result)), *after_change(query))
+
+    def on_unsubscribe(url, delete_items, query, progress=gr.Progress(track_tqdm=True)):
+        if not url:
+            return (*only(3, render.render_error("Choose a feed first.")),
+                    *after_change(query))
+        progress(0, desc="Unsubscribing")
+        result = lib.remove_feed(url, delete_items=bool(delete_items), progress=True)
+        return (*only(3, said(result)), *after_change(query))
+
+    def examples_update():
+        """The example buttons: questions drawn from the index (rag.app.examples), the
+        row hidden when there are none."""
+        qs = example_questions(cfg)
+        return (gr.Row(visible=bool(qs)),
+                *[gr.Button(value=qs[i], visible=True) if i < len(qs)
+                  else gr.Button(visible=False) for i in range(MAX_EXAMPLES)])
 
     with gr.Blocks(title="rag: ask the articles") as demo:
         gr.HTML('<div class="rag-head"><h1>Ask the articles</h1><p>Answers are sentences '
@@ -246,8 +289,10 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
                                           value=True, elem_id="rag-f-dates")
                     f_as_of = gr.Textbox(label="Read them as of", placeholder="YYYY-MM-DD "
                                          "(default: today)", elem_id="rag-f-as-of")
-            with gr.Row(elem_classes="rag-examples"):
-                example_btns = [gr.Button(q, size="sm", variant="secondary") for q in EXAMPLES]
+            with gr.Row(elem_classes="rag-examples", visible=False,
+                        elem_id="rag-examples") as examples_row:
+                example_btns = [gr.Button("", size="sm", variant="secondary", visible=False)
+                                for _ in range(MAX_EXAMPLES)]
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=280):
                     answer_html = gr.HTML(render.render_answer(None), elem_id="rag-answer")
@@ -261,35 +306,55 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
             state = gr.State(None)
         with gr.Tab("Articles", id="articles") as articles_tab:
             index_state = gr.HTML("", elem_id="rag-index-status")
-            search = gr.Textbox(placeholder="Search titles and sources", show_label=False,
-                                elem_id="rag-search")
+            # the actions first, with their results beside them; the (paged) table after
+            with gr.Row(equal_height=False, elem_classes="rag-actions"):
+                with gr.Column(min_width=280):
+                    gr.Markdown(f"**Add articles** ({', '.join(UPLOAD_SUFFIXES)}; at most "
+                                f"{cfg.max_upload_bytes // 1024 // 1024} MB each)")
+                    upload = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
+                                     show_label=False, elem_id="rag-upload", height=120)
+                    upload_status = gr.HTML("", elem_id="rag-upload-status")
+                with gr.Column(min_width=280):
+                    gr.Markdown("**Add from the web**: a page, or an RSS/Atom feed (one per "
+                                "line; public http/https addresses only)")
+                    web_text = gr.Textbox(placeholder="https://…", show_label=False, lines=1,
+                                          max_lines=6, elem_id="rag-web-url")
+                    with gr.Row(equal_height=True):
+                        web_feed = gr.Checkbox(label="It is a feed (subscribe)", value=False,
+                                               scale=2, elem_id="rag-web-feed")
+                        web_btn = gr.Button("Fetch", scale=1, elem_id="rag-web-add")
+                    web_status = gr.HTML("", elem_id="rag-web-status")
+            with gr.Row(equal_height=False, elem_classes="rag-actions"):
+                with gr.Column(min_width=280):
+                    gr.Markdown("**Remove an article file**")
+                    with gr.Row(equal_height=True):
+                        remove_choice = gr.Dropdown(choices=[], show_label=False, scale=4,
+                                                    elem_id="rag-remove-choice")
+                        remove_btn = gr.Button("Remove…", variant="stop", scale=1,
+                                               elem_id="rag-remove")
+                    with gr.Row(visible=False) as confirm_row:
+                        confirm_btn = gr.Button("Yes, remove it", variant="stop",
+                                                elem_id="rag-remove-confirm")
+                        cancel_btn = gr.Button("Cancel", elem_id="rag-remove-cancel")
+                    remove_status = gr.HTML("", elem_id="rag-remove-status")
+                with gr.Column(min_width=280):
+                    gr.Markdown("**Feeds** (polled by builds and `--poll`)")
+                    feeds_list = gr.HTML("", elem_id="rag-feeds")
+                    with gr.Row(equal_height=True):
+                        feed_choice = gr.Dropdown(choices=[], show_label=False, scale=4,
+                                                  elem_id="rag-feed-choice")
+                        unsubscribe_btn = gr.Button("Unsubscribe", scale=1,
+                                                    elem_id="rag-unsubscribe")
+                    feed_delete = gr.Checkbox(label="also remove its articles", value=False,
+                                              elem_id="rag-feed-delete")
+                    feed_status = gr.HTML("", elem_id="rag-feed-status")
+            search = gr.Textbox(placeholder="Search titles, sources and authors",
+                                show_label=False, elem_id="rag-search")
             table = gr.HTML("", elem_id="rag-articles")
-            gr.Markdown("**Add from the web**: the address of a page, or of an RSS/Atom feed "
-                        "(one per line; only public http/https addresses are fetched)")
-            with gr.Row(equal_height=True):
-                web_text = gr.Textbox(placeholder="https://…", show_label=False, lines=1,
-                                      max_lines=6, scale=4, elem_id="rag-web-url")
-                web_feed = gr.Checkbox(label="It is a feed (subscribe)", value=False,
-                                       scale=1, elem_id="rag-web-feed")
-                web_btn = gr.Button("Fetch", scale=1, elem_id="rag-web-add")
-            web_status = gr.HTML("", elem_id="rag-web-status")
-            feeds_list = gr.HTML("", elem_id="rag-feeds")
-            gr.Markdown(f"**Add articles** ({', '.join(UPLOAD_SUFFIXES)}; at most "
-                        f"{cfg.max_upload_bytes // 1024 // 1024} MB each)")
-            upload = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES),
-                             show_label=False, elem_id="rag-upload", height=120)
-            upload_status = gr.HTML("", elem_id="rag-upload-status")
-            gr.Markdown("**Remove an article file**")
-            with gr.Row():
-                remove_choice = gr.Dropdown(choices=[], show_label=False, scale=4,
-                                            elem_id="rag-remove-choice")
-                remove_btn = gr.Button("Remove…", variant="stop", scale=1,
-                                       elem_id="rag-remove")
-            with gr.Row(visible=False) as confirm_row:
-                confirm_btn = gr.Button("Yes, remove it", variant="stop",
-                                        elem_id="rag-remove-confirm")
-                cancel_btn = gr.Button("Cancel", elem_id="rag-remove-cancel")
-            remove_status = gr.HTML("", elem_id="rag-remove-status")
+            with gr.Row(equal_height=True, elem_classes="rag-pager"):
+                prev_btn = gr.Button("← Previous", size="sm", elem_id="rag-prev")
+                next_btn = gr.Button("Next →", size="sm", elem_id="rag-next")
+            page = gr.State(0)
         with gr.Tab("Settings", id="settings"):
             k = gr.Slider(1, min(cfg.max_k, 20), value=cfg.k, step=1,
                           label="Number of citations", elem_id="rag-k")
@@ -304,35 +369,41 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         ask_ins = [question, k, mode, f_sources, f_author, f_since, f_until, f_dates, f_as_of]
         question.submit(on_ask, ask_ins, outs, **private).then(
             None, js=SCROLL_JS, **private)
-        for b in example_btns:
-            b.click(lambda t=b.value: t, None, question, queue=False, **private).then(
+        for b in example_btns:  # a button's label is its question
+            b.click(lambda text: text, b, question, queue=False, **private).then(
                 on_ask, ask_ins, outs, **private).then(None, js=SCROLL_JS, **private)
         demo.load(source_choices, None, f_sources, queue=False, **private)
+        demo.load(examples_update, None, [examples_row, *example_btns], **private)
         chooser.input(on_open, [chooser, state], viewer, **private).then(
             None, js=SCROLL_PAGE_JS, **private)
         copy_btn.click(None, js=COPY_JS, **private)
         gr.api(answer_api, api_name="answer")
 
-        articles_tab.select(list_html, search, table, **private).then(
-            file_choices, None, remove_choice, **private).then(
-            lambda: (status_html(), feeds_html()), None, [index_state, feeds_list], **private)
-        web_outs = [web_status, web_text, table, remove_choice, feeds_list, index_state]
-        web_btn.click(on_web, [web_text, web_feed, search], web_outs,
-                      concurrency_limit=1, concurrency_id="library", **private)
-        web_text.submit(on_web, [web_text, web_feed, search], web_outs,
-                        concurrency_limit=1, concurrency_id="library", **private)
+        statuses = [upload_status, web_status, remove_status, feed_status]
+        refreshed = [table, page, remove_choice, feed_choice, feeds_list, index_state]
+        library = dict(concurrency_limit=1, concurrency_id="library", **private)
+        articles_tab.select(after_change, search, refreshed, **private)
+        web_ins, web_outs = [web_text, web_feed, search], [*statuses, web_text, *refreshed]
+        for trigger in (web_btn.click, web_text.submit):
+            trigger(on_web, web_ins, web_outs, **library).then(
+                examples_update, None, [examples_row, *example_btns], **private)
         if updater is not None:  # the watched folder changes the index behind the page
             timer = gr.Timer(5.0)
             timer.tick(status_html, None, index_state, queue=False, **private)
-        search.change(list_html, search, table, queue=False, **private)
-        upload.upload(on_upload, [upload, search], [upload_status, upload, table, remove_choice],
-                      concurrency_limit=1, concurrency_id="library", **private)
-        remove_btn.click(on_remove_ask, remove_choice, [confirm_row, remove_status], **private)
-        cancel_btn.click(lambda: (gr.Row(visible=False), ""), None,
-                         [confirm_row, remove_status], **private)
+        search.change(lambda q: page_of(q, 0), search, [table, page], queue=False, **private)
+        prev_btn.click(on_page(-1), [search, page], [table, page], queue=False, **private)
+        next_btn.click(on_page(+1), [search, page], [table, page], queue=False, **private)
+        upload.upload(on_upload, [upload, search], [*statuses, upload, *refreshed],
+                      **library).then(
+            examples_update, None, [examples_row, *example_btns], **private)
+        remove_btn.click(on_remove_ask, remove_choice, [confirm_row, *statuses], **private)
+        cancel_btn.click(lambda: (gr.Row(visible=False), *only(2, "")), None,
+                         [confirm_row, *statuses], **private)
         confirm_btn.click(on_remove, [remove_choice, search],
-                          [confirm_row, remove_status, table, remove_choice],
-                          concurrency_limit=1, concurrency_id="library", **private)
+                          [confirm_row, *statuses, *refreshed], **library).then(
+            examples_update, None, [examples_row, *example_btns], **private)
+        unsubscribe_btn.click(on_unsubscribe, [feed_choice, feed_delete, search],
+                              [*statuses, *refreshed], **library)
     demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
     return demo
 
@@ -341,5 +412,7 @@ CSS = render.CSS + """
 .rag-head h1{margin:0 0 2px;font-size:1.5em}.rag-head p{margin:0;opacity:.75}
 .rag-examples button{flex:0 1 auto !important;min-width:0 !important;white-space:normal}
 #rag-copy{align-self:flex-start;max-width:12em}
+.rag-pager{justify-content:flex-start}
+.rag-pager button{flex:0 0 auto !important;min-width:8em !important}
 @media (min-width: 900px){#rag-viewer-col{position:sticky;top:8px;align-self:flex-start}}
 """
