@@ -24,7 +24,7 @@ import sys
 import textwrap
 
 from .config import RETRIEVAL_MODES
-from .types import NO_ANSWER
+from .types import NO_ANSWER, describe_date
 
 
 def render_text(answer, explain: bool = False) -> str:
@@ -47,7 +47,8 @@ def render_text(answer, explain: bool = False) -> str:
     for c in answer.citations:
         where = c.source if c.source == c.article_id else f"{c.source} ({c.article_id})"
         page = f", page {c.page}" if c.page else ""
-        when = f", published {c.published}" if c.published else ""
+        date = describe_date(c.published, c.date_source, c.file_date)
+        when = f", {date}" if date else ""
         out.append(f"[{c.n}] {c.title} — {where}{page}{when}  score {c.score:.2f}")
         rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
         marked = c.passage[:rel_s] + "«" + c.passage[rel_s:rel_e] + "»" + c.passage[rel_e:]

@@ -64,6 +64,33 @@ class ArticleNotFound(RagError, KeyError):
         return str(self.args[0]) if self.args else "article not found"
 
 
+# Where an article's date came from (``date_source``), in words. A ``published`` date is
+# one the article's record, page or feed states; "file" means the article has no such
+# date, only ``file_date``: its file's creation date (PDF CreationDate, DOCX created),
+# which is when the file was made (fpdf: the moment it ran; python-docx: 2013-12-23, its
+# template's), not when the text was published, so it is never shown as published and
+# never matches a date filter.
+DATE_SOURCES = {
+    "record": "from the record",
+    "page": "from the page",
+    "feed": "from the feed",
+    "file": "the file's creation date, not a publication date",
+}
+
+
+def describe_date(published: str | None, date_source: str | None = None,
+                  file_date: str | None = None) -> str:
+    """An article's date in words, saying where it came from: "2025-01-27 (published,
+    from the page)", "file created 2013-12-23", "" without a date. An index built before
+    ``date_source`` existed gives "2025-01-27 (published)"."""
+    if published:
+        where = DATE_SOURCES.get(date_source or "") if date_source != "file" else None
+        return f"{published} (published, {where})" if where else f"{published} (published)"
+    if file_date:
+        return f"file created {file_date}"
+    return ""
+
+
 # The fields a filter may name (Filters); anything else is refused with InvalidQuestion.
 FILTER_FIELDS = ("sources", "authors", "since", "until", "article_ids", "folders")
 
@@ -137,6 +164,10 @@ class Passage:
     published: str | None = None
     author: str | None = None
     page: int | None = None
+    file_date: str | None = None
+    """the file's creation date (PDF, DOCX metadata) when it states no publication date"""
+    date_source: str | None = None
+    """where the date came from: record, page, feed (``published``) or file (``file_date``)"""
 
 
 # Why an answer abstained (Explanation.reason); "answered" when it did not.
@@ -198,6 +229,11 @@ class Article:
     ``source`` is what a citation shows as the origin: the relative path, or the record's
     ``source``/``url``. ``content_hash`` is the sha256 of ``text`` plus metadata, so a
     changed title also counts as an update.
+
+    ``published`` is a publication date the article states (a record's ``published``, a
+    page's or a feed item's date), the only date filters use; ``file_date`` the creation
+    date in a PDF's or DOCX's metadata, which is not one (see :data:`DATE_SOURCES`);
+    ``date_source`` says which of them the article's date is, None without a date.
     """
 
     id: str
@@ -211,6 +247,10 @@ class Article:
     pages: tuple[int, ...] = ()
     """Start offset in ``text`` of each page, ascending, the first 0 (PDF, DOCX page
     breaks); empty when the source has no pages. See :meth:`page_at`."""
+    file_date: str | None = None
+    """YYYY-MM-DD the file was created (PDF, DOCX metadata): not a publication date"""
+    date_source: str | None = None
+    """record, page, feed (``published``), file (only ``file_date``) or None"""
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding character ``offset``, or None without a page table."""
@@ -295,6 +335,12 @@ class Citation:
     """1-based page of the quote's start (PDF, DOCX); None for sources without pages"""
     also_in: tuple[Copy, ...] = ()
     """other articles with the same story (syndicated copies), quoted once here"""
+    file_date: str | None = None
+    """the file's creation date (PDF, DOCX metadata) when it states no publication date:
+    never shown as published, never filtered on"""
+    date_source: str | None = None
+    """where the date came from: record, page, feed (``published``) or file
+    (``file_date``); None without a date (or from an index built before this field)"""
 
 
 @dataclass(frozen=True)

@@ -208,8 +208,8 @@ def test_multi_page_pdf_pages_metadata_and_offsets(tmp_path: Path) -> None:
                                                   author="Ann Author"))
     (art,), skipped = load_articles(tmp_path)
     assert skipped == []
-    assert (art.id, art.title, art.author, art.published) == (
-        "three.pdf", "Fruit Pages", "Ann Author", "2024-02-29")
+    assert (art.id, art.title, art.author, art.published, art.file_date, art.date_source) == (
+        "three.pdf", "Fruit Pages", "Ann Author", None, "2024-02-29", "file")
     check_page_table(art.text, art.pages)
     assert pages_of(art) == PAGES
     for n, page in enumerate(PAGES, 1):
@@ -225,9 +225,9 @@ def test_multi_page_pdf_pages_metadata_and_offsets(tmp_path: Path) -> None:
         assert art.page_at(end - 1) == page
 
 
-def test_pdf_title_falls_back_to_first_line_and_published_is_a_date() -> None:
+def test_pdf_title_falls_back_to_first_line_and_file_date_is_a_date() -> None:
     doc = read_pdf(make_pdf(PAGES))
-    assert doc.title == "" and doc.author == "" and doc.published == "2024-02-29"
+    assert doc.title == "" and doc.author == "" and doc.file_date == "2024-02-29"
     art, = load_file_bytes("untitled.pdf", make_pdf(PAGES))
     assert art.title == "Alpha page one. The first page talks about apples."
 
@@ -335,7 +335,8 @@ def test_docx_page_breaks_tables_and_metadata(tmp_path: Path) -> None:
     (tmp_path / "report.docx").write_bytes(data)
     (art,), skipped = load_articles(tmp_path)
     assert skipped == []
-    assert (art.title, art.author, art.published) == ("Word Title", "Bea Writer", "2023-07-14")
+    assert (art.title, art.author, art.published, art.file_date) == (
+        "Word Title", "Bea Writer", None, "2023-07-14")
     check_page_table(art.text, art.pages)
     assert pages_of(art) == ["Page one, paragraph one.\nPage one, paragraph two.",
                              "Page two starts.", "",
@@ -349,7 +350,7 @@ def test_docx_without_page_breaks_has_no_page_table() -> None:
     doc = read_docx(make_docx(["Just one page.", "", "With two paragraphs."]))
     assert doc.text == "Just one page.\nWith two paragraphs."  # empty paragraphs dropped
     assert doc.pages == ()
-    assert doc.title == "" and doc.published == "2023-07-14"
+    assert doc.title == "" and doc.file_date == "2023-07-14"
     art, = load_file_bytes("plain.docx", make_docx(["Just one page."]))
     assert art.pages == () and art.page_at(3) is None and art.title == "Just one page."
 
@@ -384,9 +385,9 @@ def test_docx_metadata_damaged_or_hostile() -> None:
             '<dc:creator>Cy</dc:creator><dcterms:created>2021-02-30T00:00:00Z</dcterms:created>'
             '</cp:coreProperties>')
     doc = read_docx(docx_with_body(p("Body."), core=core))
-    assert (doc.title, doc.author, doc.published) == ("A title", "Cy", None)  # no Feb 30
+    assert (doc.title, doc.author, doc.file_date) == ("A title", "Cy", None)  # no Feb 30
     doc = read_docx(docx_with_body(p("Body."), core="<broken"))
-    assert (doc.title, doc.author, doc.published, doc.text) == ("", "", None, "Body.")
+    assert (doc.title, doc.author, doc.file_date, doc.text) == ("", "", None, "Body.")
     with pytest.raises(Unreadable, match="^unsafe DOCX"):
         read_docx(docx_with_body(p("Body."), core='<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'))
 

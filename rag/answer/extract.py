@@ -318,7 +318,8 @@ def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
             end=end, quote=art.text[c.start:end], passage=art.text[p_start:p_end],
             passage_start=p_start, passage_end=p_end, score=round(score, 4),
             url=art.url, published=art.published, answers=answered and score >= threshold,
-            author=art.author, page=art.page_at(c.start),
+            author=art.author, page=art.page_at(c.start), file_date=art.file_date,
+            date_source=art.date_source,
             also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
 

@@ -350,7 +350,8 @@ def search_passages(query: str, k: int = 10, index_dir: str | Path | None = None
                            start=start, end=end, text=art.text[start:end],
                            score=round(hit.fused, 6), dense=round(hit.dense, 4),
                            url=art.url, published=art.published, author=art.author,
-                           page=art.page_at(start)))
+                           page=art.page_at(start), file_date=art.file_date,
+                           date_source=art.date_source))
     return out
 
 

@@ -9,7 +9,10 @@ same JSON as text for clients that only read text):
     **Answer.to_dict()}``. ``text`` is a verbatim quote from the article
     ``citations[0].article_id`` at ``[start:end]``; each citation has ``n``,
     ``article_id``, ``start``, ``end``, ``quote`` (``article.text[start:end] == quote``),
-    its passage with offsets, title, source, url, published date, author, page and score.
+    its passage with offsets, title, source, url, published date, author, page and score,
+    and ``date_source`` (where the date came from: ``record``, ``page``, ``feed``; ``file``:
+    no publication date, only ``file_date``, a PDF's or DOCX's creation date, which is not
+    one and is never matched by since/until).
     When ``answer_status`` is ``"abstained"``, ``text`` is empty, ``statement`` says that
     the articles do not answer, and the citations are only the nearest passages
     (``answers: false``): they must not be paraphrased into an answer.
@@ -20,11 +23,11 @@ same JSON as text for clients that only read text):
     no article, and ``message`` says so).
 ``get_article(id, start=None, end=None)``
     :func:`rag.get_article`: the metadata (``id``, ``title``, ``source``, ``url``,
-    ``published``, ``author``, ``pages``), ``length`` (characters of the whole text) and
-    ``text == article.text[start:end]`` with the ``start`` and ``end`` actually returned.
-    Both None: the whole text. ``0 <= start <= end <= length`` or the call fails. At most
-    100,000 characters come back per call: a longer slice is cut, ``truncated`` is true
-    and ``message`` says where to continue.
+    ``published``, ``author``, ``file_date``, ``date_source``, ``pages``), ``length``
+    (characters of the whole text) and ``text == article.text[start:end]`` with the
+    ``start`` and ``end`` actually returned. Both None: the whole text. ``0 <= start <=
+    end <= length`` or the call fails. At most 100,000 characters come back per call: a
+    longer slice is cut, ``truncated`` is true and ``message`` says where to continue.
 
 The filters (``ask`` and ``search``) are those of :class:`rag.Filters`: ``sources``,
 ``authors`` (case-insensitive parts), ``since`` / ``until`` (publication dates,
@@ -100,7 +103,9 @@ ASK_DESCRIPTION = (
     "citations are then only the nearest passages (answers=false) and must not be turned "
     "into an answer. Optional filters limit the articles used before ranking; `scope` says "
     "which filters applied (relative time in the question, such as 'last week', becomes a "
-    "date filter).")
+    "date filter). A citation's `published` is a date the article states (date_source "
+    "record, page or feed); `file_date` (date_source 'file') is a PDF's or DOCX's creation "
+    "date: never call it a publication date.")
 
 SEARCH_DESCRIPTION = (
     "Find the passages of the indexed articles that best match a query (retrieval only: no "
@@ -194,6 +199,12 @@ def _models() -> dict[str, Any]:
         url: str | None = None
         published: str | None = None
         author: str | None = None
+        file_date: str | None = None
+        """the file's creation date (PDF, DOCX metadata) when it states no publication
+        date: not a publication date, never matched by since/until"""
+        date_source: str | None = None
+        """where the date came from: record, page or feed (published), file (file_date
+        only); None without a date"""
         pages: list[int] = Field(default_factory=list)
         """start offset of each page (PDF, DOCX); empty without pages"""
         length: int
@@ -325,6 +336,7 @@ def create_server(cfg: Config | None = None, *, max_article_chars: int = MAX_ART
                        f"get_article again with start={hi} for the rest")
         return ArticleText(id=article.id, title=article.title, source=article.source,
                            url=article.url, published=article.published, author=article.author,
+                           file_date=article.file_date, date_source=article.date_source,
                            pages=list(article.pages), length=length, start=lo, end=hi,
                            text=article.text[lo:hi], truncated=truncated, message=message)
 

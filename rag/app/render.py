@@ -14,7 +14,7 @@ import html
 import re
 from typing import Any, Iterable
 
-from ..types import NO_ANSWER, Answer, Article, Citation
+from ..types import NO_ANSWER, Answer, Article, Citation, describe_date
 
 HIGHLIGHT_ID = "rag-highlight"
 
@@ -61,8 +61,10 @@ def _meta(c: Citation | Article, source: str) -> str:
     parts = [f'<span class="rag-source" title="source">{esc(source)}</span>']
     if getattr(c, "author", None):
         parts.append(f'<span class="rag-author">{esc(c.author)}</span>')
-    if getattr(c, "published", None):
-        parts.append(f'<span class="rag-date">{esc(c.published)}</span>')
+    date = _date(c)
+    if date:  # where the date came from; a file's creation date is not "published"
+        cls = "rag-date" if getattr(c, "published", None) else "rag-date rag-file-date"
+        parts.append(f'<span class="{cls}">{esc(date)}</span>')
     if getattr(c, "page", None):
         parts.append(f'<span class="rag-page">page {int(c.page)}</span>')
     url = safe_url(getattr(c, "url", None))
@@ -70,6 +72,13 @@ def _meta(c: Citation | Article, source: str) -> str:
         parts.append(f'<a class="rag-link" href="{esc(url)}" target="_blank" '
                      f'rel="noopener noreferrer nofollow">link</a>')
     return " · ".join(parts)
+
+
+def _date(c: Any) -> str:
+    """The date of a citation, article or article row (a dict) in words, with where it
+    came from (:func:`rag.types.describe_date`)."""
+    get = c.get if isinstance(c, dict) else (lambda k: getattr(c, k, None))
+    return describe_date(get("published"), get("date_source"), get("file_date"))
 
 
 # Time words whose meaning depends on when the article was written.
@@ -158,7 +167,7 @@ def render_answer(answer: Answer | None) -> str:
     when = f'<div class="rag-note rag-when">{esc(when)}</div>' if when else ""
     where = (f'<div class="rag-from">— {esc(first.title)} '
              f'<span class="rag-source">({esc(first.source)}'
-             f'{", " + esc(first.published) if first.published else ""})</span></div>'
+             f'{", " + esc(_date(first)) if _date(first) else ""})</span></div>'
              ) if first else ""
     return (f'<div class="rag-answer rag-found" data-copy="{esc(copy_text(answer))}">{scope}'
             f'<div class="rag-answer-quote"><mark class="rag-quote">'
@@ -300,7 +309,7 @@ def _article_row(r: dict[str, Any], titles: dict[str, str]) -> str:
     return (f'<tr><td class="rag-title">{esc(r.get("title") or r["id"])}{copy}</td>'
             f'<td class="rag-source">{esc(r.get("source") or "")}</td>'
             f'<td class="rag-author">{esc(r.get("author") or "")}</td>'
-            f'<td>{esc(r.get("published") or "")}</td>'
+            f'<td>{esc(_date(r))}</td>'
             f'<td class="rag-num">{int(r.get("chunks") or 0)}</td></tr>')
 
 

@@ -127,6 +127,12 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
         url: Optional[str] = None
         published: Optional[str] = None
         author: Optional[str] = None
+        file_date: Optional[str] = Field(None, description=(
+            "the file's creation date (PDF, DOCX metadata) when it states no publication "
+            "date: not a publication date, never matched by since/until"))
+        date_source: Optional[str] = Field(None, description=(
+            "where the date came from: record, page or feed (published), file (file_date "
+            "only); null without a date"))
         chunks: int
         copy_of: Optional[str] = None
 
@@ -141,6 +147,12 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
         url: Optional[str] = None
         published: Optional[str] = None
         author: Optional[str] = None
+        file_date: Optional[str] = Field(None, description=(
+            "the file's creation date (PDF, DOCX metadata) when it states no publication "
+            "date: not a publication date, never matched by since/until"))
+        date_source: Optional[str] = Field(None, description=(
+            "where the date came from: record, page or feed (published), file (file_date "
+            "only); null without a date"))
         pages: list[int] = Field(description="start offset of each page (PDF, DOCX)")
         length: int = Field(description="characters in the whole text")
         start: int
@@ -281,7 +293,9 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
             return error_response(400, f"start and end must satisfy 0 <= start <= end <= "
                                        f"{len(art.text)} (the text's length)", "invalid_request")
         return {"id": art.id, "title": art.title, "source": art.source, "url": art.url,
-                "published": art.published, "author": art.author, "pages": list(art.pages),
+                "published": art.published, "author": art.author,
+                "file_date": art.file_date, "date_source": art.date_source,
+                "pages": list(art.pages),
                 "length": len(art.text), "start": start, "end": stop,
                 "text": art.text[start:stop]}
 

@@ -9,7 +9,10 @@ Layout::
         manifest.json      schema, model, dim, settings, article -> content hash, files
         articles.sqlite    articles: id, title, source, url, published, author, hash, text,
                            pages (JSON page start offsets), copy_of + similarity (the
-                           article this one is a near-duplicate of; schema 2)
+                           article this one is a near-duplicate of; schema 2),
+                           file_date + date_source (a PDF's or DOCX's creation date,
+                           where the date came from; issue 24: an older index has
+                           neither column and reads them as None)
         chunks.npy         int32 (n, 5): article row, start, end, first sentence, end sentence
         sentences.npy      int32 (m, 2): start, end (offsets in the article text)
         chunk_vectors.npy  float32 (n, dim) unit vectors (kept for incremental builds)
@@ -175,12 +178,12 @@ def _write_sqlite(path: Path, articles: list[Article],
         con.execute("CREATE TABLE articles (row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
                     " title TEXT, source TEXT, url TEXT, published TEXT, author TEXT,"
                     " hash TEXT NOT NULL, text TEXT NOT NULL, pages TEXT, copy_of TEXT,"
-                    " similarity REAL)")
-        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " similarity REAL, file_date TEXT, date_source TEXT)")
+        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         [(i, a.id, a.title, a.source, a.url, a.published, a.author,
                           a.content_hash, a.text,
                           json.dumps(list(a.pages)) if a.pages else None,
-                          *(copies.get(a.id) or (None, None)))
+                          *(copies.get(a.id) or (None, None)), a.file_date, a.date_source)
                          for i, a in enumerate(articles)])
         con.commit()
     finally:
@@ -309,9 +312,9 @@ class Index:
             hit = self._articles.get(row)
         if hit is not None:
             return hit
-        pages = "pages" if "pages" in self._columns else "NULL"
         found = self._query("SELECT id, title, text, source, url, published, author, hash,"
-                            f" {pages} FROM articles WHERE row = ?", (int(row),))
+                            f" {self._optional('pages', 'file_date', 'date_source')}"
+                            " FROM articles WHERE row = ?", (int(row),))
         r = found[0] if found else None
         if r is None:
             raise IndexMismatch(f"article row {row} missing from the index; {REBUILD_HINT}")
@@ -321,22 +324,31 @@ class Index:
             raise IndexMismatch(f"article row {row} has a damaged page table; "
                                 f"{REBUILD_HINT}") from exc
         art = Article(id=r[0], title=r[1], text=r[2], source=r[3], url=r[4], published=r[5],
-                      author=r[6], content_hash=r[7], pages=page_starts)
+                      author=r[6], content_hash=r[7], pages=page_starts, file_date=r[9],
+                      date_source=r[10])
         with self._cache_lock:
             if len(self._articles) > 4096:
                 self._articles.clear()
             self._articles[row] = art
         return art
 
+    def _optional(self, *columns: str) -> str:
+        """The columns, each as NULL where this version's table lacks it (an older
+        schema), for a SELECT list."""
+        return ", ".join(c if c in self._columns else "NULL" for c in columns)
+
     def list_articles(self) -> list[dict[str, Any]]:
-        """id, title, source, url, published, author, chunk count and ``copy_of`` (the id
-        of the article whose story this one repeats, else None) of every article."""
+        """id, title, source, url, published, author, file_date, date_source, chunk count
+        and ``copy_of`` (the id of the article whose story this one repeats, else None) of
+        every article."""
         counts = np.bincount(self.chunks[:, 0], minlength=len(self.article_ids)) \
             if self.n_chunks else np.zeros(len(self.article_ids), int)
-        rows = self._query("SELECT row, id, title, source, url, published, author"
+        rows = self._query("SELECT row, id, title, source, url, published, author, "
+                           f"{self._optional('file_date', 'date_source')}"
                            " FROM articles ORDER BY row")
         return [{"id": r[1], "title": r[2], "source": r[3], "url": r[4], "published": r[5],
-                 "author": r[6], "chunks": int(counts[r[0]]),
+                 "author": r[6], "file_date": r[7], "date_source": r[8],
+                 "chunks": int(counts[r[0]]),
                  "copy_of": self.article_ids[self.copy_of[r[0]]] if r[0] in self.copy_of
                  else None} for r in rows]
 

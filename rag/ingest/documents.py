@@ -27,8 +27,13 @@ place (a page number stays the printed one); empty pages at the very end are dro
   no page numbers: ``pages == ()``.
 
 Metadata: ``title`` and ``author`` from the document information (PDF Info dictionary,
-DOCX ``docProps/core.xml``), ``""`` when absent; ``published`` is the creation date
-(``YYYY-MM-DD``) or None.
+DOCX ``docProps/core.xml``), ``""`` when absent; ``file_date`` is the creation date
+(``YYYY-MM-DD``: PDF ``CreationDate``, DOCX ``dcterms:created``) or None. It is the
+file's date, not a publication date (issue 24: fpdf stamps the moment it ran, python-docx
+keeps its template's 2013-12-23, a scan or an export gets the day it was made), so it
+never becomes ``Article.published``: the article keeps it as ``file_date``, shown as
+"file created ..." and never matched by a date filter. A publication date a document
+states in its text or in custom properties is not read.
 
 Problems raise :class:`Unreadable`, whose message is a reason a person can act on
 ("encrypted PDF (password protected)", "too many pages (10000 > 2000 limit)", "zip bomb?
@@ -79,11 +84,12 @@ class Unreadable(ValueError):
 class Document:
     """What a PDF or DOCX holds: ``text`` (pages joined with ``"\\n\\n"``), ``pages``
     (start offset of each page in ``text``: first 0, ascending; ``()`` without page
-    information) and metadata (``""`` / None when absent)."""
+    information) and metadata (``""`` / None when absent); ``file_date`` is the
+    file's creation date, not a publication date (see the module docstring)."""
 
     title: str
     author: str
-    published: str | None
+    file_date: str | None
     text: str
     pages: tuple[int, ...]
 
@@ -216,7 +222,7 @@ def read_pdf(data: bytes, *, max_pages: int = MAX_PDF_PAGES) -> Document:
     if not text.strip():
         raise Unreadable("no text layer (a scanned PDF? OCR is not supported)")
     return Document(title=_meta(meta.get("Title")), author=_meta(meta.get("Author")),
-                    published=_date(meta.get("CreationDate"), _PDF_DATE), text=text,
+                    file_date=_date(meta.get("CreationDate"), _PDF_DATE), text=text,
                     pages=pages)
 
 
@@ -269,7 +275,7 @@ def read_docx(data: bytes, *, max_bytes: int = MAX_DOCX_BYTES) -> Document:
             raise Unreadable(f"damaged DOCX: {exc}") from None
     text, pages = join_pages(page_texts)
     return Document(title=meta.get("title", ""), author=meta.get("creator", ""),
-                    published=_date(meta.get("created"), _ISO_DATE), text=text,
+                    file_date=_date(meta.get("created"), _ISO_DATE), text=text,
                     pages=pages if has_pages else ())
 
 

@@ -6,18 +6,29 @@
   ``#`` marks); the text is the whole file, title line included, so it stays quotable.
 * ``.html`` / ``.htm``: the main text extracted by trafilatura (no navigation, footers,
   scripts); title, author, date and url from the page metadata, else the ``<title>`` tag.
+  The date is one the markup states (``article:published_time`` and other meta tags,
+  ``<time>``, JSON-LD, a dated URL path): trafilatura's extensive search, which also
+  takes a date from the text (a copyright line's year became "2023-01-01", the date of
+  an event the story tells became its publication date), is off.
 * ``.json``: a list of records, a single record object, or ``{"articles": [...]}``.
   ``.jsonl``: one record per line. A record has ``text`` and optionally ``id``, ``title``,
   ``url``, ``published``, ``source``, ``author``.
 * ``.pdf`` / ``.docx``: read by :mod:`rag.ingest.documents` (binary: never decoded as
   text): the pages' texts joined with ``"\\n\\n"``, ``Article.pages`` the start offset of
-  every page (a DOCX without page breaks has none: ``pages == ()``); title, author and
-  creation date from the document's metadata, the title else the first line, else the
-  file name. Refused with a reason: encrypted or damaged files, PDFs without a text
-  layer (no OCR) or with more than ``max_pdf_pages`` pages (checked before any text is
-  read), DOCX zip bombs and DOCX XML with a DTD or entities, and documents that need
-  more memory or time than the reader's limits (:mod:`rag.ingest.sandbox`: read in a
-  worker process, cached by content).
+  every page (a DOCX without page breaks has none: ``pages == ()``); title and author
+  from the document's metadata, the title else the first line, else the file name; the
+  metadata's creation date is the article's ``file_date``, never ``published`` (it is
+  when the file was made, not when the text was published). Refused with a reason:
+  encrypted or damaged files, PDFs without a text layer (no OCR) or with more than
+  ``max_pdf_pages`` pages (checked before any text is read), DOCX zip bombs and DOCX
+  XML with a DTD or entities, and documents that need more memory or time than the
+  reader's limits (:mod:`rag.ingest.sandbox`: read in a worker process, cached by
+  content).
+
+Dates: ``Article.date_source`` says where the article's date came from: ``record`` (a
+record's ``published``; a record the web fetcher saved says ``page`` or ``feed`` in its
+``date_source``), ``page`` (an HTML file's metadata), ``file`` (no publication date, only
+a document's ``file_date``), None without a date.
 
 Text contract: line ends are normalised (``"\\r\\n"`` and ``"\\r"`` become ``"\\n"``), NUL
 characters are removed (lone surrogates from JSON become U+FFFD) and trailing whitespace at
@@ -57,6 +68,8 @@ _CONTROL_SHARE_MAX = 0.05  # above this share of control characters a file is "b
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _RECORD_FIELDS = ("title", "url", "published", "source", "author")
+# what a record's own "date_source" may say (the web fetcher's records: rag.ingest.web)
+_RECORD_DATE_SOURCES = ("record", "page", "feed")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}(?:\s+|$)(.*?)(?:\s+#+\s*)?$")
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
@@ -74,27 +87,39 @@ def text_hash(text: str) -> str:
 
 
 def content_hash(*, title: str, text: str, url: str | None = None, published: str | None = None,
-                 author: str | None = None, source: str = "", pages: tuple[int, ...] = ()) -> str:
+                 author: str | None = None, source: str = "", pages: tuple[int, ...] = (),
+                 file_date: str | None = None) -> str:
     """sha256 hex over a canonical JSON of the text and its metadata.
 
-    Any change of title, text, url, published, author or source changes the hash, so the
-    build treats it as an update.
+    Any change of title, text, url, published, author, source or file_date changes the
+    hash, so the build treats it as an update (``file_date`` counts only when set, so the
+    hash of an article without one is what it was before the field existed).
     """
     fields = {"title": title, "text": text, "url": url, "published": published,
               "author": author, "source": source}
+    if file_date:
+        fields["file_date"] = file_date
     return text_hash(json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
 
 
 def make_article(
     id: str, title: str, text: str, source: str, *, url: str | None = None,
     published: str | None = None, author: str | None = None, pages: tuple[int, ...] = (),
+    file_date: str | None = None, date_source: str | None = None,
 ) -> Article:
-    """An :class:`Article` with its ``content_hash`` filled in."""
+    """An :class:`Article` with its ``content_hash`` filled in. ``date_source`` is where
+    ``published`` came from ("record" when not given); without ``published`` it is
+    "file" when there is a ``file_date``, else None."""
     pages = tuple(int(p) for p in pages)
     digest = content_hash(title=title, text=text, url=url, published=published,
-                          author=author, source=source, pages=pages)
+                          author=author, source=source, pages=pages, file_date=file_date)
+    if published:
+        date_source = date_source if date_source in _RECORD_DATE_SOURCES else "record"
+    else:
+        date_source = "file" if file_date else None
     return Article(id=id, title=title, text=text, source=source, url=url,
-                   published=published, author=author, content_hash=digest, pages=pages)
+                   published=published, author=author, content_hash=digest, pages=pages,
+                   file_date=file_date, date_source=date_source)
 
 
 def iter_source_files(source: Path) -> list[Path]:
@@ -312,7 +337,7 @@ def _read_document(data: bytes, suffix: str, rel: str, stem: str, max_pdf_pages:
         raise _Skip("no text")
     title = _clip(doc.title) or _clip(_first_line(doc.text)) or stem
     return make_article(rel, title, doc.text, rel, author=doc.author or None,
-                        published=doc.published, pages=doc.pages)
+                        file_date=doc.file_date, pages=doc.pages)
 
 
 def extract_html(raw: str) -> tuple[str, Any, str]:
@@ -327,7 +352,8 @@ def extract_html(raw: str) -> tuple[str, Any, str]:
     text = normalize_text(extracted or "")
     if not text.strip():
         raise _Skip("no extractable text in HTML")
-    meta = trafilatura.extract_metadata(raw)
+    # extensive=False: only dates the markup states (see the module docstring)
+    meta = trafilatura.extract_metadata(raw, extensive=False)
     title = (getattr(meta, "title", None) or "").strip()
     if not title:
         match = _HTML_TITLE.search(raw)
@@ -340,7 +366,7 @@ def _read_html(raw: str, rel: str, stem: str) -> Article:
     return make_article(rel, _clip(title or _first_line(text) or stem), text, rel,
                         url=getattr(meta, "url", None) or None,
                         published=getattr(meta, "date", None) or None,
-                        author=getattr(meta, "author", None) or None)
+                        author=getattr(meta, "author", None) or None, date_source="page")
 
 
 def _read_records(
@@ -414,7 +440,8 @@ def _record_article(record: Any, default_id: str, rel: str) -> Article:
     title = _clip(meta["title"] or _first_line(text))
     source = meta["source"] or meta["url"] or rel
     return make_article(rid, title, text, source, url=meta["url"],
-                        published=meta["published"], author=meta["author"])
+                        published=meta["published"], author=meta["author"],
+                        date_source=_scalar(record.get("date_source")))
 
 
 def _scalar(value: Any) -> str | None:

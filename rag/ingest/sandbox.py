@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ..config import Config
 
 PARSED_DIR = ".parsed"  # the cache folder inside an index folder
-_FORMAT = 1  # of the cache entries and the pipe's messages
+_FORMAT = 2  # of the cache entries and the pipe's messages (2: file_date, not published)
 _MEMORY_EXIT = 86  # the worker's exit status after a MemoryError it could not report
 _TMP_MAX_AGE = 3600.0  # seconds; older temporary cache files are a killed writer's
 _WATCH_EVERY = 0.1  # seconds between two looks at a reading worker
@@ -397,13 +397,13 @@ def _parse_reply(line: bytes) -> dict[str, Any] | None:
 def _valid_document(doc: Any) -> bool:
     return (isinstance(doc, dict) and all(isinstance(doc.get(k), str)
                                           for k in ("title", "author", "text"))
-            and (doc.get("published") is None or isinstance(doc["published"], str))
+            and (doc.get("file_date") is None or isinstance(doc["file_date"], str))
             and isinstance(doc.get("pages"), list)
             and all(isinstance(p, int) for p in doc["pages"]))
 
 
 def _document(doc: dict[str, Any]) -> Document:
-    return Document(title=doc["title"], author=doc["author"], published=doc["published"],
+    return Document(title=doc["title"], author=doc["author"], file_date=doc.get("file_date"),
                     text=doc["text"], pages=tuple(doc["pages"]))
 
 
@@ -494,7 +494,7 @@ def _serve(memory_mb: int, seconds: float) -> int:
                 else:
                     doc = read_docx(data)
                 reply = _dumps({"document": {
-                    "title": doc.title, "author": doc.author, "published": doc.published,
+                    "title": doc.title, "author": doc.author, "file_date": doc.file_date,
                     "text": doc.text, "pages": list(doc.pages)}})
             except Unreadable as exc:
                 reply = _dumps({"unreadable": str(exc)})

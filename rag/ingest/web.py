@@ -4,8 +4,8 @@ A fetched page (or feed item) becomes one single-record ``.json`` file that
 :func:`rag.ingest.loaders.load_articles` reads like any other record::
 
     <source>/web/<host>/<sha256(id)[:16]>.json
-    {"id", "title", "author", "published", "source", "url", "text", "origin", "site",
-     "fetched"}
+    {"id", "title", "author", "published", "date_source", "source", "url", "text",
+     "origin", "site", "fetched"}
 
 ``id`` is the page's canonical URL (:func:`canonical_url` of the ``<link rel=canonical>``,
 else ``og:url``, else the final URL after redirects), so fetching the page again, or
@@ -15,7 +15,9 @@ believed when it names the page's own site, the registrable domain of the URL fe
 (:func:`rag.ingest.sites.same_site`, Public Suffix List aware: ``www.example.com`` may
 name ``example.com``, ``m.org`` may not name ``news.example.org``): a page cannot claim
 another site's identity and overwrite its article. ``text`` is trafilatura's main text
-(:func:`rag.ingest.loaders.normalize_text`), ``published`` an ISO date, ``source`` the
+(:func:`rag.ingest.loaders.normalize_text`), ``published`` an ISO date (one the page's
+markup or the feed item states), ``date_source`` where it came from (``page`` or ``feed``;
+None without a date), ``source`` the
 site name (else the host), ``origin`` the URL or feed the user gave, ``site`` the
 registrable domain that published the record (the page's, or the feed's for a feed
 item), ``fetched`` the UTC time of the fetch. Only ``text/html`` and
@@ -117,7 +119,8 @@ LOCK_TIMEOUT = 600.0  # seconds to wait for another poll of the same folder
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid",
                              "mc_cid", "mc_eid", "igshid", "yclid", "_hsenc", "_hsmi"})
 TRACKING_PREFIXES = ("utm_",)
-_RECORD_KEYS = ("id", "title", "author", "published", "source", "url", "text")
+_RECORD_KEYS = ("id", "title", "author", "published", "date_source", "source", "url",
+                "text")
 _LINK_TAG = re.compile(r"<link\b[^>]*>", re.I)
 _ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*("[^"]*"|'[^']*'|[^\s"'>]+)""")
 _URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S")
@@ -322,9 +325,10 @@ def _read_page(resp: Response) -> dict[str, Any]:
     text, meta, title = extract_html(raw)
     page_id = _page_id(resp.final_url, (_canonical_link(raw), getattr(meta, "url", None)))
     host = _host_of(page_id)
+    published = _clean(getattr(meta, "date", None))
     return {"id": page_id, "title": " ".join(title.split()) or None,
             "author": _clean(getattr(meta, "author", None)),
-            "published": _clean(getattr(meta, "date", None)),
+            "published": published, "date_source": "page" if published else None,
             "source": _clean(getattr(meta, "sitename", None)) or host,
             "url": page_id, "text": text}
 
@@ -663,6 +667,7 @@ def _item_record(entry: Any, article_id: str, link: str | None, feed_title: str 
         "title": title or (page or {}).get("title"),
         "author": author or (page or {}).get("author"),
         "published": time.strftime("%Y-%m-%d", date) if date else (page or {}).get("published"),
+        "date_source": "feed" if date else (page or {}).get("date_source"),
         "source": feed_title or (page or {}).get("source") or feed_host,
         "url": url or None,
         "text": page["text"] if page else content,
