@@ -159,6 +159,8 @@ def test_an_action_empties_the_other_actions_messages(corpus, tmp_path):
     _, upload, web, removed, feeds, table, page, *_ = fns["on_remove"]("ferry.txt", "")
     assert "Removed ferry.txt" in removed and (upload, web, feeds) == ("", "", "")
     assert "ferry" not in table.lower() and page == 0
+    upload, web, removed, feeds, *_ = fns["on_unsubscribe"](None, False, "")
+    assert "Choose a feed first." in feeds and (upload, web, removed) == ("", "", "")
 
 
 def test_a_feed_is_unsubscribed_from_the_library_with_or_without_its_articles(cfg, site):
