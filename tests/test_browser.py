@@ -520,3 +520,22 @@ def test_articles_tab_at_64_articles(library_app, page, tmp_path):
     assert page.locator("#rag-remove-status").inner_text().startswith("Removed ferry.txt")
     assert page.locator("#rag-upload-status").inner_text().strip() == ""
     shot(page, "23-articles-after-removal")
+
+
+def test_articles_tab_at_64_articles_on_a_phone(library_app, browser):
+    url, _ = library_app
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                              has_touch=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(WAIT)
+    try:
+        open_app(pg, url)
+        pg.get_by_role("tab", name="Articles").click()
+        pg.locator("#rag-articles .rag-table").wait_for()
+        overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"page is {overflow}px wider than the phone screen"
+        assert pg.locator("#rag-articles tbody tr").count() == 20
+        assert top(pg, "#rag-upload") < top(pg, "#rag-articles")
+        shot(pg, "24-articles-64-phone")
+    finally:
+        ctx.close()

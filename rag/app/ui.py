@@ -414,5 +414,6 @@ CSS = render.CSS + """
 #rag-copy{align-self:flex-start;max-width:12em}
 .rag-pager{justify-content:flex-start}
 .rag-pager button{flex:0 0 auto !important;min-width:8em !important}
+@media (max-width: 640px){.rag-list .rag-table{min-width:720px}}  /* scrolls in its box */
 @media (min-width: 900px){#rag-viewer-col{position:sticky;top:8px;align-self:flex-start}}
 """
