@@ -539,3 +539,30 @@ def test_articles_tab_at_64_articles_on_a_phone(library_app, browser):
         shot(pg, "24-articles-64-phone")
     finally:
         ctx.close()
+
+
+def test_a_damaged_pdf_dropped_into_a_watched_folder_shows_in_the_articles_tab(page, tmp_path):
+    import rag
+    from rag.app.watch import Updater
+    from rag.config import Config
+    from test_articles_tab import write_corpus
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cfg = Config(source=tmp_path / "articles", index_dir=tmp_path / "index", model="fake",
+                 chunk_tokens=120, chunk_overlap=10, abstain_threshold=0.0, selector=False)
+    write_corpus(cfg.source)
+    rag.build(config=cfg)
+    updater = Updater(cfg, watch=True, debounce_ms=300, log=None).start()
+    try:
+        with BackgroundServer(create_app(cfg, updater=updater)) as url:
+            open_app(page, url)
+            page.get_by_role("tab", name="Articles").click()
+            page.locator("#rag-articles .rag-table").wait_for()
+            pdf = Path(__file__).parent / "data" / "seed-article.pdf"
+            (cfg.source / "report.pdf").write_bytes(pdf.read_bytes()[:5000])  # cut short
+            page.wait_for_function("() => (document.querySelector('#rag-index-status') || {})"
+                                   ".innerText.includes('report.pdf skipped: damaged PDF')")
+            assert "1 item was not indexed" in page.locator("#rag-index-status").inner_text()
+            shot(page, "25-watched-damaged-pdf-skipped", full_page=False)
+    finally:
+        updater.stop()
