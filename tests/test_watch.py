@@ -185,3 +185,22 @@ def test_a_feed_item_whose_page_is_gone_is_said_and_listed_at_each_poll(cfg, sit
     from rag.app.library import Library
 
     assert [a["id"] for a in Library(cfg).articles()] == ["ferry.txt"]
+
+
+def test_index_status_reads_the_manifest_without_hashing_the_index(cfg, fake_embedder,
+                                                                   monkeypatch):
+    """The UI's timer and GET /api/status ask every few seconds: the status reads the
+    live manifest only, never hashes the index files (issue 25, item 5)."""
+    import rag
+    from rag.app.watch import index_status
+    from rag.index import store
+
+    (cfg.source / "a.txt").write_text("Tides\n\nThe tide turns twice a day.", encoding="utf-8")
+    rag.build(config=cfg)
+    hashed = []
+    real = store._file_info
+    monkeypatch.setattr(store, "_file_info", lambda f: hashed.append(f) or real(f))
+    status = index_status(cfg)
+    assert status["articles"] == 1 and status["version"] and not hashed
+    store.read_manifest(cfg.index_dir)  # loading still verifies every file
+    assert hashed

@@ -378,9 +378,13 @@ class Index:
             self._con.close()
 
 
-def read_manifest(index_dir: Path, version: str | None = None) -> tuple[Path, dict[str, Any]]:
+def read_manifest(index_dir: Path, version: str | None = None, *,
+                  verify: bool = True) -> tuple[Path, dict[str, Any]]:
     """The live version's folder and manifest (or those of ``version``, one of the
-    folder's versions); raises IndexMissing / IndexMismatch."""
+    folder's versions); raises IndexMissing / IndexMismatch. With ``verify`` (the
+    default, before an index is loaded) every file listed is checked for its size and
+    sha256; ``verify=False`` reads the manifest alone (a status line: cheap however large
+    the index)."""
     index_dir = Path(index_dir)
     asked, version = version, version or current_version(index_dir)
     if version is None:
@@ -400,6 +404,8 @@ def read_manifest(index_dir: Path, version: str | None = None) -> tuple[Path, di
         found = manifest.get("schema") if isinstance(manifest, dict) else None
         raise IndexMismatch(f"index in {index_dir} has schema {found!r}, this version of rag "
                             f"reads schema {' or '.join(map(str, READABLE_SCHEMAS))}; {REBUILD_HINT}")
+    if not verify:
+        return path, manifest
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(n in files for n in FILES) \
             or not all(isinstance(info, dict) for info in files.values()):
