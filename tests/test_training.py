@@ -164,3 +164,117 @@ def test_a_few_listwise_steps_lower_the_loss():
     train_steps(model, tok, pairs, total=12, batch=16, lr=3e-4, max_len=64,
                 rnd=random.Random(0), device="cpu", log=None, loss="listwise")
     assert mean_listwise() < before - 0.02
+
+
+# -- paragraphs.jsonl (issue 23) ------------------------------------------------------
+
+def _paragraph(pid: str, group: str, source: str, context: str, qas: list) -> dict:
+    out = []
+    for i, (q, answer) in enumerate(qas):
+        if answer is None:
+            out.append({"id": f"{pid}-{i}", "question": q, "answers": [], "is_impossible": True,
+                        "plausible_answers": [{"text": "1932", "start": context.index("1932")}]
+                        if "1932" in context else []})
+        else:
+            out.append({"id": f"{pid}-{i}", "question": q, "is_impossible": False,
+                        "answers": [{"text": answer, "start": context.index(answer)}]})
+    return {"id": pid, "source": source, "group": group, "context": context, "qas": out}
+
+
+BRIDGE = ("The bridge was opened to traffic in 1932 after six years of work. Its steel came "
+          "from a mill in Middlesbrough. The bridge carries eight lanes of traffic. Tourists "
+          "climb the arch of the bridge on guided tours. The arch is 134 metres high.")
+TEA = ("Matcha is a powdered green tea. It is made from shade-grown leaves. The tea is "
+       "whisked with hot water. Japanese tea ceremonies use matcha.")
+
+
+def _paragraphs() -> list[dict]:
+    return [
+        _paragraph("squad11-Bridge-0", "Bridge", "SQuAD v1.1 train", BRIDGE,
+                   [("When was the bridge opened to traffic?", "1932"),
+                    ("Where did the bridge's steel come from?", "a mill in Middlesbrough"),
+                    ("How many lanes does the bridge carry?", "eight lanes"),
+                    ("How high is the arch of the bridge?", "134 metres")]),
+        _paragraph("squad11-Tea-0", "Tea", "SQuAD v1.1 train", TEA,
+                   [("What is matcha?", "a powdered green tea"),
+                    ("What is the tea whisked with?", "hot water")]),
+        _paragraph("tydi-en-train-0", "tydi-en-0", "TyDi QA GoldP (English)", TEA,
+                   [("What leaves is matcha made from?", "shade-grown leaves")]),
+        _paragraph("squad2-Bridge-1", "Bridge2", "SQuAD 2.0 train", BRIDGE,
+                   [("When was the bridge closed to traffic?", None)]),
+    ]
+
+
+def test_paragraph_records_label_the_answering_sentence_and_never_a_copy_of_the_answer():
+    from rag.training.paragraphs import build_records, counts, record_pairs, split_records
+
+    paras = _paragraphs()
+    recs = build_records(paras, seed=1, squad_questions=3, hard=2, tydi_repeats=2,
+                         removed=2, offtopic=3)
+    assert build_records(paras, seed=1, squad_questions=3, hard=2, tydi_repeats=2,
+                         removed=2, offtopic=3) == recs  # deterministic for a seed
+    qa = {q["id"]: q for p in paras for q in p["qas"]}
+    kinds = counts(recs)
+    assert kinds["squad/answer"] == 3 and kinds["squad/impossible"] == 1
+    assert kinds["tydi/answer"] == 2  # used twice, with other negatives
+    for r in recs:
+        assert len(r["candidates"]) == len(r["labels"]) and r["candidates"]
+        base = qa[r["id"].split("~")[0]]
+        answer = base["answers"][0]["text"] if base["answers"] else None
+        if r["kind"] == "answer":
+            assert r["labels"][0] == 1 and answer in r["candidates"][0]
+            assert not any(answer.lower() in c.lower() for c in r["candidates"][1:])
+            assert sum(r["labels"]) == 1
+        else:
+            assert not any(r["labels"])
+        if r["kind"] == "removed":  # the question against its paragraph minus the answer
+            assert not any(answer.lower() in c.lower() for c in r["candidates"])
+            assert all(c in BRIDGE + TEA for c in r["candidates"])
+        if r["kind"] == "impossible":  # the plausible span's sentence comes first
+            assert "1932" in r["candidates"][0]
+        if r["kind"] == "offtopic":
+            src = next(p for p in paras if p["group"] == r["group"])
+            assert r["candidates"][0] not in src["context"]
+    # the hardest negative shares the question's words: "bridge", "traffic"
+    opened = next(r for r in recs if r["question"].startswith("When was the bridge opened"))
+    assert "traffic" in opened["candidates"][1]
+    train, val = split_records(recs)
+    assert {r["group"] for r in train}.isdisjoint({r["group"] for r in val})
+    pairs = record_pairs(recs, 0)
+    assert len(pairs) == sum(len(r["candidates"]) for r in recs)
+    assert all(p.context == "" for p in pairs)  # the pipeline reads the sentence alone
+
+
+@pytest.mark.model
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    """Checkpoints every 2 steps; a run stopped at step 3 and started again ends with the
+    weights of a run that was never stopped (same batches, schedule and dropout)."""
+    torch = pytest.importorskip("torch")
+    from rag.training.train import batch_plan, load_model, train_steps
+
+    records = [_record(i, f"g{i}") for i in range(30)]
+    pairs = make_pairs(records, negatives=2, seed=0)
+    assert batch_plan(pairs, 8, 5, random.Random(0)) == batch_plan(pairs, 8, 5, random.Random(0))
+
+    def run(ckpt, curve):
+        torch.manual_seed(0)
+        tok, model = load_model(layers=1)
+        losses = train_steps(model, tok, pairs, total=4, batch=8, lr=3e-4, max_len=32,
+                             rnd=random.Random(0), device="cpu", log=None, checkpoint=ckpt,
+                             checkpoint_every=2, curve=curve, curve_every=3)
+        return model, losses
+
+    straight, losses = run(None, lambda step: {"x": step})
+
+    def stop(step):
+        raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(ckpt, stop)
+    assert ckpt.is_file()
+    resumed, losses2 = run(ckpt, lambda step: {"x": step})
+    assert losses2 == pytest.approx(losses, abs=1e-6) and len(losses2) == 4
+    for (n, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), n
+    assert [p["step"] for p in train_steps.curve] == [3, 4]

@@ -83,14 +83,50 @@ def ship(train_dir: Path, report: dict | None = None, dest: Path = SHIP_DIR) -> 
             "training": {k: report.get(k) for k in (
                 "base_model", "train_questions", "validation_questions", "pairs", "steps",
                 "minutes", "device", "threads", "torch", "loss_first_50", "loss_last_50",
-                "validation_top1")} | {"settings": settings}}
+                "validation_top1", "validation", "data", "learning_curve",
+                "from_checkpoint") if k in report} | {"settings": settings}}
     manifest = write_manifest(dest, info)
     print(json.dumps(manifest, indent=1))
     return manifest
 
 
+def hf_from_checkpoint(checkpoint: Path, train_dir: Path, layers: int = 4) -> dict:
+    """Write ``train_dir/hf`` (and a ``train.json``) from a training checkpoint of
+    :func:`rag.training.train.train_steps` (``--checkpoint``): a run stopped before its
+    last step can be exported and measured. Loaded with ``weights_only`` (no pickle code)."""
+    import torch
+
+    from .train import load_model
+
+    state = torch.load(checkpoint, weights_only=True)
+    tok, model = load_model(layers)
+    model.load_state_dict(state["model"])
+    train_dir = Path(train_dir)
+    model.save_pretrained(train_dir / "hf")
+    tok.save_pretrained(train_dir / "hf")
+    losses = list(state["losses"])
+    report = {"steps": int(state["step"]), "from_checkpoint": str(checkpoint),
+              "loss_first_50": round(sum(losses[:50]) / max(1, len(losses[:50])), 4),
+              "loss_last_50": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
+              "learning_curve": json.loads(state["curve"])}
+    (train_dir / "train.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
 if __name__ == "__main__":
+    import argparse
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ship(Path(sys.argv[1]))
+    p = argparse.ArgumentParser(prog="python -m rag.training.export",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("train_dir", type=Path, help="the --out folder of python -m rag.training")
+    p.add_argument("--checkpoint", type=Path, help="first write train_dir/hf from this "
+                   "training checkpoint (a run stopped early)")
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--dest", type=Path, default=SHIP_DIR,
+                   help="where to write the int8 ONNX files (default: the package)")
+    a = p.parse_args()
+    if a.checkpoint:
+        hf_from_checkpoint(a.checkpoint, a.train_dir, a.layers)
+    ship(a.train_dir, dest=a.dest)
