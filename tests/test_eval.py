@@ -371,3 +371,104 @@ def test_fit_embeds_the_questions_with_the_configured_backend(cfg, monkeypatch):
     q = {"id": "q", "question": "What test?", "article_id": "a.txt", "answers": ["alpha"]}
     items = calibrate.collect([q], cfg.replace(backend="onnx"), "answerable", "hybrid")
     assert seen == ["onnx"] and len(items) == 1
+
+
+# -- several sets, pooled fit (issue 23) ---------------------------------------------
+
+def test_limit_per_source_keeps_every_kth_question_of_each_source():
+    qs = [{"id": f"a{i}", "source": "A"} for i in range(10)] + \
+         [{"id": f"b{i}", "source": "B"} for i in range(3)]
+    got = rag_eval.limit_per_source(qs, 5)
+    assert [q["id"] for q in got] == ["a0", "a2", "a4", "a6", "a8", "b0", "b1", "b2"]
+    assert rag_eval.limit_per_source(qs, None) == qs
+
+
+def test_the_threshold_keeps_every_source_within_five_percent():
+    from rag.evaluation import pool
+
+    # source A's answerable questions score high, B's low: the threshold must serve B
+    items = [{"kind": "answerable", "source": "A"}] * 100 + \
+            [{"kind": "answerable", "source": "B"}] * 100 + \
+            [{"kind": "answerable", "source": "tiny"}] * 5 + \
+            [{"kind": "offtopic", "source": "x: off-topic"}] * 50
+    p = np.concatenate([np.linspace(0.6, 0.99, 100), np.linspace(0.2, 0.9, 100),
+                        np.zeros(5), np.full(50, 0.1)])
+    t = pool.threshold_every_source(p, items)
+    for src in ("A", "B"):
+        ps = p[[i for i, it in enumerate(items) if it["source"] == src]]
+        assert (ps < t).mean() <= 0.05
+    # not lower than it must be: B's sixth-lowest score, rounded down
+    assert t == math.floor(np.sort(p[100:200])[5] * 100) / 100
+    assert t > 0.0  # the 5 questions of "tiny" (all 0) do not bind
+
+
+def test_selector_gap_is_the_margin_over_the_best_other_sentence_read():
+    f = {"cos_s": 0.5, "cos_p": 0.5, "lex": 0.5, "lex_p": 0.5, "type_miss": 0.0}
+    ev = [(0, 0, 0, 0, 10, {**f, "sel": 2.0}), (0, 0, 1, 11, 20, {**f, "sel": 0.5}),
+          (0, 0, 2, 21, 30, {**f, "sel": -1.0}), (0, 0, 3, 31, 40, dict(f))]
+    gap = [r[5].get("sel_gap") for r in extract.with_selector_gap(ev)]
+    assert gap == [1.5, -1.5, -3.0, None]
+    one = extract.with_selector_gap(ev[:1])
+    assert one[0][5]["sel_gap"] == 0.0
+    assert extract.with_selector_gap(ev[3:]) == ev[3:]  # nothing read: unchanged
+
+
+def test_several_sets_side_by_side_and_a_pooled_fit(tmp_path, monkeypatch, capsys):
+    """Two sets (the second with an offtopic.jsonl) in one run: a line per set and
+    source, both paths; --fit pools them, writes the evidence and fits again from it."""
+    data, news = _write(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("articles.jsonl", "questions.jsonl"):
+        (other / name).write_text((data / name).read_text())
+    (other / "offtopic.jsonl").write_text(json.dumps(
+        {"id": "offtopic-01", "question": "Who won the 2010 World Cup?"}) + "\n")
+    monkeypatch.setenv("RAG_MODEL", "fake")
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "40")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "5")
+    common = ["--distractors", str(news), "--quiet", "--index-cache", str(tmp_path / "cache")]
+    out = tmp_path / "report.json"
+    assert rag_eval.main([str(data), str(other), *common, "--paths", "both",
+                          "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "selector hit@1" in table and "fast hit@1" in table
+    assert "data: test" in table and "other: other" in table
+    assert "other: off-topic (offtopic.jsonl)" in table and "data: off-topic" not in table
+    rep = json.loads(out.read_text())
+    assert set(rep["reports"]) == {"selector", "fast"}
+    assert set(rep["reports"]["fast"]) == {"data", "other"}
+    assert len(rep["rows"]["fast/other"]) == len(QUESTIONS) + 1
+    evidence = tmp_path / "pool.jsonl"
+    assert rag_eval.main([str(data), str(other), *common, "--fit", "--out",
+                          str(evidence)]) == 0
+    printed = capsys.readouterr().out
+    assert "selector path" in printed and "fast path" in printed
+    assert "refit+sel CV" in printed and "CALIBRATION" in printed
+    from rag.evaluation import pool
+
+    items = pool.read_items(evidence)
+    assert {it["set"] for it in items} == {"data", "other"}
+    assert sum(it["kind"] == "offtopic" for it in items) == 1
+    assert {it["q"]["article_id"].split("/")[0] for it in items} == {"data", "other"}
+    for it in items:  # a quote's text is the text of its sentences
+        if it["ev"]:
+            assert pool.quote(it, extract.rank_candidates(pool._ev(it), answer_model(True))[0])
+    assert rag_eval.main(["--fit", "--from-evidence", str(evidence)]) == 0
+    assert "refit+sel CV" in capsys.readouterr().out
+    # another selector measured on the same evidence: the shipped one gives the same scores
+    from rag.answer.selector import MODEL_DIR, get_selector
+
+    read = [r[5]["sel"] for it in items for r in it["ev"] if "sel" in r[5]]
+    assert read
+    again = pool.rescore(items, get_selector())
+    assert [r[5]["sel"] for it in again for r in it["ev"] if "sel" in r[5]] == read
+    shifted = pool.rescore(items, _Shifted())
+    assert [r[5]["sel"] for it in shifted for r in it["ev"] if "sel" in r[5]] == \
+        [-7.0] * len(read)
+    assert rag_eval.main(["--fit", "--from-evidence", str(evidence),
+                          "--selector-dir", str(MODEL_DIR)]) == 0
+
+
+class _Shifted:
+    def logits(self, question, sentences):
+        return np.full(len(sentences), -7.0, dtype=np.float32)

@@ -26,7 +26,7 @@ SELECTOR_PARAMS_FILE = Path(__file__).with_name("answer_model_selector.json")
 
 # The evidence of a candidate sentence (see rag.answer.extract), in this order.
 FEATURES = ("cos_s", "cos_p", "lex", "lex_p", "lex_c", "lex_cp", "miss_p", "rank", "type_miss",
-            "sel")
+            "sel", "sel_gap")
 # The features fitting weighs: selection (a conditional logit) and calibration (a
 # logistic regression; the passage cosine and the retrieval rank came out negative given
 # these, ``miss_p`` added nothing, and fewer features also travel better to other text).

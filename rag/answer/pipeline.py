@@ -283,6 +283,8 @@ MEANINGS = {
     "rank": "1 / (1 + the passage's retrieval rank)",
     "type_miss": "1 when the quote lacks the kind of answer asked for (a date, an amount...)",
     "sel": "the answer selector's log-odds that the quote answers",
+    "sel_gap": "the selector's log-odds for the quote minus those for the best other "
+               "sentence it read",
 }
 
 

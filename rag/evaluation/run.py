@@ -14,6 +14,15 @@ gold answer's character span (``R@1``, ``R@5``, MRR@10); the looser ``R@1txt``/`
 also count a passage of the gold article that holds a gold answer's text elsewhere (the
 same fact stated twice in an article), as the data set's README allows.
 
+Several sets (``python -m rag.eval SET [SET ...]``, issue 23): each is indexed with the
+same distractors (the first set's index seeds the next, so only new articles are
+embedded), asked on the configured path or ``--paths both`` (selector and fast path), and
+printed side by side, a line per set and source; a set's ``offtopic.jsonl`` is asked as
+off-topic questions too. ``--limit-per-source N`` asks at most N of each source. With
+``--fit`` the sets are pooled (:mod:`rag.evaluation.pool`: both paths, article-wise CV,
+per source); ``--out`` then writes the evidence and ``--from-evidence FILE`` fits again
+from it, ``--selector-dir DIR`` with another selector's scores.
+
 Off-topic questions (``--holdout-offtopic N``): N articles (chosen deterministically,
 by a hash of their id, among those without unanswerable questions) are left out of a
 second index, and their questions are asked there: every one should abstain.
@@ -163,7 +172,8 @@ def at_threshold(rows: list[dict], t: float) -> list[dict]:
 def report(rows: list[dict], k: int, threshold: float) -> dict:
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        key = "off-topic (held out)" if r["kind"] == "offtopic" else r["source"]
+        key = (r["source"] if str(r["source"]).startswith("off-topic") else
+               "off-topic (held out)") if r["kind"] == "offtopic" else r["source"]
         groups.setdefault(key, []).append(r)
     out = {"threshold": threshold, "k": k, "overall": _summ(rows, k),
            "per_source": {g: _summ(v, k) for g, v in sorted(groups.items())},
@@ -215,15 +225,76 @@ def _fmt(fmt: str, v) -> str:
     return fmt.format(v)
 
 
+def read_offtopic(data_dir: Path) -> list[dict]:
+    """A set's ``offtopic.jsonl`` (questions no article answers), as questions asked of
+    the whole index; [] when there is none."""
+    path = data_dir / "offtopic.jsonl"
+    if not path.is_file():
+        return []
+    return [{"id": q["id"], "question": q["question"], "article_id": "(none)",
+             "answers": [], "is_impossible": True, "source": "off-topic (offtopic.jsonl)"}
+            for q in read_jsonl(path)]
+
+
+def limit_per_source(questions: list[dict], n: int | None) -> list[dict]:
+    """At most ``n`` questions of each ``source``, evenly spaced (every k-th), in order."""
+    if not n:
+        return questions
+    by: dict[str, list[dict]] = {}
+    for q in questions:
+        by.setdefault(q.get("source", ""), []).append(q)
+    keep = set()
+    for qs in by.values():
+        step = max(1.0, len(qs) / n)
+        keep.update(qs[int(i * step)]["id"] for i in range(min(n, len(qs))))
+    return [q for q in questions if q["id"] in keep]
+
+
+SIDE_COLUMNS = (("R@1", "recall@1", "{:.3f}"), ("R@5", "recall@5", "{:.3f}"),
+                ("hit@1", "hit@1", "{:.3f}"), ("ans.abst", "answerable_abstained", "{:.3f}"),
+                ("unans.abst", "unanswerable_abstained", "{:.3f}"),
+                ("off.abst", "offtopic_abstained", "{:.3f}"))
+
+
+def format_side_by_side(reports: dict[str, dict[str, dict]]) -> str:
+    """``reports[path][set]`` (each a :func:`report`) as one table: a line per set and
+    source, a block of columns per path (selector, fast)."""
+    paths = list(reports)
+    keys = []
+    for rep_by_set in reports.values():
+        for name, rep in rep_by_set.items():
+            for g in ["overall", *rep["per_source"]]:
+                if (name, g) not in keys:
+                    keys.append((name, g))
+    head = ["set / source", "n"] + [f"{p} {c[0]}" for p in paths for c in SIDE_COLUMNS]
+    lines = [head]
+    for name, g in keys:
+        first = reports[paths[0]].get(name, {})
+        s0 = first.get("overall") if g == "overall" else first.get("per_source", {}).get(g)
+        row = [f"{name}: {g}", str((s0 or {}).get("questions", ""))]
+        for p in paths:
+            rep = reports[p].get(name, {})
+            s = rep.get("overall") if g == "overall" else rep.get("per_source", {}).get(g)
+            row += [_fmt(fmt, (s or {}).get(key)) for _, key, fmt in SIDE_COLUMNS]
+        lines.append(row)
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rag.eval", description=__doc__.split("\n")[0])
-    p.add_argument("data_dir", type=Path, help="folder with articles.jsonl and questions.jsonl")
+    p.add_argument("data_dir", type=Path, nargs="*",
+                   help="folders with articles.jsonl and questions.jsonl (several: their "
+                        "figures side by side, and --fit fits on their pool)")
     p.add_argument("--distractors", type=Path, help="folder with an articles.jsonl to add")
     p.add_argument("--k", type=int, default=5, help="citations per answer (default 5)")
-    p.add_argument("--out", type=Path, help="write the figures (and per-question rows) as JSON")
+    p.add_argument("--out", type=Path, help="write the figures (and per-question rows) as "
+                   "JSON; with --fit and several sets, the pooled evidence (JSON lines)")
     p.add_argument("--retrieval", choices=RETRIEVAL_MODES)
     p.add_argument("--limit", type=int, help="ask only every n-th question to get about "
                    "this many (a quick run)")
+    p.add_argument("--limit-per-source", type=int, metavar="N",
+                   help="ask at most N questions of each source (every k-th)")
     p.add_argument("--index-cache", type=Path, help="keep the index here and reuse it")
     p.add_argument("--holdout-offtopic", type=int, nargs="?", const=8, default=0, metavar="N",
                    help="leave N articles (default 8) out of a second index and ask their "
@@ -232,10 +303,22 @@ def main(argv: list[str] | None = None) -> int:
                    "else the fitted answer model's)")
     p.add_argument("--model", help="embedding model name (default: config)")
     p.add_argument("--fit", action="store_true", help="fit the selection weights and the "
-                   "calibration on this data and print them (see rag.evaluation.fit)")
+                   "calibration on this data and print them (see rag.evaluation.fit; with "
+                   "several sets, rag.evaluation.pool: both paths, per source)")
+    p.add_argument("--from-evidence", type=Path, metavar="FILE",
+                   help="with --fit: fit on evidence written by an earlier --fit --out "
+                        "(several sets) instead of asking again")
+    p.add_argument("--selector-dir", type=Path, metavar="DIR",
+                   help="with --from-evidence: score the sentences the selector read with "
+                        "the selector in DIR (model-int8.onnx, tokenizer.json, SELECTOR.json)"
+                        " instead, to measure a newly trained one")
     p.add_argument("--selector", action="store_true", help="answer with the trained "
                    "selector (Config.selector; with --fit: fit its answer model, "
                    "rag/answer/answer_model_selector.json)")
+    p.add_argument("--paths", choices=("config", "selector", "fast", "both"),
+                   default="config", help="which answer path(s) to measure: the "
+                   "configured one (default), the selector, the fast path "
+                   "(RAG_SELECTOR=0), or both side by side")
     p.add_argument("--save-params", action="store_true", help="with --fit: write the "
                    "fitted answer model to rag/answer/answer_model.json")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -245,19 +328,34 @@ def main(argv: list[str] | None = None) -> int:
     from ..ingest.loaders import normalize_text
     from ..answer.params import abstain_threshold, answer_model
 
-    if not (args.data_dir / "articles.jsonl").is_file() or \
-            not (args.data_dir / "questions.jsonl").is_file():
-        p.error(f"{args.data_dir} must hold articles.jsonl and questions.jsonl")
+    if args.fit and args.from_evidence:
+        from . import pool
+
+        items = pool.read_items(args.from_evidence)
+        sel_model = answer_model(True)
+        if args.selector_dir:
+            from ..answer.selector import Selector
+
+            other = Selector(args.selector_dir)
+            items = pool.rescore(items, other)
+            sel_model = sel_model.replace(selector=other.version)
+        pool.fit_and_report(items, sel_model, answer_model(False), save=args.save_params)
+        return 0
+    if not args.data_dir:
+        p.error("give at least one data folder")
+    for d in args.data_dir:
+        if not (d / "articles.jsonl").is_file() or not (d / "questions.jsonl").is_file():
+            p.error(f"{d} must hold articles.jsonl and questions.jsonl")
     if args.distractors and not (args.distractors / "articles.jsonl").is_file():
         p.error(f"{args.distractors} must hold articles.jsonl")
+    several = len(args.data_dir) > 1
     cfg = Config.from_env(model=args.model, abstain_threshold=args.threshold,
                           retrieval=args.retrieval, selector=True if args.selector else None)
-    articles, questions = load_data(args.data_dir)
-    if args.limit and args.limit < len(questions):
-        step = len(questions) / args.limit
-        questions = [questions[int(i * step)] for i in range(args.limit)]
-    held = holdout_articles(articles, questions, args.holdout_offtopic)
-    texts = {a["id"]: normalize_text(a.get("text", "")) for a in articles}
+    paths = {"config": [cfg.selector], "selector": [True], "fast": [False],
+             "both": [True, False]}[args.paths]
+    if several and args.fit:
+        paths = [True]  # the pool's evidence holds both paths' features
+    texts: dict[str, str] = {}
     if args.distractors:
         for a in read_jsonl(args.distractors / "articles.jsonl"):
             texts.setdefault(str(a.get("id")), normalize_text(a.get("text", "")))
@@ -267,38 +365,86 @@ def main(argv: list[str] | None = None) -> int:
     if cache is None:
         tmp = tempfile.TemporaryDirectory(prefix="rag-eval-")
         cache = Path(tmp.name)
+    reports: dict[str, dict[str, dict]] = {}
+    items: list[dict] = []
+    all_rows: dict[str, list[dict]] = {}
+    seed = None
     try:
-        full = prepare_index(cache, articles, args.distractors, cfg, quiet=args.quiet)
-        off_cfg = None
-        if held:
-            off_cfg = prepare_index(cache, articles, args.distractors, cfg, exclude=held,
-                                    name=f"holdout-{args.holdout_offtopic}",
-                                    seed_from=full.index_dir, quiet=args.quiet)
-        if args.fit:
-            from .fit import fit_and_print
+        for data_dir in args.data_dir:
+            name = data_dir.resolve().name
+            articles, questions = load_data(data_dir)
+            if args.limit and args.limit < len(questions):
+                step = len(questions) / args.limit
+                questions = [questions[int(i * step)] for i in range(args.limit)]
+            questions = limit_per_source(questions, args.limit_per_source)
+            offtopic = read_offtopic(data_dir) if several else []
+            held = holdout_articles(articles, questions, args.holdout_offtopic)
+            for a in articles:
+                texts[str(a.get("id"))] = normalize_text(a.get("text", ""))
+            set_cache = cache / name if several else cache
+            full = prepare_index(set_cache, articles, args.distractors, cfg, quiet=args.quiet,
+                                 seed_from=seed)
+            seed = full.index_dir
+            off_cfg = None
+            if held:
+                off_cfg = prepare_index(set_cache, articles, args.distractors, cfg,
+                                        exclude=held, name=f"holdout-{args.holdout_offtopic}",
+                                        seed_from=full.index_dir, quiet=args.quiet)
+            if args.fit and several:
+                from . import pool
 
-            return fit_and_print(questions, full, off_cfg, held, cfg.retrieval, args.out,
-                                 save=args.save_params, model=answer_model(cfg.selector))
-        mode = cfg.retrieval
-        rows = evaluate_questions(
-            questions, texts, full, args.k,
-            lambda q: "unanswerable" if q.get("is_impossible") else "answerable", mode,
-            progress=not args.quiet)
-        if off_cfg is not None:
-            off_qs = [q for q in questions if q["article_id"] in held]
-            rows += evaluate_questions(off_qs, texts, off_cfg, args.k, lambda q: "offtopic",
-                                       mode, progress=not args.quiet)
+                items += pool.collect_set(name, questions, full, off_cfg, held, offtopic,
+                                          cfg.retrieval, answer_model(True))
+                continue
+            if args.fit:
+                from .fit import fit_and_print
+
+                return fit_and_print(questions, full, off_cfg, held, cfg.retrieval, args.out,
+                                     save=args.save_params, model=answer_model(cfg.selector))
+            mode = cfg.retrieval
+            for use_selector in paths:
+                path = "selector" if use_selector else "fast"
+                pfull = full.replace(selector=use_selector)
+                rows = evaluate_questions(
+                    questions, texts, pfull, args.k,
+                    lambda q: "unanswerable" if q.get("is_impossible") else "answerable",
+                    mode, progress=not args.quiet)
+                if off_cfg is not None:
+                    off_qs = [q for q in questions if q["article_id"] in held]
+                    rows += evaluate_questions(off_qs, texts, off_cfg.replace(
+                        selector=use_selector), args.k, lambda q: "offtopic", mode,
+                        progress=not args.quiet)
+                if offtopic:
+                    rows += evaluate_questions(offtopic, texts, pfull, args.k,
+                                               lambda q: "offtopic", mode,
+                                               progress=not args.quiet)
+                rep = report(rows, args.k, abstain_threshold(cfg, answer_model(use_selector)))
+                rep["retrieval"] = mode
+                rep["held_out_articles"] = sorted(held)
+                reports.setdefault(path, {})[name] = rep
+                all_rows[f"{path}/{name}"] = rows
     finally:
         if tmp is not None:
             tmp.cleanup()
-    rep = report(rows, args.k, abstain_threshold(cfg, answer_model(cfg.selector)))
-    # the figures at the configured threshold are the rows as asked
-    rep["retrieval"] = mode
-    rep["held_out_articles"] = sorted(held)
-    print(format_table(rep))
+    if args.fit:  # several sets: fit on the pool
+        from . import pool
+
+        if args.out:
+            pool.write_items(args.out, items)
+        pool.fit_and_report(items, answer_model(True), answer_model(False),
+                            save=args.save_params)
+        return 0
+    if several or len(paths) > 1:
+        print(format_side_by_side(reports))
+    else:
+        rep = next(iter(next(iter(reports.values())).values()))
+        print(format_table(rep))
     if args.out:
-        args.out.write_text(json.dumps({**rep, "rows": rows}, indent=1, ensure_ascii=False),
-                            encoding="utf-8")
+        if several or len(paths) > 1:
+            out = {"reports": reports, "rows": all_rows}
+        else:
+            out = {**rep, "rows": next(iter(all_rows.values()))}
+        args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
 
 
