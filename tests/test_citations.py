@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import rag
-from rag.answer.extract import REPEAT_PENALTY, _diverse, carry_list
+from rag.answer.extract import REPEAT_FACTOR, REPEAT_FREE, _diverse, carry_list
 
 EMAIL = ("The email package\n\n"
          "The email package is a library for managing email messages. The email package "
@@ -65,14 +65,18 @@ def pool(*rows):
 
 
 def test_diverse_prefers_other_articles_unless_far_less_confident():
-    p = pool((0, 0.9), (0, 0.8), (0, 0.7), (0, 0.6), (1, 0.6), (2, 0.3))
-    chosen = _diverse(p, 4, {})
-    # article 1's 0.6 beats article 0's fourth passage (0.6 - 3 x 0.15), shown by score
-    assert [(e[1], e[2]) for e in chosen] == [(0, 0.9), (0, 0.8), (0, 0.7), (1, 0.6)]
-    assert [e[1] for e in _diverse(p, 3, {})] == [0, 0, 1]  # (0.7 - 0.3 < 0.6)
+    assert (REPEAT_FACTOR, REPEAT_FREE) == (0.5, 3)
+    p = pool((0, 0.9), (0, 0.8), (0, 0.7), (0, 0.6), (0, 0.55), (1, 0.4), (2, 0.1))
+    # article 0's 4th passage counts 0.6 x 0.5 = 0.3: article 1's 0.4 comes first;
+    # shown by falling score
+    assert [(e[1], e[2]) for e in _diverse(p, 4, {})] == [(0, 0.9), (0, 0.8), (0, 0.7),
+                                                          (1, 0.4)]
+    assert [e[1] for e in _diverse(p, 5, {})] == [0, 0, 0, 0, 1]
+    # far less confident (under half): the same article's passage stays
+    far = pool((0, 0.9), (0, 0.8), (0, 0.7), (0, 0.6), (1, 0.29))
+    assert [e[1] for e in _diverse(far, 4, {})] == [0, 0, 0, 0]
+    chosen = _diverse(p, 7, {})
     assert [e[2] for e in chosen[1:]] == sorted((e[2] for e in chosen[1:]), reverse=True)
-    far = _diverse(pool((0, 0.9), (0, 0.8), (1, 0.8 - REPEAT_PENALTY - 0.01)), 2, {})
-    assert [e[1] for e in far] == [0, 0]
 
 
 def test_diverse_quotes_one_article_per_copy_group():

@@ -201,28 +201,9 @@ def add_selector_scores(index, question: str, ev, model: AnswerModel, selector, 
     return out
 
 
-def with_selector_gap(ev):
-    """``ev`` with ``sel_gap`` on every row the selector read: its ``sel`` minus the best
-    ``sel`` among the other rows read (how far the selector prefers this sentence to the
-    runner-up; negative when another sentence is preferred). A question whose best
-    sentence stands out is more likely answered by it than one where several sentences
-    are alike (issue 23: a feature of the confidence)."""
-    read = [(i, r[5]["sel"]) for i, r in enumerate(ev) if "sel" in r[5]]
-    if not read:
-        return ev
-    top = sorted(read, key=lambda t: -t[1])[:2]
-    out = list(ev)
-    for i, z in read:
-        other = top[1][1] if i == top[0][0] and len(top) > 1 else \
-            top[0][1] if i != top[0][0] else z
-        out[i] = (*ev[i][:5], {**ev[i][5], "sel_gap": float(z - other)})
-    return out
-
-
 def rank_candidates(ev, model: AnswerModel) -> list[Candidate]:
     """Candidates from :func:`sentence_evidence` rows, best first; the first may be
     widened to a neighbouring sentence (see :func:`_pair` and :func:`_widen`)."""
-    ev = with_selector_gap(ev)
     out = [Candidate(rank, chunk, srow, a, b, model.selection_score(f), f)
            for rank, chunk, srow, a, b, f in ev]
     # headings last: a quote should state something (see is_heading); with the selector,
@@ -337,8 +318,7 @@ def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
             end=end, quote=art.text[c.start:end], passage=art.text[p_start:p_end],
             passage_start=p_start, passage_end=p_end, score=round(score, 4),
             url=art.url, published=art.published, answers=answered and score >= threshold,
-            author=art.author, page=art.page_at(c.start), file_date=art.file_date,
-            date_source=art.date_source,
+            author=art.author, page=art.page_at(c.start),
             also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
 
