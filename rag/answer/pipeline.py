@@ -8,6 +8,7 @@ mixes two versions. ``ask`` is safe to call from several threads.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import unicodedata
@@ -94,13 +95,15 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     # week" in "How much did it cost to train R1 last week?" cost the right quote its
     # confidence (0.61 -> 0.34 on the seed article)
     query = _without_phrase(text, found)
-    answer = _answer(index, cfg, model, text, query, note, k, mode, dated, scope, t0)
+    # the question's vector, embedded once though the period's and all articles are asked
+    embed = functools.cache(lambda: get_embedder(cfg).embed_queries([query])[0])
+    answer = _answer(index, cfg, model, text, query, embed, note, k, mode, dated, scope, t0)
     if found is None or about_articles(text):
         return answer
     # The time words may date the event asked about, not the articles: the period's
     # articles are preferred, and all articles (explicit filters still hold) answer when
     # they answer more confidently, or when nothing published then answers at all.
-    wider = _answer(index, cfg, model, text, query, note, k, mode, chosen,
+    wider = _answer(index, cfg, model, text, query, embed, note, k, mode, chosen,
                     _fallback_scope(found, chosen, answer.abstained), time.perf_counter())
     if wider.abstained or (not answer.abstained and answer.score >= wider.score):
         return answer
@@ -122,16 +125,16 @@ def _without_phrase(text: str, found: DateRange | None) -> str:
     return rest if any(ch.isalnum() for ch in rest) else text
 
 
-def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, note: str, k: int,
-            mode: str, chosen: Filters | None, scope: str, t0: float) -> Answer:
+def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, embed, note: str,
+            k: int, mode: str, chosen: Filters | None, scope: str, t0: float) -> Answer:
     """The answer to the cleaned question ``text``, matched as ``query`` (``text`` less the
-    time words read as dates), from the articles ``chosen`` allows in the loaded ``index``
-    (one version throughout); ``scope`` is shown with it."""
+    time words read as dates; ``embed()`` gives its vector), from the articles ``chosen``
+    allows in the loaded ``index`` (one version throughout); ``scope`` is shown with it."""
     threshold = abstain_threshold(cfg, model)
     n = max(cfg.candidates, k)
     if isinstance(index, ShardedIndex):  # the same steps, retrieval gathered over shards
         t1 = time.perf_counter()
-        qvec = get_embedder(cfg).embed_queries([query])[0]
+        qvec = embed()
         t2 = time.perf_counter()
         terms = question_terms(query, keyword_tokens(query))
         view, hits, in_scope = index.retrieve(query, qvec, n, mode, chosen, terms)
@@ -145,7 +148,7 @@ def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, note:
         t1 = time.perf_counter()
         if allowed is not None and not len(allowed):
             return _filtered_out(text, chosen, scope, threshold, t1 - t0)
-        qvec = get_embedder(cfg).embed_queries([query])[0]
+        qvec = embed()
         t2 = time.perf_counter()
         view, hits = index, search(index, query, qvec, n, mode, allowed)
         t3 = time.perf_counter()

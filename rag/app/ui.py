@@ -66,8 +66,9 @@ def _message_for(exc: Exception) -> str:
 def was_uploaded(path: str, blocks: gr.Blocks) -> bool:
     """Whether ``path`` is a file that a client uploaded to this server (Gradio's upload
     route recorded it) inside Gradio's upload folder, reached without symlinks. The upload
-    event's payload names a path; without this check it could name any server file
-    (under ``mount_gradio_app`` Gradio's own check is off)."""
+    event's payload names a path: this check stands beside Gradio's own (which
+    ``mount_gradio_app`` leaves off until :func:`rag.app.web.create_app` turns it on), so
+    neither alone lets a payload name any server file."""
     import os
 
     from gradio.utils import get_upload_folder
@@ -77,7 +78,7 @@ def was_uploaded(path: str, blocks: gr.Blocks) -> bool:
     if os.path.realpath(absolute) != absolute or os.path.commonpath([root, absolute]) != root:
         return False
     return absolute in {os.path.abspath(p) for p in blocks.upload_file_set} and \
-        os.path.isfile(absolute) and not os.path.islink(absolute)
+        os.path.isfile(absolute)  # realpath == absolute: no link on the way
 
 
 def _short(text: str, n: int = 48) -> str:

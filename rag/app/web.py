@@ -120,7 +120,8 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
                                              "polled on every build)",
                                  examples=[["https://example.org/feed.xml"]])
 
-    class ArticleRow(BaseModel):
+    class ArticleMeta(BaseModel):
+        """An article's metadata, as in a list row and in the one-article answer."""
         id: str
         title: str
         source: str
@@ -133,6 +134,8 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
         date_source: Optional[str] = Field(None, description=(
             "where the date came from: record, page or feed (published), file (file_date "
             "only); null without a date"))
+
+    class ArticleRow(ArticleMeta):
         chunks: int
         copy_of: Optional[str] = None
 
@@ -140,19 +143,7 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
         total: int = Field(description="articles matching, before limit/offset")
         articles: list[ArticleRow]
 
-    class ArticleOut(BaseModel):
-        id: str
-        title: str
-        source: str
-        url: Optional[str] = None
-        published: Optional[str] = None
-        author: Optional[str] = None
-        file_date: Optional[str] = Field(None, description=(
-            "the file's creation date (PDF, DOCX metadata) when it states no publication "
-            "date: not a publication date, never matched by since/until"))
-        date_source: Optional[str] = Field(None, description=(
-            "where the date came from: record, page or feed (published), file (file_date "
-            "only); null without a date"))
+    class ArticleOut(ArticleMeta):
         pages: list[int] = Field(description="start offset of each page (PDF, DOCX)")
         length: int = Field(description="characters in the whole text")
         start: int

@@ -23,7 +23,7 @@ from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import Indexed, load_sources
 from ..ingest.sandbox import reader_for, reading
-from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch,
+from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
 from .dense import build_index as build_vector_index
 from .dense import describe as describe_vectors
@@ -177,14 +177,11 @@ def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, pol
 def _indexed(out: Path) -> Indexed:
     """The live version's ids -> files and content hashes (empty without a readable
     manifest): only a preference for contested ids, so the checksums are not verified."""
-    import json
+    from .store import read_manifest
 
-    from .store import current_version
-
-    version = current_version(out)
     try:
-        manifest = json.loads((out / version / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, TypeError, ValueError):  # TypeError: no version
+        _, manifest = read_manifest(out, verify=False)
+    except (RagError, OSError):  # no index yet, or one to rebuild
         return Indexed()
 
     def strings(key: str) -> dict[str, str]:

@@ -46,6 +46,30 @@ from .data import (Pair, has_order, make_pairs, pair_text, read_questions, split
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "train" / "sentences.jsonl"
 
 
+def _optimise(model, opt, sched, value, losses: list[float]) -> None:
+    """One optimiser step on the loss ``value`` (gradients clipped at norm 1), recorded."""
+    import torch
+
+    value.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad()
+    losses.append(value.item())
+
+
+def _log_progress(log, step: int, total: int, losses: list[float], t0: float,
+                  first_step: int = 0) -> None:
+    """Every 50 steps and at the last: the mean loss of the last 50, the time and an ETA
+    from the pace since ``first_step`` (where a resumed run started)."""
+    if log is None or not (step % 50 == 0 or step == total):
+        return
+    el = time.time() - t0
+    print(f"step {step}/{total} loss {np.mean(losses[-50:]):.4f} {el / 60:.1f} min "
+          f"(eta {el / (step - first_step) * (total - step) / 60:.1f} min)", file=log,
+          flush=True)
+
+
 def _length_groups(keys: list, size: int, length, rnd: random.Random, shuffle: bool = True
                    ) -> list[list]:
     """``keys`` in groups of ``size``, keys of similar ``length`` together (sorted within
@@ -288,18 +312,9 @@ def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float
             z = model(**enc).logits[:, 0]
             value = loss_fn(z, torch.tensor([p.label for p in ps], dtype=torch.float32,
                                             device=device))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(value.item())
+            _optimise(model, opt, sched, value, losses)
             step += 1
-            if log is not None and (step % 50 == 0 or step == total):
-                el = time.time() - t0
-                print(f"step {step}/{total} loss {np.mean(losses[-50:]):.4f} "
-                      f"{el / 60:.1f} min (eta {el / (step - t_start) * (total - step) / 60:.1f}"
-                      " min)", file=log, flush=True)
+            _log_progress(log, step, total, losses, t0, t_start)
             if curve is not None and curve_every and (step % curve_every == 0
                                                       or step == total):
                 points.append({"step": step, "loss_last_50": round(float(
@@ -321,18 +336,9 @@ def train_steps(model, tok, pairs: list[Pair], total: int, batch: int, lr: float
                 value = listwise_loss(z, labels, seg)
             else:
                 value = loss_fn(z, torch.tensor(labels, dtype=torch.float32, device=device))
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(value.item())
+            _optimise(model, opt, sched, value, losses)
             step += 1
-            if log is not None and (step % 50 == 0 or step == total):
-                el = time.time() - t0
-                print(f"step {step}/{total} loss {np.mean(losses[-50:]):.4f} "
-                      f"{el / 60:.1f} min (eta {el / step * (total - step) / 60:.1f} min)",
-                      file=log, flush=True)
+            _log_progress(log, step, total, losses, t0)
             if step >= total:
                 break
     return losses

@@ -12,6 +12,10 @@ Fixtures:
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +28,21 @@ def serve(cfg, *, ui: bool = True, updater=None):
     with BackgroundServer(create_app(cfg, updater=updater, ui=ui), host="127.0.0.1",
                           port=0) as url:
         yield url
+
+
+TESTS = Path(__file__).resolve().parents[1]
+# ``python -m rag.build`` in a child, with the fake embedder of tests/conftest.py registered
+RUN_BUILD = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); import conftest; "
+             "runpy.run_module('rag.build', run_name='__main__', alter_sys=True)")
+
+
+def run_build_cli(source: Path, index: Path, **env: str) -> subprocess.CompletedProcess:
+    """``python -m rag.build --source S --index I --json --quiet`` with the fake model."""
+    full = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_MODEL": "fake",
+            "RAG_CHUNK_TOKENS": "40", "RAG_CHUNK_OVERLAP": "5", **env}
+    return subprocess.run([sys.executable, "-c", RUN_BUILD, str(TESTS), "--source",
+                           str(source), "--index", str(index), "--json", "--quiet"],
+                          capture_output=True, text=True, env=full)
 
 
 @pytest.fixture
@@ -48,9 +67,6 @@ def server_process(argv: list[str], env: dict[str, str], port: int, timeout: flo
     """Run a server command (``argv``, e.g. ``uvicorn --factory ...``) as a user would, in
     its own process, until its port answers; stopped (and reaped) on exit. Yields the
     loopback base URL. Raises with the server's output when it exits before answering."""
-    import os
-    import subprocess
-    import sys
     import time
 
     import httpx

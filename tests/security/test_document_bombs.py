@@ -21,8 +21,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -34,10 +32,11 @@ import rag
 from rag.config import Config
 from rag.ingest.documents import Unreadable, read_docx, read_pdf
 
+from .conftest import run_build_cli
+
 fpdf = pytest.importorskip("fpdf")
 docx = pytest.importorskip("docx")
 
-TESTS = Path(__file__).resolve().parents[1]
 LIMIT_MB = 96
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 MEMORY_REASON = (f"the document needs more than {LIMIT_MB} MB of memory to read "
@@ -147,17 +146,6 @@ def with_env(cfg: Config, **env: str) -> Config:
     return Config.from_env(env=env, **keep)
 
 
-# ``python -m rag.build`` in a child, with the fake embedder of tests/conftest.py registered
-RUN_BUILD = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); import conftest; "
-             "runpy.run_module('rag.build', run_name='__main__', alter_sys=True)")
-
-
-def run_build_cli(source: Path, index: Path, **env: str) -> subprocess.CompletedProcess:
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_MODEL": "fake",
-            "RAG_CHUNK_TOKENS": "40", "RAG_CHUNK_OVERLAP": "5", **env}
-    return subprocess.run([sys.executable, "-c", RUN_BUILD, str(TESTS), "--source",
-                           str(source), "--index", str(index), "--json", "--quiet"],
-                          capture_output=True, text=True, env=full)
 
 
 # --------------------------------------------------------------------- against a server

@@ -10,9 +10,6 @@ file with its reason, and an upload refused this way is a JSON 409.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -20,22 +17,11 @@ import httpx
 import rag
 from rag.ingest.loaders import load_articles, load_file
 
-TESTS = Path(__file__).resolve().parents[1]
+from .conftest import run_build_cli
+
 DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 KB
 GOOD = "Tides\n\nThe tides rise and fall twice a day because of the Moon's pull.\n"
 
-# ``python -m rag.build`` in a child, with the fake embedder of tests/conftest.py registered
-RUN_BUILD = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); import conftest; "
-             "runpy.run_module('rag.build', run_name='__main__', alter_sys=True)")
-
-
-def run_build_cli(source: Path, index: Path, **env: str) -> subprocess.CompletedProcess:
-    """``python -m rag.build --source S --index I --json --quiet`` with the fake model."""
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_MODEL": "fake",
-            "RAG_CHUNK_TOKENS": "40", "RAG_CHUNK_OVERLAP": "5", **env}
-    return subprocess.run([sys.executable, "-c", RUN_BUILD, str(TESTS), "--source",
-                           str(source), "--index", str(index), "--json", "--quiet"],
-                          capture_output=True, text=True, env=full)
 
 
 def skipped(report) -> dict[str, str]:
