@@ -34,7 +34,9 @@ probability that each one holds the answer. Two widenings keep the quote honest 
 sentence is not enough: when the runner-up is the best sentence's neighbour and nearly as
 likely (within ``pair_gap``), the quote spans both; otherwise, when the chosen
 sentence lacks the kind of answer asked for and its neighbour in the same passage has it,
-the quote spans both (the answer straddles two sentences). A title or section heading
+the quote spans both (the answer straddles two sentences). Each citation's quote is then
+completed to whole sentences where a passage boundary cut it and takes in the sentence
+before when it opens with a reference back ("They said...": :mod:`rag.answer.spans`). A title or section heading
 (:func:`is_heading`), and a fragment that asks or has under three words
 (:func:`is_fragment`: a reader comment's "Veritas?"), is never the answer while a
 sentence is on offer.
@@ -62,6 +64,7 @@ from .params import FEATURES, AnswerModel
 from .question import answer_type, has_type, is_fragment, is_heading, question_terms
 from .terms import term_weights
 from .search import Hit
+from .spans import whole_sentences, with_antecedent
 
 @dataclass(frozen=True)
 class Candidate:
@@ -335,17 +338,28 @@ def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
     for n, (c, row, score) in enumerate(chosen, 1):
         p_start, p_end = (int(x) for x in index.chunks[c.chunk][1:3])
         art = index.article(row)
-        end = carry_list(art.text, c.start, c.end)  # a quote introducing a list: with it
-        p_end = max(p_end, end)
+        start, end = quote_span(index, art.text, c, p_start)
+        p_start, p_end = min(p_start, start), max(p_end, end)
         cites.append(Citation(
-            n=n, article_id=art.id, title=art.title, source=art.source, start=c.start,
-            end=end, quote=art.text[c.start:end], passage=art.text[p_start:p_end],
+            n=n, article_id=art.id, title=art.title, source=art.source, start=start,
+            end=end, quote=art.text[start:end], passage=art.text[p_start:p_end],
             passage_start=p_start, passage_end=p_end, score=round(score, 4),
             url=art.url, published=art.published, answers=answered and score >= threshold,
             author=art.author, page=art.page_at(c.start), file_date=art.file_date,
             date_source=art.date_source,
             also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
+
+
+def quote_span(index, text: str, c: Candidate, p_start: int) -> tuple[int, int]:
+    """The offsets of ``c``'s quote in its article ``text``: completed to whole sentences
+    where a passage boundary cut it, with the previous sentence of the passage when it
+    opens with a reference back (:mod:`rag.answer.spans`), and with the list it introduces
+    (:func:`carry_list`)."""
+    start, end = whole_sentences(text, c.start, c.end)
+    s_lo, s_hi = (int(x) for x in index.chunks[c.chunk][3:5])
+    start = with_antecedent(text, start, end, p_start, index.sentences[s_lo:s_hi].tolist())
+    return start, carry_list(text, start, end)
 
 
 def _diverse(pool: list[tuple[Candidate, int, float]], k: int,

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..answer import extract
 from ..answer.params import CALIBRATION_FEATURES, AnswerModel
+from ..answer.spans import depends_on_previous
 from . import metrics
 from .fit import article_folds, conditional_logit_fit, logistic_fit, MAX_WRONG_ABSTAIN
 
@@ -112,11 +113,18 @@ def _ev(item: dict):
 
 
 def quote(item: dict, cand) -> str:
-    """The text of a candidate quote: its sentences, joined by a space."""
+    """The text of a candidate quote: its sentences, joined by a space, with the previous
+    sentence of its passage when the first one depends on it (as the citations quote:
+    :func:`rag.answer.spans.with_antecedent`)."""
     art = next((r[7] for r in item["ev"] if r[2] == cand.sentence), None)
-    parts = sorted((r[3], r[6]) for r in item["ev"]
-                   if r[7] == art and r[3] >= cand.start and r[4] <= cand.end)
-    return " ".join(t for _, t in parts)
+    rows = sorted((r for r in item["ev"]
+                   if r[7] == art and r[3] >= cand.start and r[4] <= cand.end),
+                  key=lambda r: r[3])
+    if rows and depends_on_previous(rows[0][6]):
+        prev = next((r for r in item["ev"] if r[7] == art and r[1] == rows[0][1]
+                     and r[2] == rows[0][2] - 1), None)
+        rows = [prev, *rows] if prev is not None else rows
+    return " ".join(r[6] for r in rows)
 
 
 def chosen(item: dict, model: AnswerModel) -> tuple[dict, str]:
