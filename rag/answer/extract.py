@@ -63,6 +63,7 @@ from ..types import Citation, Copy
 from .params import FEATURES, AnswerModel
 from .question import answer_type, has_type, is_fragment, is_heading, question_terms
 from .terms import term_weights
+from .corpus import View
 from .search import Hit
 from .spans import whole_sentences, with_antecedent
 
@@ -92,20 +93,13 @@ class Candidate:
 
 # -- evidence -----------------------------------------------------------------
 
-def idf_weights(index, terms: list[str]) -> dict[str, float]:
-    """BM25 inverse document frequency of each term over the indexed passages."""
-    if index.keyword is None:
-        return {t: 1.0 for t in terms}
-    return index.keyword.idf(terms, index.n_chunks)
-
-
 def _tokenize_all(texts: list[str]) -> list[list[str]]:
     """The BM25 terms of each text (stemmed, no stop words): the same terms as
     ``bm25s.tokenize``, without its per-call set-up (~17 ms for 90 sentences -> ~2 ms)."""
     return [keyword_tokens(t) for t in texts]
 
 
-def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
+def sentence_evidence(index: View, question: str, qvec: np.ndarray, hits: list[Hit]
                       ) -> list[tuple[int, int, int, int, int, dict]]:
     """(hit rank, chunk, sentence row, start, end, features) of every distinct sentence
     of the hit passages, in passage order."""
@@ -126,7 +120,7 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     texts = [articles[r[5]][r[3]:r[4]] for r in rows]
     tokens = _tokenize_all([question] + texts)
     terms = question_terms(question, tokens[0])
-    idf = idf_weights(index, terms)
+    idf = index.idf(terms)
     total = sum(idf.values()) or 1.0
     core = term_weights(idf)  # common English words discounted (rag/answer/terms.py)
     core_total = sum(core.values()) or 1.0
@@ -163,7 +157,7 @@ def sentence_evidence(index, question: str, qvec: np.ndarray, hits: list[Hit]
     return out
 
 
-def score_sentences(index, question: str, qvec: np.ndarray, hits: list[Hit],
+def score_sentences(index: View, question: str, qvec: np.ndarray, hits: list[Hit],
                     model: AnswerModel, selector=None, k: int = 5) -> list[Candidate]:
     """Every sentence of the hit passages with its evidence, best first. The first
     candidate may be widened to a neighbouring sentence (see the module docstring). With
@@ -175,7 +169,7 @@ def score_sentences(index, question: str, qvec: np.ndarray, hits: list[Hit],
     return rank_candidates(ev, model)
 
 
-def add_selector_scores(index, question: str, ev, model: AnswerModel, selector, k: int):
+def add_selector_scores(index: View, question: str, ev, model: AnswerModel, selector, k: int):
     """``ev`` with the feature ``sel`` (the selector's log-odds that the sentence answers)
     on the ``model.rescore`` best rows by ``model.prerank_score`` and on the best row of
     each of the first ``k`` passages in that order (so every citation is rescored), all
@@ -313,7 +307,7 @@ REPEAT_FACTOR = 0.5
 REPEAT_FREE = 3
 
 
-def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
+def make_citations(index: View, candidates: list[Candidate], k: int, answered: bool,
                    model: AnswerModel, threshold: float) -> list[Citation]:
     """Up to ``k`` citations, one per passage, each quoting that passage's best sentence.
     Citation 1 is the best candidate (it holds the answer); the others follow by falling
@@ -351,7 +345,7 @@ def make_citations(index, candidates: list[Candidate], k: int, answered: bool,
     return cites
 
 
-def quote_span(index, text: str, c: Candidate, p_start: int) -> tuple[int, int]:
+def quote_span(index: View, text: str, c: Candidate, p_start: int) -> tuple[int, int]:
     """The offsets of ``c``'s quote in its article ``text``: completed to whole sentences
     where a passage boundary cut it, with the previous sentence of the passage when it
     opens with a reference back (:mod:`rag.answer.spans`), and with the list it introduces

@@ -1,9 +1,10 @@
 """``ask()``: question -> :class:`~rag.types.Answer`, gluing filter, retrieve and extract;
 ``search_passages()`` (retrieval only) and ``get_article()`` for the API and MCP tools.
 
-The index comes from :func:`rag.index.live.load_index` (the published version, cached per
-process). Each call works on one loaded version from start to end, so an answer never
-mixes two versions. ``ask`` is safe to call from several threads.
+The index is read as a :class:`~rag.answer.corpus.Corpus` (:func:`load_corpus`: one index
+or a sharded one, the published version, cached per process); every function here takes
+one path whatever its kind. Each call works on one loaded version from start to end, so
+an answer never mixes two versions. ``ask`` is safe to call from several threads.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
-
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
 from ..index.keyword import keyword_tokens
@@ -24,12 +23,12 @@ from ..index.live import load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
                      Filters, InvalidQuestion, Passage, QuestionTooLong)
+from .corpus import Corpus, LocalCorpus
 from .dates import DateRange, about_articles, resolve_dates
 from .extract import make_citations, score_sentences
-from .filters import allowed_chunks, article_metadata, make_filters
+from .filters import make_filters
 from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
 from .question import question_terms
-from .search import search
 from .shards import LocalShards, ShardedIndex
 from .selector import SelectorError, get_selector
 
@@ -88,8 +87,8 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     today = read_as_of(as_of)
     chosen = make_filters(filters, today)
     t0 = time.perf_counter()
-    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
-    found, dated, scope = _dates_from_question(index, text, chosen, today) if dates \
+    corpus = load_corpus(Path(index_dir or cfg.index_dir), cfg)
+    found, dated, scope = _dates_from_question(corpus, text, chosen, today) if dates \
         else (None, chosen, chosen.describe() if chosen else "")
     # the time words, once read as dates, are not matched against the sentences: "last
     # week" in "How much did it cost to train R1 last week?" cost the right quote its
@@ -97,13 +96,14 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     query = _without_phrase(text, found)
     # the question's vector, embedded once though the period's and all articles are asked
     embed = functools.cache(lambda: get_embedder(cfg).embed_queries([query])[0])
-    answer = _answer(index, cfg, model, text, query, embed, note, k, mode, dated, scope, t0)
+    answer = _answer(corpus, cfg, model, text, query, embed, note, k, mode, dated, scope,
+                     t0)
     if found is None or about_articles(text):
         return answer
     # The time words may date the event asked about, not the articles: the period's
     # articles are preferred, and all articles (explicit filters still hold) answer when
     # they answer more confidently, or when nothing published then answers at all.
-    wider = _answer(index, cfg, model, text, query, embed, note, k, mode, chosen,
+    wider = _answer(corpus, cfg, model, text, query, embed, note, k, mode, chosen,
                     _fallback_scope(found, chosen, answer.abstained), time.perf_counter())
     if wider.abstained or (not answer.abstained and answer.score >= wider.score):
         return answer
@@ -125,33 +125,22 @@ def _without_phrase(text: str, found: DateRange | None) -> str:
     return rest if any(ch.isalnum() for ch in rest) else text
 
 
-def _answer(index, cfg: Config, model: AnswerModel, text: str, query: str, embed, note: str,
-            k: int, mode: str, chosen: Filters | None, scope: str, t0: float) -> Answer:
+def _answer(corpus: Corpus, cfg: Config, model: AnswerModel, text: str, query: str, embed,
+            note: str, k: int, mode: str, chosen: Filters | None, scope: str, t0: float
+            ) -> Answer:
     """The answer to the cleaned question ``text``, matched as ``query`` (``text`` less the
     time words read as dates; ``embed()`` gives its vector), from the articles ``chosen``
-    allows in the loaded ``index`` (one version throughout); ``scope`` is shown with it."""
+    allows in ``corpus`` (one version throughout); ``scope`` is shown with it."""
     threshold = abstain_threshold(cfg, model)
-    n = max(cfg.candidates, k)
-    if isinstance(index, ShardedIndex):  # the same steps, retrieval gathered over shards
-        t1 = time.perf_counter()
-        qvec = embed()
-        t2 = time.perf_counter()
-        terms = question_terms(query, keyword_tokens(query))
-        view, hits, in_scope = index.retrieve(query, qvec, n, mode, chosen, terms)
-        t3 = time.perf_counter()
-        if view is None:
-            return _filtered_out(text, chosen, scope, threshold, t3 - t0)
-    else:
-        allowed = allowed_chunks(index, chosen)
-        in_scope = None if allowed is None else int(
-            np.unique(np.asarray(index.chunks[allowed, 0])).size) if len(allowed) else 0
-        t1 = time.perf_counter()
-        if allowed is not None and not len(allowed):
-            return _filtered_out(text, chosen, scope, threshold, t1 - t0)
-        qvec = embed()
-        t2 = time.perf_counter()
-        view, hits = index, search(index, query, qvec, n, mode, allowed)
-        t3 = time.perf_counter()
+    t1 = time.perf_counter()
+    found = corpus.retrieve(query, embed, max(cfg.candidates, k), mode, chosen,
+                            question_terms(query, keyword_tokens(query)))
+    t3 = time.perf_counter()
+    if found.view is None:
+        return _filtered_out(text, chosen, scope, threshold, t3 - t0)
+    view, hits, in_scope = found.view, found.hits, found.in_scope
+    qvec = embed()  # cached: embedded once per question
+    t2 = t1 + found.embed_ms / 1e3
     selector = None
     if cfg.selector and model.rescore:
         selector = get_selector(cfg.threads)
@@ -209,12 +198,14 @@ def serve_shards_through(index_dir: str | Path, shards) -> None:
         _clusters.pop(key, None)
 
 
-def load_corpus(index_dir: Path, cfg: Config):
-    """The live index in ``index_dir``: an :class:`~rag.index.store.Index`, or a
-    :class:`~rag.answer.shards.ShardedIndex` read in this process when the folder holds a
-    sharded index (``python -m rag.build --shards N``). Reloads when a build publishes."""
+def load_corpus(index_dir: Path, cfg: Config) -> Corpus:
+    """The live index in ``index_dir`` as a :class:`~rag.answer.corpus.Corpus`: a
+    :class:`~rag.answer.corpus.LocalCorpus`, or a :class:`~rag.answer.shards.ShardedIndex`
+    when the folder holds a sharded index (``python -m rag.build --shards N``), its
+    shards read in this process or through what :func:`serve_shards_through` named.
+    Reloads when a build publishes."""
     if not is_cluster(index_dir):
-        return load_index(index_dir, cfg)
+        return LocalCorpus(load_index(index_dir, cfg))
     key = str(Path(index_dir).resolve())
     name, manifest = read_cluster(index_dir)
     with _clusters_lock:
@@ -251,17 +242,14 @@ def read_as_of(as_of: date | str | None) -> date:
         raise InvalidQuestion(f"as_of must be a date (YYYY-MM-DD), got {as_of!r}") from None
 
 
-def _dates_from_question(index, text: str, chosen: Filters | None, today: date
+def _dates_from_question(corpus: Corpus, text: str, chosen: Filters | None, today: date
                          ) -> tuple[DateRange | None, Filters | None, str]:
     """(the range read from the question's time words when it became a filter, the
     filters with those publication dates (explicit dates win), the scope in words)."""
     found = resolve_dates(text, today)
     if found is None or (chosen and (chosen.since or chosen.until)):
         return None, chosen, chosen.describe() if chosen else ""
-    dated = index.dated() if isinstance(index, ShardedIndex) else any(
-        d is not None for d in index.memo(
-            "filter-metadata", lambda: article_metadata(index.article_rows()))["dates"])
-    if not dated:
+    if not corpus.has_dates():
         note = f'"{found.phrase}" not used as a date filter: no article has a published date'
         return None, chosen, " · ".join(
             x for x in (chosen.describe() if chosen else "", note) if x)
@@ -336,17 +324,12 @@ def search_passages(query: str, k: int = 10, index_dir: str | Path | None = None
     k, mode = check_options(cfg, k, retrieval)
     text, _ = clean_question(query, cfg.max_question_chars)
     chosen = make_filters(filters, read_as_of(as_of))
-    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
-    qvec = get_embedder(cfg).embed_queries([text])[0] if mode != "keyword" else None
-    if isinstance(index, ShardedIndex):
-        view, hits, _ = index.retrieve(text, qvec, k, mode, chosen)
-        if view is None:
-            return []
-    else:
-        allowed = allowed_chunks(index, chosen)
-        if allowed is not None and not len(allowed):
-            return []
-        view, hits = index, search(index, text, qvec, k, mode, allowed)
+    corpus = load_corpus(Path(index_dir or cfg.index_dir), cfg)
+    found = corpus.retrieve(text, lambda: get_embedder(cfg).embed_queries([text])[0]
+                            if mode != "keyword" else None, k, mode, chosen)
+    view, hits = found.view, found.hits
+    if view is None:
+        return []
     out = []
     for n, hit in enumerate(hits, 1):
         row, start, end = (int(x) for x in view.chunks[hit.chunk][:3])
@@ -368,15 +351,8 @@ def get_article(article_id: str, index_dir: str | Path | None = None, *,
     cfg = config or Config.from_env()
     if not isinstance(article_id, str) or not article_id:
         raise ArticleNotFound("give an article id")
-    index = load_corpus(Path(index_dir or cfg.index_dir), cfg)
-    if isinstance(index, ShardedIndex):
-        found = index.article(article_id)
-        if found is not None:
-            return found
-        row = None
-    else:
-        row = index.row_of(article_id)
-    if row is None:
+    found = load_corpus(Path(index_dir or cfg.index_dir), cfg).article(article_id)
+    if found is None:
         shown = article_id if len(article_id) <= 200 else article_id[:200] + "…"
         raise ArticleNotFound(f"no article with id {shown!r} in the index")
-    return index.article(row)
+    return found

@@ -13,8 +13,9 @@ so that the shards can live in other processes or on other machines (Ray Serve:
   question vector, computed once), gathers every shard's top ``n``, merges each ranking
   by (score, article id, start) (:func:`rag.answer.search.in_order`: the same total order
   as one index), fuses with the same RRF, fetches the fused passages and hands them,
-  as a :class:`GatheredView` that reads like an :class:`~rag.index.store.Index`, to the
-  unchanged answer selection of :mod:`rag.answer.extract`.
+  as a :class:`GatheredView` (a :class:`rag.answer.corpus.View`, as a loaded index is), to
+  the unchanged answer selection of :mod:`rag.answer.extract`. It is a
+  :class:`rag.answer.corpus.Corpus`, as :class:`rag.answer.corpus.LocalCorpus` is.
 
 Equality holds because every number is computed from the same inputs in the same order:
 dense scores by FAISS per vector, BM25 scores from corpus-wide statistics baked into
@@ -31,7 +32,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -41,7 +42,8 @@ from ..index.live import _settings
 from ..index.shards import shard_of
 from ..index.store import Index, check_compatible, read_manifest
 from ..types import Article, IndexMismatch
-from .filters import allowed_chunks, article_metadata
+from .corpus import Retrieval, in_scope_count, index_has_dates, timed
+from .filters import allowed_chunks
 from .search import TIE_MARGIN, Hit, fuse, keyword_search, ranked_dense
 
 
@@ -84,11 +86,8 @@ class ShardReader:
         passages and articles they allow."""
         index = self.index(version)
         allowed = allowed_chunks(index, filters)
-        out: dict[str, Any] = {"n_chunks": index.n_chunks, "allowed": None, "in_scope": None}
-        if allowed is not None:
-            out["allowed"] = int(len(allowed))
-            out["in_scope"] = int(np.unique(np.asarray(index.chunks[allowed, 0])).size) \
-                if len(allowed) else 0
+        out: dict[str, Any] = {"n_chunks": index.n_chunks, "in_scope": in_scope_count(
+            index, allowed), "allowed": None if allowed is None else int(len(allowed))}
         empty = allowed is not None and not len(allowed)
         dense = ranked_dense(index, qvec, n, allowed) \
             if mode in ("hybrid", "dense") and qvec is not None and not empty else []
@@ -124,9 +123,7 @@ class ShardReader:
 
     def dated(self, version: str) -> bool:
         """Whether any article of this shard has a publication date."""
-        index = self.index(version)
-        return any(d is not None for d in index.memo(
-            "filter-metadata", lambda: article_metadata(index.article_rows()))["dates"])
+        return index_has_dates(self.index(version))
 
 
 def _key(index: Index, chunk: int) -> tuple[str, int]:
@@ -162,22 +159,30 @@ class ShardedIndex:
         self.groups = [list(g) for g in manifest.get("copy_groups", ())]
         self._dated: bool | None = None
 
-    def dated(self) -> bool:
+    def has_dates(self) -> bool:
+        """Whether any article of any shard has a publication date."""
         if self._dated is None:
             self._dated = any(self.shards.call("dated", [(v,) for v in self.versions]))
         return self._dated
 
-    def retrieve(self, question: str, qvec, n: int, mode: str, filters=None,
-                 terms: list[str] = ()) -> tuple["GatheredView | None", list[Hit], int | None]:
-        """(view, hits, articles in scope): the fused top ``n`` over every shard as the
-        single index ranks them; view None when the filters allow no passage."""
-        got = self.shards.call("retrieve", [(v, question, qvec, n + TIE_MARGIN, mode,
+    def article(self, article_id: str) -> Article | None:
+        shard = shard_of(article_id, self.n_shards)
+        return self.shards.call("article", [(self.versions[shard], article_id)],
+                                shards=[shard])[0]
+
+    def retrieve(self, query: str, embed, n: int, mode: str, filters=None,
+                 terms: Sequence[str] = ()) -> Retrieval:
+        """The fused top ``n`` over every shard as the single index ranks them
+        (:class:`rag.answer.corpus.Corpus`); the view is a :class:`GatheredView`."""
+        embed, spent = timed(embed)
+        qvec = embed()  # before the shards are asked: they rank by it
+        got = self.shards.call("retrieve", [(v, query, qvec, n + TIE_MARGIN, mode,
                                              filters, list(terms)) for v in self.versions])
         in_scope = None
         if filters:
             in_scope = sum(g["in_scope"] for g in got)
             if not sum(g["allowed"] for g in got):
-                return None, [], 0
+                return Retrieval(None, [], 0, spent[0])
         dense = _merge([g["dense"] for g in got], n)
         keyword = _merge([g["keyword"] for g in got], n)
         keys = {item: key for item, _, key in dense + keyword}
@@ -206,7 +211,7 @@ class ShardedIndex:
         hits = [Hit(chunk=i, fused=f, dense=float(cos[i]), keyword=keyword_score.get(sc, 0.0),
                     dense_rank=dr, keyword_rank=kr)
                 for i, (sc, f, dr, kr) in enumerate(fused)]
-        return view, hits, in_scope
+        return Retrieval(view, hits, in_scope, spent[0])
 
     def doc_freqs(self, terms: list[str]) -> dict[str, int]:
         """Each term's document frequency over the whole corpus (the shards' sum)."""
@@ -215,11 +220,6 @@ class ShardedIndex:
             for t, d in got.items():
                 df[t] += d
         return df
-
-    def article(self, article_id: str) -> Article | None:
-        shard = shard_of(article_id, self.n_shards)
-        return self.shards.call("article", [(self.versions[shard], article_id)],
-                                shards=[shard])[0]
 
 
 def _merge(lists: list[list[tuple]], n: int) -> list[tuple[tuple[int, int], float, tuple]]:
@@ -231,8 +231,8 @@ def _merge(lists: list[list[tuple]], n: int) -> list[tuple[tuple[int, int], floa
 
 
 class GatheredView:
-    """The fused passages of one question, read like an :class:`~rag.index.store.Index`
-    by :mod:`rag.answer.extract` (chunks, sentences and their vectors, articles, inverse
+    """The fused passages of one question, a :class:`rag.answer.corpus.View` read by
+    :mod:`rag.answer.extract` (chunks, sentences and their vectors, articles, inverse
     document frequencies over the whole corpus, syndicated copies). Rows are numbered in
     the fused order; articles that only appear as copies are fetched when asked for."""
 
@@ -240,7 +240,6 @@ class GatheredView:
         self._sharded = sharded
         self.n_chunks = sharded.n_chunks
         self._idf = idf
-        self.keyword = self
         self._articles: list[Article] = []
         self._row_of: dict[str, int] = {}
         chunks, sentences, svecs, cvecs = [], [], [], []
@@ -287,9 +286,8 @@ class GatheredView:
     def article(self, row: int) -> Article:
         return self._articles[row]
 
-    def idf(self, terms: list[str], n_docs: int) -> dict[str, float]:
-        """Inverse document frequencies over the whole corpus (``n_docs`` is ignored:
-        the corpus's passage count was used)."""
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """Inverse document frequencies over the whole corpus."""
         missing = [t for t in terms if t not in self._idf]
         if missing:  # not asked for with the passages: a term no shard was asked about
             self._idf.update(idf_from(self._sharded.doc_freqs(missing), self.n_chunks))

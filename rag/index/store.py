@@ -352,6 +352,13 @@ class Index:
                  "copy_of": self.article_ids[self.copy_of[r[0]]] if r[0] in self.copy_of
                  else None} for r in rows]
 
+    def idf(self, terms: list[str]) -> dict[str, float]:
+        """BM25 inverse document frequency of each term over this version's passages
+        (1.0 each in an index of no text)."""
+        if self.keyword is None:
+            return {t: 1.0 for t in terms}
+        return self.keyword.idf(terms, self.n_chunks)
+
     def article_rows(self) -> list[tuple]:
         """(id, source, url, published, author) of every article, in row order."""
         return self._query("SELECT id, source, url, published, author FROM articles"
