@@ -77,9 +77,10 @@ class Corpus(Protocol):
                  terms: Sequence[str] = ()) -> Retrieval:
         """The top ``n`` passages for ``query`` under ``filters`` (``mode``: hybrid, dense
         or keyword); ``embed()`` gives the question's vector (or None: no dense scores)
-        and is called once, unless the filters allow no passage, in which case nothing
-        is embedded; ``terms`` are the question's BM25 terms (their document frequencies
-        are gathered with the passages)."""
+        and is called at most once (a single index calls it only when the filters allow
+        some passage; shards rank by it, so a sharded index calls it first); ``terms``
+        are the question's BM25 terms (their document frequencies are gathered with the
+        passages)."""
         ...
 
     def article(self, article_id: str) -> Article | None:
