@@ -75,12 +75,26 @@ def build(source=None, index_dir=None, rebuild=False, *, shards=None, engine="lo
     if shards is None and is_cluster(Path(where)):
         shards = int(read_cluster(Path(where))[1]["shards"])
     if shards is not None:
-        for name in ("urls", "feeds", "poll", "fetch_policy"):
-            kwargs.pop(name, None)
+        refuse_web_sources(kwargs, "a sharded index")
         return build_sharded(source, index_dir, shards, rebuild=rebuild, **kwargs)
     from .index.build import build as _build
 
     return _build(source=source, index_dir=index_dir, rebuild=rebuild, **kwargs)
+
+
+def refuse_web_sources(kwargs: dict, what: str) -> None:
+    """Raise :class:`~rag.types.BuildError` when ``kwargs`` asks for pages or feeds
+    (``urls``, ``feeds``), which only a single local build fetches (they were dropped
+    silently before); drops the fetch options (``poll``, ``fetch_policy``) that mean
+    nothing without them."""
+    from .types import BuildError
+
+    if kwargs.get("urls") or kwargs.get("feeds"):
+        raise BuildError(f"urls and feeds are not supported with {what} yet: add the pages "
+                         "to the folder first (python -m rag.build --url ... on a single "
+                         "index saves them as files)")
+    for name in ("urls", "feeds", "poll", "fetch_policy"):
+        kwargs.pop(name, None)
 
 
 class _Package(_types.ModuleType):

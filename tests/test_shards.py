@@ -280,3 +280,16 @@ def test_the_web_api_reads_a_sharded_folder_and_says_what_it_cannot_do(built):
     assert listing.status_code == 409 and listing.json()["code"] == "sharded_index"
     with pytest.raises(BuildError, match="holds a sharded index"):
         one_index_build(config=sharded)  # the app's own builder never writes beside shards
+
+
+@pytest.mark.parametrize("web", [{"urls": ["http://127.0.0.1:9/page"]},
+                                 {"feeds": ["http://127.0.0.1:9/feed.xml"]}])
+def test_a_sharded_build_refuses_pages_and_feeds_instead_of_dropping_them(cfg, fake_embedder,
+                                                                          web):
+    """Issue 25, item 2: rag.build(shards=N, urls=...) dropped the urls silently."""
+    (cfg.source / "a.txt").write_text("Alpha text here.", encoding="utf-8")
+    with pytest.raises(BuildError, match="not supported with a sharded index"):
+        rag.build(config=cfg, shards=2, **web)
+    assert not is_cluster(cfg.index_dir)  # nothing was built
+    report = rag.build(config=cfg, shards=2, poll=False)  # the fetch options alone are fine
+    assert report.wrote and is_cluster(cfg.index_dir)
