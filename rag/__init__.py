@@ -7,6 +7,8 @@
                      "since": "2025-01-01"})                  # only those articles
     passages = rag.search("Nvidia share price", k=10)       # [Passage]
     article = rag.get_article(answer.article_id)            # Article
+    with rag.open("index") as r:                            # one folder, config read once
+        answer = r.ask("How much did it cost to train R1?", k=3)
 
 The public face only; see docs/architecture.md for the layers and the two paths.
 Importing this package is cheap: the model, FAISS and BM25 load on first use.
@@ -16,85 +18,68 @@ from __future__ import annotations
 
 import sys
 import types as _types
+from datetime import date
+from pathlib import Path
 
 from .config import Config
+from .handle import Rag
+from .handle import build as _build
 from .types import (Answer, Article, ArticleNotFound, BuildError, BuildReport, Citation,
                     Explanation, Filters, IndexMismatch, IndexMissing, InvalidQuestion,
                     Passage, RagError, Skipped)
 
-__all__ = ["ask", "build", "search", "get_article", "Answer", "Citation", "BuildReport",
+__all__ = ["ask", "build", "search", "get_article", "open", "Rag", "Answer", "Citation", "BuildReport",
            "Article", "Skipped", "Filters", "Passage", "Explanation", "Config", "RagError",
            "InvalidQuestion", "IndexMissing", "IndexMismatch", "BuildError",
            "ArticleNotFound"]
 __version__ = "0.1.0"
 
 
-def ask(question, k=None, index_dir=None, **kwargs) -> Answer:
-    """See :func:`rag.answer.pipeline.ask`."""
+def ask(question: str, k: int | None = None, index_dir: str | Path | None = None, *,
+        config: Config | None = None, retrieval: str | None = None,
+        filters: Filters | dict | None = None, as_of: date | str | None = None,
+        dates: bool = True, model=None) -> Answer:
+    """Answer ``question`` with a verbatim quote: see :func:`rag.answer.pipeline.ask`."""
     from .answer.pipeline import ask as _ask
 
-    return _ask(question, k=k, index_dir=index_dir, **kwargs)
+    return _ask(question, k=k, index_dir=index_dir, config=config, retrieval=retrieval,
+                model=model, filters=filters, as_of=as_of, dates=dates)
 
 
-def search(query, k=10, index_dir=None, **kwargs) -> list:
-    """See :func:`rag.answer.pipeline.search_passages` (passages, no answer chosen)."""
+def search(query: str, k: int = 10, index_dir: str | Path | None = None, *,
+           config: Config | None = None, retrieval: str | None = None,
+           filters: Filters | dict | None = None,
+           as_of: date | str | None = None) -> list[Passage]:
+    """The ``k`` best passages, no answer chosen: see
+    :func:`rag.answer.pipeline.search_passages`."""
     from .answer.pipeline import search_passages
 
-    return search_passages(query, k=k, index_dir=index_dir, **kwargs)
+    return search_passages(query, k=k, index_dir=index_dir, config=config,
+                           retrieval=retrieval, filters=filters, as_of=as_of)
 
 
-def get_article(article_id, index_dir=None, **kwargs) -> Article:
-    """See :func:`rag.answer.pipeline.get_article`."""
+def get_article(article_id: str, index_dir: str | Path | None = None, *,
+                config: Config | None = None) -> Article:
+    """The indexed article with this id: see :func:`rag.answer.pipeline.get_article`."""
     from .answer.pipeline import get_article as _get
 
-    return _get(article_id, index_dir=index_dir, **kwargs)
+    return _get(article_id, index_dir=index_dir, config=config)
 
 
-def build(source=None, index_dir=None, rebuild=False, *, shards=None, engine="local",
-          address=None, actors=None, **kwargs) -> BuildReport:
-    """Build or update the index; see :func:`rag.index.build.build`.
-
-    ``shards=N`` builds a sharded index (:func:`rag.index.shards.build_sharded`; answers
-    equal one index's; a folder that already holds one keeps its count when ``shards`` is
-    None). ``engine="ray"`` embeds on a Ray cluster (``address``, ``actors``:
-    :class:`rag.distributed.build.RayEmbed`; the ``distributed`` extra) and writes the
-    same files as a local build."""
-    from pathlib import Path
-
-    from .index.shards import build_sharded, is_cluster, read_cluster
-    from .types import BuildError
-
-    if engine not in ("local", "ray"):
-        raise BuildError(f"unknown engine {engine!r}: use 'local' or 'ray'")
-    if engine == "ray":
-        from .distributed.build import RayEmbed
-
-        kwargs["embed"] = RayEmbed(address=address, actors=actors)
-    cfg = kwargs.get("config")
-    where = index_dir if index_dir is not None else (cfg or Config.from_env()).index_dir
-    if shards is None and is_cluster(Path(where)):
-        shards = int(read_cluster(Path(where))[1]["shards"])
-    if shards is not None:
-        refuse_web_sources(kwargs, "a sharded index")
-        return build_sharded(source, index_dir, shards, rebuild=rebuild, **kwargs)
-    from .index.build import build as _build
-
-    return _build(source=source, index_dir=index_dir, rebuild=rebuild, **kwargs)
+def open(index_dir: str | Path | None = None, *, config: Config | None = None,  # noqa: A001
+         source: str | Path | None = None) -> Rag:
+    """A handle on one index folder with ``ask``, ``search``, ``article``, ``build`` and
+    ``close`` (:class:`rag.handle.Rag`): the configuration read once."""
+    return Rag(index_dir, config=config, source=source)
 
 
-def refuse_web_sources(kwargs: dict, what: str) -> None:
-    """Raise :class:`~rag.types.BuildError` when ``kwargs`` asks for pages or feeds
-    (``urls``, ``feeds``), which only a single local build fetches (they were dropped
-    silently before); drops the fetch options (``poll``, ``fetch_policy``) that mean
-    nothing without them."""
-    from .types import BuildError
-
-    if kwargs.get("urls") or kwargs.get("feeds"):
-        raise BuildError(f"urls and feeds are not supported with {what} yet: add the pages "
-                         "to the folder first (python -m rag.build --url ... on a single "
-                         "index saves them as files)")
-    for name in ("urls", "feeds", "poll", "fetch_policy"):
-        kwargs.pop(name, None)
+def build(source: str | Path | None = None, index_dir: str | Path | None = None,
+          rebuild: bool = False, *, shards: int | None = None, engine: str = "local",
+          address: str | None = None, actors: int | None = None, **kwargs) -> BuildReport:
+    """Build or update the index: see :func:`rag.handle.build` (one index, a sharded one
+    with ``shards=N``, or embedded on Ray with ``engine="ray"``)."""
+    return _build(source, index_dir, rebuild, shards=shards, engine=engine, address=address,
+                  actors=actors, **kwargs)
 
 
 class _Package(_types.ModuleType):

@@ -169,6 +169,9 @@ class Passage:
     date_source: str | None = None
     """where the date came from: record, page, feed (``published``) or file (``file_date``)"""
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 # Why an answer abstained (Explanation.reason); "answered" when it did not.
 REASONS = {
@@ -251,6 +254,10 @@ class Article:
     """YYYY-MM-DD the file was created (PDF, DOCX metadata): not a publication date"""
     date_source: str | None = None
     """record, page, feed (``published``), file (only ``file_date``) or None"""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (``pages`` as a list): what the API and ``--json`` show."""
+        return {**dataclasses.asdict(self), "pages": list(self.pages)}
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding character ``offset``, or None without a page table."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
 from ..index.keyword import keyword_tokens
-from ..index.live import load_index
+from ..index.live import forget_index, load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
                      Filters, InvalidQuestion, Passage, QuestionTooLong)
@@ -196,6 +196,15 @@ def serve_shards_through(index_dir: str | Path, shards) -> None:
     with _clusters_lock:
         _transports[key] = shards
         _clusters.pop(key, None)
+
+
+def forget_corpus(index_dir: str | Path) -> None:
+    """Drop the loaded index of ``index_dir`` from this process's caches (answers in
+    flight keep theirs; the next call loads the published version again)."""
+    key = str(Path(index_dir).resolve())
+    with _clusters_lock:
+        _clusters.pop(key, None)
+    forget_index(index_dir)
 
 
 def load_corpus(index_dir: Path, cfg: Config) -> Corpus:

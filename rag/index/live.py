@@ -51,6 +51,12 @@ def load_index(index_dir: Path, cfg: Config) -> Index:
         return index
 
 
+def forget_index(index_dir: Path) -> None:
+    """Drop the cached index of ``index_dir`` (loaded again on the next call)."""
+    with _load_lock:
+        _indexes.pop(str(Path(index_dir).resolve()), None)
+
+
 def _settings(cfg: Config, manifest: dict) -> dict:
     built = manifest.get("settings", {})
     return {**cfg.index_settings(), **{k: built.get(k) for k in ("separators", "sentences")}}
