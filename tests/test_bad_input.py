@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag.answer import pipeline as answering
+from rag.answer import corpus as answering
 from rag.embedding import model as embed
 from rag.index import live
 from rag.config import Config
@@ -152,7 +152,7 @@ def test_a_question_over_the_one_limit_is_refused_before_the_model(qcfg, seen_qu
         with pytest.raises(QuestionTooLong, match=says):
             rag.ask(question[:n], config=qcfg)
         with pytest.raises(QuestionTooLong, match=says):
-            answering.search_passages(question[:n], k=3, config=qcfg)
+            rag.search(question[:n], k=3, config=qcfg)
     assert seen_queries["embed"] == [] and seen_queries["search"] == []
 
 

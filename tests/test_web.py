@@ -271,11 +271,27 @@ def test_nearest_passages_are_marked_differently_from_answers():
 
 
 def test_ui_messages_for_errors_a_person_can_fix():
-    from rag.app.ui import _message_for
+    from rag.app.errors import message_for
 
-    assert "no index yet" in _message_for(rag.IndexMissing("no index in x")).lower()
-    assert "rebuilt" in _message_for(rag.IndexMismatch("built with model 'fake'"))
-    assert _message_for(rag.InvalidQuestion("it is empty")).startswith("Please check")
+    assert "no index yet" in message_for(rag.IndexMissing("no index in x")).lower()
+    assert "rebuilt" in message_for(rag.IndexMismatch("built with model 'fake'"))
+    assert message_for(rag.InvalidQuestion("it is empty")).startswith("Please check")
+
+
+def test_one_error_table_subclasses_first_and_every_rag_error_has_a_row():
+    """Issue 25, item 4: REST, MCP and the UI read one table (rag/app/errors.py)."""
+    from rag.app.errors import ERRORS, FAILED, error_kind
+    from rag.types import QuestionTooLong
+
+    classes = [cls for cls, _ in ERRORS]
+    for i, cls in enumerate(classes):  # no row is shadowed by an earlier base class
+        assert not any(issubclass(cls, earlier) for earlier in classes[:i]), cls
+    assert error_kind(QuestionTooLong.of(3000, 2000)).code == "too_large"
+    assert error_kind(rag.InvalidQuestion("x")).status == 400
+    assert error_kind(rag.ArticleNotFound("x")).status == 404
+    assert error_kind(RuntimeError("x")) is FAILED
+    public = [rag.InvalidQuestion, rag.ArticleNotFound, rag.IndexMissing, rag.IndexMismatch]
+    assert all(error_kind(cls("x")) is not FAILED for cls in public)
 
 
 def test_the_ui_refuses_a_question_over_the_one_limit_with_its_message(cfg, fake_embedder):

@@ -79,6 +79,7 @@ from typing import Annotated, Any, Literal
 
 from ..config import Config
 from ..types import NO_ANSWER, RagError
+from .errors import error_kind
 
 SDK_MISSING = "rag-mcp needs the MCP SDK: pip install 'rag[mcp]'"
 # The most characters get_article returns in one call.
@@ -250,7 +251,7 @@ def create_server(cfg: Config | None = None, *, max_article_chars: int = MAX_ART
         try:
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
         except RagError as exc:  # InvalidQuestion, ArticleNotFound, IndexMissing, ...
-            raise ToolError(str(exc)) from None
+            raise ToolError(f"{error_kind(exc).code}: {exc}") from None
         except OSError as exc:
             raise ToolError(f"could not read the index: {exc.strerror or exc}") from None
 

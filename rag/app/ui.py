@@ -15,9 +15,9 @@ from typing import Any
 import gradio as gr
 
 from ..config import RETRIEVAL_MODES, Config
-from ..types import (Answer, IndexMismatch, IndexMissing, InvalidQuestion, RagError,
-                     ShardedIndexHere)
+from ..types import Answer, RagError
 from . import render
+from .errors import message_for
 from .examples import MAX_EXAMPLES, example_questions
 from .library import UPLOAD_SUFFIXES, Library
 
@@ -48,19 +48,6 @@ COPY_JS = """() => {
   } else { const t = document.createElement('textarea'); t.value = text;
     document.body.appendChild(t); t.select(); document.execCommand('copy'); t.remove(); done(true); }
 }"""
-
-
-def _message_for(exc: Exception) -> str:
-    if isinstance(exc, InvalidQuestion):
-        return f"Please check the question: {exc}."
-    if isinstance(exc, IndexMissing):
-        return ("There is no index yet. Add articles in the Articles tab, or run "
-                "`python -m rag.build`, then ask again.")
-    if isinstance(exc, IndexMismatch):
-        return f"The index needs to be rebuilt before it can answer: {exc}."
-    if isinstance(exc, ShardedIndexHere):
-        return f"This view is not available here: {exc}."
-    return f"Something went wrong: {exc}"
 
 
 def was_uploaded(path: str, blocks: gr.Blocks) -> bool:
@@ -121,7 +108,7 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
             a = run_ask(question or "", k, mode, filters_of(sources, author, since, until),
                         bool(dates), as_of)
         except RagError as exc:
-            return (render.render_error(_message_for(exc)), "", None, empty_radio,
+            return (render.render_error(message_for(exc)), "", None, empty_radio,
                     render.render_article(None), gr.Button(visible=False))
         choices = [(f"[{c.n}] {_short(c.title)}", c.n) for c in a.citations]
         first = a.citations[0] if a.citations else None
@@ -134,7 +121,7 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         try:
             article = lib.article(c.article_id)
         except RagError as exc:
-            return render.render_article(None, note=_message_for(exc))
+            return render.render_article(None, note=message_for(exc))
         if article is None:
             return render.render_article(None, note="This article is no longer in the index.")
         return render.render_article(article, c)
@@ -153,7 +140,7 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         try:
             return run_ask(question, k, retrieval).to_dict()
         except RagError as exc:
-            raise gr.Error(_message_for(exc)) from None
+            raise gr.Error(message_for(exc)) from None
 
     def list_html(query: str = "", page: int = 0) -> str:
         return page_of(query, page)[0]
@@ -163,7 +150,7 @@ def create_blocks(cfg: Config, updater=None) -> gr.Blocks:
         try:
             return render.render_article_page(lib.articles(), query, int(page or 0), PER_PAGE)
         except RagError as exc:
-            return render.render_error(_message_for(exc)), 0
+            return render.render_error(message_for(exc)), 0
 
     def on_page(step: int):
         def turn(query, page):

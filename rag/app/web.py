@@ -43,8 +43,7 @@ import threading
 from typing import Literal, Optional
 
 from ..config import RETRIEVAL_MODES, Config
-from ..types import (Answer, ArticleNotFound, IndexMismatch, IndexMissing, InvalidQuestion,
-                     QuestionTooLong, RagError, ShardedIndexHere)
+from ..types import Answer, RagError
 
 ASK_EXAMPLE = {"question": "How much did Nvidia lose?", "k": 3,
                "filters": {"sources": ["BBC"], "since": "2025-01-01"}}
@@ -65,6 +64,7 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
     from ..types import BuildReport, Passage
     from .jobs import BuildJob, BuildJobs
     from .library import Library
+    from .errors import error_kind
     from .security import error_response, install
     from .ui import CSS, create_blocks
     from .watch import index_status
@@ -197,18 +197,10 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
                               codes.get(exc.status_code, "http_error"))
 
     def failure(exc: Exception):
-        """The error response for what ``rag`` raised on purpose."""
-        if isinstance(exc, QuestionTooLong):  # rag.ask's own check: one limit, one message
-            return error_response(413, str(exc), "too_large")
-        if isinstance(exc, InvalidQuestion):
-            return error_response(400, str(exc), "invalid_request")
-        if isinstance(exc, ArticleNotFound):
-            return error_response(404, str(exc), "not_found")
-        if isinstance(exc, (IndexMissing, IndexMismatch)):
-            return error_response(503, str(exc), "index_unavailable")
-        if isinstance(exc, ShardedIndexHere):
-            return error_response(409, str(exc), "sharded_index")
-        return error_response(500, str(exc), "failed")
+        """The error response for what ``rag`` raised on purpose (the one error table:
+        :mod:`rag.app.errors`)."""
+        kind = error_kind(exc)
+        return error_response(kind.status, str(exc), kind.code)
 
     def filters_of(f) -> dict | None:
         return f.model_dump(exclude_defaults=True) if f is not None else None
