@@ -24,7 +24,7 @@ import sys
 import textwrap
 
 from .config import RETRIEVAL_MODES
-from .types import NO_ANSWER, describe_date
+from .types import FILTER_HELP, NO_ANSWER, describe_date
 
 
 def render_text(answer, explain: bool = False) -> str:
@@ -98,14 +98,15 @@ def ask_main(argv: list[str] | None = None) -> int:
         "filters", "use only these articles (within a filter any value may match; all "
         "filters given must match)")
     scope.add_argument("--source", action="append", default=[], metavar="OUTLET",
-                       help="a part of the article's source or URL host (repeatable)")
-    scope.add_argument("--author", action="append", default=[], help="a part of the author")
-    scope.add_argument("--since", help="published on or after (YYYY-MM-DD, or 'last week', '7d')")
-    scope.add_argument("--until", help="published on or before (YYYY-MM-DD, ...)")
+                       help=FILTER_HELP["sources"] + " (repeatable)")
+    scope.add_argument("--author", action="append", default=[],
+                       help=FILTER_HELP["authors"] + " (repeatable)")
+    scope.add_argument("--since", help=FILTER_HELP["since"])
+    scope.add_argument("--until", help=FILTER_HELP["until"])
     scope.add_argument("--article", action="append", default=[], metavar="ID",
-                       help="this article id (repeatable)")
+                       help=FILTER_HELP["article_ids"] + " (repeatable)")
     scope.add_argument("--folder", action="append", default=[],
-                       help="articles under this folder of the articles folder (repeatable)")
+                       help=FILTER_HELP["folders"] + " (repeatable)")
     scope.add_argument("--as-of", metavar="YYYY-MM-DD",
                        help="read relative dates ('last week') against this day, not today")
     scope.add_argument("--no-dates", action="store_true",

@@ -93,6 +93,18 @@ def describe_date(published: str | None, date_source: str | None = None,
 
 # The fields a filter may name (Filters); anything else is refused with InvalidQuestion.
 FILTER_FIELDS = ("sources", "authors", "since", "until", "article_ids", "folders")
+# What each filter does, for people: the one text the API schema, the MCP tools and the
+# command line show (issue 25, item 4).
+FILTER_HELP = {
+    "sources": "only articles whose source/outlet or URL host contains one of these "
+               "(case-insensitive), e.g. 'reuters'",
+    "authors": "only articles whose author contains one of these (case-insensitive)",
+    "since": "only articles published on or after this date: YYYY-MM-DD, or words such as "
+             "'last week', '7d' or '2026-03'",
+    "until": "only articles published on or before this date (same forms as since)",
+    "article_ids": "only these article ids (exact)",
+    "folders": "only articles under these folders of the articles folder, e.g. 'bbc/tech'",
+}
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,10 @@ def test_oversized_bodies_unknown_routes_and_methods(api):
                  "/api/builds", "/api/builds/{job_id}", "/api/health", "/api/version"):
         assert path in spec["paths"], path
     assert spec["components"]["schemas"]["AskRequest"]["examples"]
+    from rag.types import FILTER_HELP  # one filter help for the API, MCP and the CLI
+
+    props = spec["components"]["schemas"]["FiltersIn"]["properties"]
+    assert {f: props[f]["description"] for f in FILTER_HELP} == FILTER_HELP
     assert "multipart/form-data" in spec["paths"]["/api/articles"]["post"]["requestBody"][
         "content"]
 

@@ -21,7 +21,7 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 
 from rag.app import mcp as rag_mcp  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.types import NO_ANSWER  # noqa: E402
+from rag.types import FILTER_HELP, NO_ANSWER  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
@@ -67,6 +67,9 @@ def test_exactly_three_tools_with_the_filters_in_their_input_schemas(server):
     assert ask.input_schema["required"] == ["question"]
     assert {"query", "k"} | FILTERS == set(search.input_schema["properties"])
     assert {"id", "start", "end"} == set(article.input_schema["properties"])
+    for tool in (ask, search):  # the one filter help (rag.types.FILTER_HELP), as the API's
+        for field, help_text in FILTER_HELP.items():
+            assert tool.input_schema["properties"][field]["description"] == help_text
     for tool in tools.values():
         assert tool.output_schema and tool.annotations.read_only_hint
     assert {"answer_status", "statement", "text", "citations"} <= set(

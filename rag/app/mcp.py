@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from ..config import Config
-from ..types import NO_ANSWER, RagError
+from ..types import FILTER_HELP, NO_ANSWER, RagError
 from .errors import error_kind
 
 SDK_MISSING = "rag-mcp needs the MCP SDK: pip install 'rag[mcp]'"
@@ -120,16 +120,6 @@ GET_ARTICLE_DESCRIPTION = (
     f"{MAX_ARTICLE_CHARS:,} characters per call: when `truncated` is true, call again with "
     "start = the returned end. Use it to check a quote or read around it.")
 
-_FILTER_HELP = {
-    "sources": "only articles whose source/outlet or URL host contains one of these "
-               "(case-insensitive), e.g. 'reuters'",
-    "authors": "only articles whose author contains one of these (case-insensitive)",
-    "since": "only articles published on or after this date: YYYY-MM-DD, or words such as "
-             "'last week' or '2026-03'",
-    "until": "only articles published on or before this date (same forms as since)",
-    "article_ids": "only these article ids (exact)",
-    "folders": "only articles under these folders of the articles folder, e.g. 'bbc/tech'",
-}
 
 
 def _filters(**values: Any) -> dict[str, Any] | None:
@@ -256,10 +246,10 @@ def create_server(cfg: Config | None = None, *, max_article_chars: int = MAX_ART
             raise ToolError(f"could not read the index: {exc.strerror or exc}") from None
 
     def names(field: str) -> Any:
-        return Annotated[list[str] | str | None, Field(description=_FILTER_HELP[field])]
+        return Annotated[list[str] | str | None, Field(description=FILTER_HELP[field])]
 
     def date(field: str) -> Any:
-        return Annotated[str | None, Field(description=_FILTER_HELP[field])]
+        return Annotated[str | None, Field(description=FILTER_HELP[field])]
 
     async def ask(
         question: Annotated[str, Field(description="the question, in plain words")],

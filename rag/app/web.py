@@ -43,7 +43,7 @@ import threading
 from typing import Literal, Optional
 
 from ..config import RETRIEVAL_MODES, Config
-from ..types import Answer, RagError
+from ..types import FILTER_HELP, Answer, RagError
 
 ASK_EXAMPLE = {"question": "How much did Nvidia lose?", "k": 3,
                "filters": {"sources": ["BBC"], "since": "2025-01-01"}}
@@ -75,15 +75,15 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
     class FiltersIn(BaseModel):
         model_config = {"extra": "forbid"}
         sources: list[str] = Field(default_factory=list, max_length=1000,
-                                   description="a part of the source/outlet or URL host")
+                                   description=FILTER_HELP["sources"])
         authors: list[str] = Field(default_factory=list, max_length=1000,
-                                   description="a part of the author's name")
-        since: Optional[str] = Field(None, description="published on or after: YYYY-MM-DD, "
-                                                       "or 'last week', '7d'")
-        until: Optional[str] = Field(None, description="published on or before")
-        article_ids: list[str] = Field(default_factory=list, max_length=1000)
+                                   description=FILTER_HELP["authors"])
+        since: Optional[str] = Field(None, description=FILTER_HELP["since"])
+        until: Optional[str] = Field(None, description=FILTER_HELP["until"])
+        article_ids: list[str] = Field(default_factory=list, max_length=1000,
+                                       description=FILTER_HELP["article_ids"])
         folders: list[str] = Field(default_factory=list, max_length=1000,
-                                   description="folders of the articles folder")
+                                   description=FILTER_HELP["folders"])
 
     class AskRequest(BaseModel):
         model_config = {"json_schema_extra": {"examples": [ASK_EXAMPLE]}}
@@ -237,9 +237,11 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
              summary="List or search the indexed articles", responses=errors)
     def api_articles(q: Optional[str] = Query(None, max_length=500,
                                               description="words of the title (all must appear)"),
-                     source: list[str] = Query([], description="a part of the source or host"),
-                     author: list[str] = Query([]), since: Optional[str] = None,
-                     until: Optional[str] = None, folder: list[str] = Query([]),
+                     source: list[str] = Query([], description=FILTER_HELP["sources"]),
+                     author: list[str] = Query([], description=FILTER_HELP["authors"]),
+                     since: Optional[str] = Query(None, description=FILTER_HELP["since"]),
+                     until: Optional[str] = Query(None, description=FILTER_HELP["until"]),
+                     folder: list[str] = Query([], description=FILTER_HELP["folders"]),
                      limit_: int = Query(100, alias="limit", ge=1, le=1000),
                      offset: int = Query(0, ge=0)):
         from ..answer.filters import article_mask, make_filters
