@@ -152,7 +152,7 @@ def build_main(argv: list[str] | None = None) -> int:
     scale = parser.add_argument_group(
         "sharding and Ray", "a sharded index (answers equal to one index's; serve it with "
         "python -m rag.distributed.serve) and embedding on a Ray cluster (pip install "
-        "'rag[distributed]')")
+        "'rag-quotes[distributed]')")
     scale.add_argument("--shards", type=int, default=None, metavar="N",
                        help="hash-partition the articles over N shards (an existing sharded "
                             "index keeps its count; a new count needs --rebuild)")

@@ -1,4 +1,4 @@
-"""Past one machine, on Ray (the ``distributed`` extra: ``pip install 'rag[distributed]'``).
+"""Past one machine, on Ray (the ``distributed`` extra: ``pip install 'rag-quotes[distributed]'``).
 
 * :mod:`rag.distributed.build`: the build's chunking and embedding on a Ray cluster
   (Ray Data, an actor pool running the project's own :func:`rag.index.build.embed_articles`);
@@ -12,7 +12,7 @@ Nothing else in ``rag`` imports this package; without Ray it says how to install
 
 from __future__ import annotations
 
-RAY_HINT = ("Ray is not installed: pip install 'rag[distributed]' "
+RAY_HINT = ("Ray is not installed: pip install 'rag-quotes[distributed]' "
             "(or run without --engine ray / without Ray Serve)")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import Config
 from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
-from ..ingest.loaders import Indexed, load_sources
+from ..ingest.loaders import Indexed, Loaded, load_sources
 from ..ingest.sandbox import reader_for, reading
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
@@ -65,10 +65,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         index_dir=Path(index_dir) if index_dir is not None else None)
     say = log or ((lambda m: print(m, file=sys.stderr)) if progress else (lambda m: None))
     started = time.perf_counter()
-    src = Path(cfg.source)
-    if not src.is_dir():
-        raise BuildError(f"source folder not found: {src}" if not src.exists()
-                         else f"source is not a folder: {src}")
+    src = check_source(Path(cfg.source))
     out = Path(cfg.index_dir)
     if is_cluster(out):
         raise BuildError(f"{out} holds a sharded index: update it with `python -m rag.build "
@@ -77,20 +74,11 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
-        step("reading", 0, 0)
-        with reading(reader_for(cfg)) as reader:  # PDF, DOCX: a limited worker, a cache
-            # the live index decides contested ids, not file names (issue 22), also on rebuild
-            loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
-                                  max_pdf_pages=cfg.max_pdf_pages, indexed=_indexed(out))
-            reader.prune()  # the cached texts of documents gone from the folder
+        # the live index decides contested ids, not file names (issue 22), also on rebuild
+        loaded = read_stage(src, cfg, progress, step, indexed_in(out))
         articles, skipped = loaded.articles, loaded.skipped
-        step("reading", len(articles), len(articles))
-        if not articles:
-            why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
-            raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
         embedder = get_embedder(cfg)
-        settings = {**cfg.index_settings(), "separators": list(SEPARATORS),
-                    "sentences": SENTENCE_SPLITTER}
+        settings = recorded_settings(cfg)
         old = None if rebuild else _open_previous(out, embedder, settings, say)
         old_rows = {aid: i for i, aid in enumerate(old.article_ids)} if old else {}
         old_hash = old.manifest["articles"] if old else {}
@@ -108,30 +96,80 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         fresh = [a for a in articles if a.id not in keep]
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
         data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
-        folded: tuple[Folded, ...] = ()
-        if cfg.fold_copies:
-            from .copies import find_copies
-
-            data.copies = find_copies(articles)
-            folded = tuple(Folded(aid, target, round(sim, 4))
-                           for aid, (target, sim) in data.copies.items())
+        data.copies = copies_stage(articles, cfg)
+        folded = folded_of(data.copies)
         say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
         step("writing", 0, 0)
         vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
         say(f"vector index: {describe_vectors(vector_info)}")
         texts = [articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
-        manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
-                    "vector_index": vector_info, "source": str(src),
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "counts": {"articles": len(articles), "chunks": len(data.chunks),
-                               "sentences": len(data.sentences)},
-                    "articles": {a.id: a.content_hash for a in articles},
-                    "origins": loaded.files}
+        manifest = part_manifest(embedder, settings, vector_info, src, data, loaded.files)
         version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
         step("done", 0, 0)
         return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
                            version=version, wrote=True, folded=folded)
+
+
+# -- stages: one index (build above) and a sharded one (rag.index.shards) both run them --
+
+def check_source(src: Path) -> Path:
+    """``src``, or :class:`BuildError` when it is not a folder."""
+    if not src.is_dir():
+        raise BuildError(f"source folder not found: {src}" if not src.exists()
+                         else f"source is not a folder: {src}")
+    return src
+
+
+def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed) -> Loaded:
+    """Read every article of ``src`` (PDF and DOCX in a limited worker, with the cache of
+    parsed texts pruned to the files present), preferring ``indexed``'s claimant of a
+    contested id; :class:`BuildError` naming the first skip reasons when none is
+    readable."""
+    step("reading", 0, 0)
+    with reading(reader_for(cfg)) as reader:
+        loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
+                              max_pdf_pages=cfg.max_pdf_pages, indexed=indexed)
+        reader.prune()  # the cached texts of documents gone from the folder
+    step("reading", len(loaded.articles), len(loaded.articles))
+    if not loaded.articles:
+        why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
+        raise BuildError(f"no readable article in {src}" + (f" ({why})" if why else ""))
+    return loaded
+
+
+def recorded_settings(cfg: Config) -> dict:
+    """The settings a manifest records (a different value means a rebuild)."""
+    return {**cfg.index_settings(), "separators": list(SEPARATORS),
+            "sentences": SENTENCE_SPLITTER}
+
+
+def copies_stage(articles: Sequence, cfg: Config) -> dict[str, tuple[str, float]]:
+    """Syndicated copies over all ``articles`` (id -> (representative id, similarity)),
+    none when ``cfg.fold_copies`` is off."""
+    if not cfg.fold_copies:
+        return {}
+    from .copies import find_copies
+
+    return find_copies(articles)
+
+
+def folded_of(copies: dict[str, tuple[str, float]]) -> tuple[Folded, ...]:
+    return tuple(Folded(aid, target, round(sim, 4)) for aid, (target, sim) in copies.items())
+
+
+def part_manifest(embedder: Embedder, settings: dict, vector_info: dict, src: Path,
+                  data: IndexData, files: dict[str, str], **extra) -> dict:
+    """The manifest of one written part (a single index's version or a shard's): the one
+    writer both builders use; ``extra`` adds fields (a shard's ``shard``)."""
+    return {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
+            "vector_index": vector_info, "source": str(src),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "counts": {"articles": len(data.articles), "chunks": len(data.chunks),
+                       "sentences": len(data.sentences)},
+            "articles": {a.id: a.content_hash for a in data.articles},
+            "origins": {a.id: files[a.id] for a in data.articles if a.id in files},
+            **extra}
 
 
 def compare(articles, old_hash: dict[str, str]) -> tuple[list, list, list, list]:
@@ -174,7 +212,7 @@ def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, pol
     return fetched
 
 
-def _indexed(out: Path) -> Indexed:
+def indexed_in(out: Path) -> Indexed:
     """The live version's ids -> files and content hashes (empty without a readable
     manifest): only a preference for contested ids, so the checksums are not verified."""
     from .store import read_manifest

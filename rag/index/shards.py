@@ -112,10 +112,9 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     shard count that does not match the existing index.
     """
     from ..embedding.model import get_embedder
-    from ..ingest.loaders import load_articles
-    from ..ingest.sandbox import reader_for, reading
-    from .build import (SENTENCE_SPLITTER, SEPARATORS, _assemble, _build_lock,
-                        _open_previous, compare, embed_articles)
+    from .build import (_assemble, _build_lock, _open_previous, check_source, compare,
+                        copies_stage, embed_articles, folded_of, part_manifest, read_stage,
+                        recorded_settings)
     from .dense import build_index as build_vector_index
 
     step = on_progress or (lambda phase, done, total: None)
@@ -128,10 +127,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     embed = embed or embed_articles
     engine = getattr(embed, "engine", "local")
     started = time.perf_counter()
-    src, out = Path(cfg.source), Path(cfg.index_dir)
-    if not src.is_dir():
-        raise BuildError(f"source folder not found: {src}" if not src.exists()
-                         else f"source is not a folder: {src}")
+    src, out = check_source(Path(cfg.source)), Path(cfg.index_dir)
     if current_version(out) is not None:  # (the lock below makes ``out``)
         raise BuildError(f"{out} holds a single (unsharded) index; build the sharded one "
                          "in another folder")
@@ -142,18 +138,11 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             if old_cluster["shards"] != shards and not rebuild:
                 raise BuildError(f"{out} has {old_cluster['shards']} shards, not {shards}; "
                                  "add --rebuild to re-partition (everything is re-embedded)")
-        step("reading", 0, 0)
-        with reading(reader_for(cfg)) as reader:  # PDF, DOCX: a limited worker, a cache
-            articles, skipped = load_articles(src, max_file_bytes=cfg.max_file_bytes,
-                                              progress=progress,
-                                              max_pdf_pages=cfg.max_pdf_pages)
-            reader.prune()
-        step("reading", len(articles), len(articles))
-        if not articles:
-            raise BuildError(f"no readable article in {src}")
+        # the same reading stage as one index: the live shards decide contested ids
+        loaded = read_stage(src, cfg, progress, step, _indexed_shards(out, old_cluster))
+        articles, skipped = loaded.articles, loaded.skipped
         embedder = get_embedder(cfg)
-        settings = {**cfg.index_settings(), "separators": list(SEPARATORS),
-                    "sentences": SENTENCE_SPLITTER}
+        settings = recorded_settings(cfg)
         parts_of = [[a for a in articles if shard_of(a.id, shards) == i] for i in range(shards)]
         olds = [None if rebuild or old_cluster is None
                 else _open_previous(out / shard_name(i), embedder, settings, say)
@@ -184,14 +173,11 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             old_rows = {aid: r for r, aid in enumerate(old.article_ids)} if old else {}
             datas.append(_assemble(arts, keep, old, old_rows, new_parts, embedder.dim)
                          if arts else None)
-        copies = {}
-        if cfg.fold_copies:
-            from .copies import find_copies
-
-            copies = find_copies(articles)  # over the whole corpus, in its order
+        copies = copies_stage(articles, cfg)  # over the whole corpus, in its order
         groups: dict[str, list[str]] = {}
         for aid, (target, _sim) in copies.items():
             groups.setdefault(target, [target]).append(aid)
+        folded = folded_of(copies)
 
         step("writing", 0, 0)
         texts_of = [[arts[r].text[s:e] for r, s, e in d.chunks[:, :3].tolist()] if d else []
@@ -208,15 +194,10 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             data.copies = {a.id: copies[a.id] for a in arts if a.id in copies}
             vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
             stats = stats_of[i] if local_keyword_stats else total
-            manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
-                        "vector_index": vector_info, "source": str(src),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "counts": {"articles": len(arts), "chunks": len(data.chunks),
-                                   "sentences": len(data.sentences)},
-                        "articles": {a.id: a.content_hash for a in arts},
-                        "shard": {"index": i, "of": shards, "partition": PARTITION,
-                                  "keyword_stats": {"n_docs": stats.n_docs,
-                                                    "total_len": stats.total_len}}}
+            manifest = part_manifest(embedder, settings, vector_info, src, data, loaded.files,
+                                     shard={"index": i, "of": shards, "partition": PARTITION,
+                                            "keyword_stats": {"n_docs": stats.n_docs,
+                                                              "total_len": stats.total_len}})
             sdir.mkdir(exist_ok=True)
             version = write_version(sdir, data, manifest, vector_index,
                                     build_keyword_writer(texts, stats))
@@ -239,7 +220,22 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         return BuildReport(**report, articles=len(articles),
                            chunks=sum(e["chunks"] for e in shard_entries),
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
-                           version=name, wrote=True)
+                           version=name, wrote=True, folded=folded)
+
+
+def _indexed_shards(out: Path, cluster: dict | None):
+    """What the live shards hold (ids -> files and hashes), for the reading stage's
+    duplicate rules: the union of their manifests (empty for a first build)."""
+    from ..ingest.loaders import Indexed
+    from .build import indexed_in
+
+    files: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for entry in (cluster or {}).get("shard_versions", ()):
+        part = indexed_in(out / entry["dir"])
+        files.update(part.files)
+        hashes.update(part.hashes)
+    return Indexed(files=files, hashes=hashes)
 
 
 def _empty(dim: int):
