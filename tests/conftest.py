@@ -1,5 +1,38 @@
-"""Shared fixtures: a tiny deterministic fake embedder, configs in tmp_path, and the
-real bundled model (module-scoped) for integration tests."""
+"""Shared fixtures for every test under tests/: a tiny deterministic fake embedder, configs
+in tmp_path, the real bundled model's index of the seed articles, a local test site; and
+the test tiers.
+
+Layout: the tests mirror the package. tests/<subpackage>/ holds the tests of
+rag/<subpackage>/ (ingest, embedding, index, answer, app, distributed, evaluation,
+training); tests/security/ is the security suite (its own conftest); tests/ itself holds
+the tests of the top-level modules (rag.open's handle) and the ones that cut across the
+package (import layers, README examples, bad input, security, speed). tests/data/ holds
+the committed test files (``DATA`` below). Every folder is a package (``tests.app.
+test_web``), so two folders may hold test files of the same name; helpers are imported
+as ``from tests.conftest import SEEDS`` (children started by a test import this file as
+plain ``conftest`` from ``TESTS``, which registers the fake embedder there too).
+
+Tiers, as pytest markers (pyproject.toml registers them); select with ``-m``:
+
+- ``quick``: the fake embedder only: no real embedding model, no answer selector, no
+  browser, no Ray. Set here on every test that is none of the three below, so it needs
+  no marking by hand. ``./scripts/test -m quick`` (or ``python -m pytest -m quick``)
+  runs these, in a few minutes.
+- ``model``: runs the real bundled embedding model (all-MiniLM-L6-v2) or the shipped
+  answer selector, in this process or in a child: every test that uses ``seed_index`` or
+  ``writable_seed_index`` (set here), and the tests marked ``@pytest.mark.model`` (a
+  ``Config`` without ``model="fake"`` or without ``selector=False`` where it asks).
+- ``browser``: drives headless Chromium through Playwright (skipped without
+  ``/usr/bin/chromium``); marked by hand.
+- ``ray``: a local Ray cluster (skipped without the ``distributed`` extra); marked by
+  hand (tests/distributed/).
+
+A test may carry several (the browser tests on the seed index are ``browser`` and
+``model``). ``-m "not browser and not ray"`` is everything but those; ``-m model`` the
+real-model tests. A quick test that reaches the real embedding model or the selector
+through ``get_embedder``/``get_selector`` fails, saying to mark it ``model``
+(:func:`_quick_tests_load_no_real_model`).
+"""
 
 from __future__ import annotations
 
@@ -21,9 +54,11 @@ from rag.embedding import model as embed  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.ingest.fetch import FetchPolicy  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent  # tests/ (test modules live in its subfolders)
+DATA = TESTS / "data"  # files committed for the tests
+ROOT = TESTS.parent  # the repository
 SEEDS = ROOT / "seeds"
-SHARED = ROOT.parent / "shared"
+SHARED = ROOT.parent / "shared"  # ../shared: corpora that may not be redistributed
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -80,16 +115,14 @@ def fake_embedder() -> FakeEmbedder:
 def cfg(tmp_path: Path) -> Config:
     """A config for the fake model, with its source and index under tmp_path. The fast
     path (no trained selector): these unit tests do not need a real model; the selector
-    is tested with the real embedder (seed_index, tests/test_selector.py)."""
+    is tested with the real embedder (seed_index, tests/answer/test_selector.py)."""
     src = tmp_path / "articles"
     src.mkdir()
     return Config(source=src, index_dir=tmp_path / "index", model="fake",
                   chunk_tokens=40, chunk_overlap=5, abstain_threshold=0.0, selector=False)
 
 
-@pytest.fixture(scope="module")
-def seed_index(tmp_path_factory) -> Config:
-    """The real model's index of the seed articles, built once per test module."""
+def _build_seed_index(tmp_path_factory) -> Config:
     import rag
 
     base = tmp_path_factory.mktemp("seed")
@@ -97,6 +130,60 @@ def seed_index(tmp_path_factory) -> Config:
     cfg = Config(source=base / "seeds", index_dir=base / "index")
     rag.build(config=cfg)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory) -> Config:
+    """The real model's index of the seed articles (default Config: the real embedder and
+    the selector), built once per run and shared by every module: read it only. A test
+    that adds or removes articles (or rebuilds) uses ``writable_seed_index``."""
+    return _build_seed_index(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def writable_seed_index(tmp_path_factory) -> Config:
+    """Like ``seed_index``, but the module's own copy (built for the module), which its
+    tests may change."""
+    return _build_seed_index(tmp_path_factory)
+
+
+# -- tiers (see the module docstring) ----------------------------------------------------
+
+TIERS = ("model", "browser", "ray")
+MODEL_FIXTURES = frozenset({"seed_index", "writable_seed_index"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if MODEL_FIXTURES.intersection(item.fixturenames) and not item.get_closest_marker("model"):
+            item.add_marker(pytest.mark.model)
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.quick)
+
+
+@pytest.fixture(autouse=True)
+def _quick_tests_load_no_real_model(request, monkeypatch):
+    """In a ``quick`` test, asking for the real embedder or the answer selector (through
+    ``get_embedder``/``get_selector``, fresh: their caches are emptied for the test)
+    fails, naming the marker to add. Children and direct constructions are not seen."""
+    if request.node.get_closest_marker("quick") is None:
+        yield
+        return
+    from rag.answer import selector
+
+    def refuse(what: str):
+        def load(*args, **kwargs):
+            raise RuntimeError(f"{request.node.nodeid} is in the quick tier but loads {what}: "
+                               "mark it @pytest.mark.model (tests/conftest.py)")
+        return load
+
+    for name in [n for n in embed.EMBEDDERS if n != "fake"]:
+        monkeypatch.setitem(embed.EMBEDDERS, name, refuse(f"the embedding model {name!r}"))
+    monkeypatch.setattr(embed, "_cache", {})
+    monkeypatch.setattr(selector, "_cache", {})
+    monkeypatch.setattr(selector, "Selector", refuse("the answer selector"))
+    yield
 
 
 # -- a local test site -------------------------------------------------------------------

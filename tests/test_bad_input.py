@@ -39,7 +39,8 @@ CHESS = ("Chess world championship\n\nThe match in Singapore ended after fourtee
 
 @pytest.fixture(scope="module")
 def qcfg(tmp_path_factory) -> Config:
-    """A small fake-model index shared by the question tests (they only read it)."""
+    """A small fake-model index shared by the question tests (they only read it). Its
+    selector is on: the tests that get an answer run the shipped selector (``model``)."""
     base = tmp_path_factory.mktemp("questions")
     (base / "src").mkdir()
     (base / "src" / "solar.txt").write_text(SOLAR, encoding="utf-8")
@@ -116,6 +117,7 @@ def test_unusable_question_is_a_value_error_saying_what_to_do(qcfg, bad, says):
     "%s %d {0} {question} $(rm -rf /) `id` ../../etc/passwd",          # format / shell
     "9",                                                               # a lone digit
 ])
+@pytest.mark.model
 def test_odd_but_usable_questions_get_an_answer(qcfg, question, seen_queries):
     a = rag.ask(question, config=qcfg)
     assert_wellformed(a, qcfg)
@@ -127,6 +129,7 @@ def test_odd_but_usable_questions_get_an_answer(qcfg, question, seen_queries):
     assert "\x00" not in a.question
 
 
+@pytest.mark.model
 def test_sql_looking_question_leaves_the_index_intact(qcfg):
     before = rag.ask("Who won the final game in Singapore?", config=qcfg)
     rag.ask("x'); DELETE FROM articles; DROP TABLE articles; --", config=qcfg)
@@ -135,11 +138,13 @@ def test_sql_looking_question_leaves_the_index_intact(qcfg):
     assert open_index(qcfg.index_dir).article_ids == ["chess.txt", "solar.txt"]
 
 
+@pytest.mark.model
 def test_question_text_is_returned_raw_for_the_ui_to_escape(qcfg):
     q = "<b>Who</b> won the final game &amp; where?"
     assert rag.ask(q, config=qcfg).question == q
 
 
+@pytest.mark.model
 def test_a_question_over_the_one_limit_is_refused_before_the_model(qcfg, seen_queries):
     # the same limit and message as the API (413), the CLI (exit 2), MCP and the UI
     limit = qcfg.max_question_chars
@@ -169,6 +174,7 @@ def test_k_out_of_range_is_invalid_question_naming_the_range(qcfg, k):
         rag.ask("solar", k=k, config=qcfg)
 
 
+@pytest.mark.model
 def test_k_at_the_limits_works(qcfg):
     assert len(rag.ask("solar", k=1, config=qcfg).citations) == 1
     assert 1 <= len(rag.ask("solar", k=qcfg.max_k, config=qcfg).citations) <= qcfg.max_k
@@ -225,6 +231,7 @@ def test_cli_argparse_errors_exit_2_without_traceback(qcfg):
         assert r.stderr.strip().splitlines()[-1].startswith("python -m rag.ask: error:")
 
 
+@pytest.mark.model
 def test_cli_long_and_odd_questions(qcfg):
     # 92,500 characters: refused with rag.ask's message (the CLI used to cut and answer)
     r = run_ask("Who won the final game in Singapore? " * 2500, "--json",

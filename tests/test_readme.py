@@ -23,7 +23,7 @@ import pytest
 
 import rag
 from rag.app.web import BackgroundServer, create_app
-from conftest import SEEDS
+from tests.conftest import SEEDS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TOKEN = "readme-test-token-0123456789"

@@ -44,6 +44,7 @@ def _cos(a, b):
     return np.sum(a * b, axis=-1)
 
 
+@pytest.mark.model
 def test_onnx_fp32_matches_torch(vecs):
     t_id, t_chunks, t_sents, t_q = vecs["torch"]
     o_id, o_chunks, o_sents, o_q = vecs["onnx"]
@@ -57,6 +58,7 @@ def test_onnx_fp32_matches_torch(vecs):
     assert np.allclose(norms, 1.0, atol=1e-5)
 
 
+@pytest.mark.model
 def test_onnx_int8_is_close_but_has_its_own_model_id(vecs):
     t_id, t_chunks, _, _ = vecs["torch"]
     q_id, q_chunks, q_sents, _ = vecs["onnx-int8"]
@@ -66,6 +68,7 @@ def test_onnx_int8_is_close_but_has_its_own_model_id(vecs):
     assert (np.argmax(q_chunks @ t_chunks.T, axis=1) == np.arange(len(TEXTS))).all()
 
 
+@pytest.mark.model
 def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
     code = ("import sys; from rag.config import Config; "
             "from rag.embedding.model import get_embedder; "
@@ -78,6 +81,7 @@ def test_onnx_query_path_imports_neither_torch_nor_transformers(vecs):
     assert out.stdout.split() == ["(1,", "384)", "False", "False", "False"]
 
 
+@pytest.mark.model
 def test_onnx_export_lives_in_a_cache_not_site_packages(vecs):
     from rag.embedding.onnx_runtime import onnx_path
     from rag.embedding.weights import export_dir
@@ -89,6 +93,7 @@ def test_onnx_export_lives_in_a_cache_not_site_packages(vecs):
     assert info["max_abs_diff_vs_torch"] < 1e-4
 
 
+@pytest.mark.model
 def test_onnx_falls_back_to_torch_without_onnxruntime(monkeypatch, capsys):
     monkeypatch.setattr(embed, "_have_onnxruntime", lambda: False)
     e = embed.MiniLMEmbedder(backend="onnx")

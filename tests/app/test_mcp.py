@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import anyio
 import pytest
@@ -22,8 +21,8 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 from rag.app import mcp as rag_mcp  # noqa: E402
 from rag.config import Config  # noqa: E402
 from rag.types import FILTER_HELP, NO_ANSWER  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
 QUESTION = "How much did it cost to train R1?"
 FILTERS = {"sources", "authors", "since", "until", "article_ids", "folders"}

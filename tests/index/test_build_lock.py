@@ -14,9 +14,9 @@ import rag
 from rag.index.build import LOCK_NAME, _build_lock
 from rag.index.store import current_version
 from rag.types import BuildError
-from conftest import SEEDS, STEELWORKS
+from tests.conftest import DATA, SEEDS, STEELWORKS
 
-PDF = SEEDS.parent / "tests" / "data" / "seed-article.pdf"
+PDF = DATA / "seed-article.pdf"
 
 
 def test_an_empty_folder_builds_nothing_and_leaves_no_index_folder(cfg):

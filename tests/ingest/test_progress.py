@@ -8,7 +8,7 @@ import shutil
 
 import rag
 from rag.ingest import progress
-from conftest import SEEDS, STEELWORKS
+from tests.conftest import SEEDS, STEELWORKS
 
 
 class Terminal(io.StringIO):

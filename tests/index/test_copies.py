@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from rag.index import copies
 from rag.index.copies import find_copies
 from rag.types import Article
+from tests.conftest import SHARED
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 FLOODS = [
     "Heavy rain has forced hundreds of families from their homes in the north of the "

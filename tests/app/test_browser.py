@@ -15,11 +15,12 @@ import httpx
 import pytest
 
 from rag.app.web import BackgroundServer, create_app
+from tests.conftest import DATA, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
 SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
 NEW_ARTICLE = ("The Zorblax Lantern Festival in Quillport\n\n"
                "The Zorblax Lantern Festival is held every October in the harbour town of "
@@ -35,9 +36,10 @@ if not Path(CHROMIUM).exists():  # pragma: no cover - the set-up command install
 
 
 @pytest.fixture(scope="module")
-def servers(seed_index):
+def servers(writable_seed_index):
     """The seed index served twice: normally, and with abstain_threshold=1.0 (every
-    answer abstains)."""
+    answer abstains). This module's own copy: a test uploads and removes an article."""
+    seed_index = writable_seed_index
     SHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {SHOTS}")
     with BackgroundServer(create_app(seed_index)) as url, \
@@ -272,14 +274,14 @@ def sources_app(tmp_path_factory):
     import shutil
 
     import rag
-    from conftest import STEELWORKS, Site
+    from tests.conftest import STEELWORKS, Site
     from rag.app.watch import Updater
     from rag.config import Config
 
     base = tmp_path_factory.mktemp("sources")
     src = base / "articles"
     src.mkdir()
-    shutil.copy(Path(__file__).parent / "data" / "seed-article.pdf", src / "deepseek.pdf")
+    shutil.copy(DATA / "seed-article.pdf", src / "deepseek.pdf")
     (src / "steelworks.txt").write_text("Steelworks homes approved\n\n" + STEELWORKS,
                                         encoding="utf-8")
     (src / "valley-post.json").write_text(json.dumps({
@@ -357,7 +359,7 @@ def dated_app(tmp_path_factory):
     import json
 
     import rag
-    from conftest import SEEDS, STEELWORKS
+    from tests.conftest import SEEDS, STEELWORKS
     from rag.config import Config
 
     base = tmp_path_factory.mktemp("dated")
@@ -444,11 +446,11 @@ def test_filters_dates_and_why_this_answer_behind_the_token(dated_app, page):
 
 @pytest.fixture
 def library_app(tmp_path):
-    """64 articles of real text (tests/test_articles_tab.py's corpus) with the fake
+    """64 articles of real text (tests/app/test_articles_tab.py's corpus) with the fake
     embedder: the layout is what is checked here, not the answers."""
     import rag
     from rag.config import Config
-    from test_articles_tab import write_corpus
+    from tests.app.test_articles_tab import write_corpus
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     cfg = Config(source=tmp_path / "articles", index_dir=tmp_path / "index", model="fake",
@@ -545,7 +547,7 @@ def test_a_damaged_pdf_dropped_into_a_watched_folder_shows_in_the_articles_tab(p
     import rag
     from rag.app.watch import Updater
     from rag.config import Config
-    from test_articles_tab import write_corpus
+    from tests.app.test_articles_tab import write_corpus
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     cfg = Config(source=tmp_path / "articles", index_dir=tmp_path / "index", model="fake",
@@ -558,7 +560,7 @@ def test_a_damaged_pdf_dropped_into_a_watched_folder_shows_in_the_articles_tab(p
             open_app(page, url)
             page.get_by_role("tab", name="Articles").click()
             page.locator("#rag-articles .rag-table").wait_for()
-            pdf = Path(__file__).parent / "data" / "seed-article.pdf"
+            pdf = DATA / "seed-article.pdf"
             (cfg.source / "report.pdf").write_bytes(pdf.read_bytes()[:5000])  # cut short
             page.wait_for_function("() => (document.querySelector('#rag-index-status') || {})"
                                    ".innerText.includes('report.pdf skipped: damaged PDF')")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from rag.training.data import (context_of, is_validation, make_context, make_pairs,
                                read_questions, split, swapped_question, word_pools)
+from tests.conftest import SHARED
 
-TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "train" / "sentences.jsonl"
+TRAIN = SHARED / "train" / "sentences.jsonl"
 
 
 def _record(i: int, group: str, ordered: bool = True) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.ray, pytest.mark.model]
 ray = pytest.importorskip("ray", reason="the distributed extra (ray) is not installed")
 serve = pytest.importorskip("ray.serve")
 httpx = pytest.importorskip("httpx")
@@ -25,9 +26,8 @@ from rag.config import Config  # noqa: E402
 from rag.distributed.build import RayEmbed  # noqa: E402
 from rag.distributed.serve import APP_NAME, build_app  # noqa: E402
 from rag.index.shards import shard_name  # noqa: E402
+from tests.conftest import DATA, SEEDS  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 MODES = ("hybrid", "dense", "keyword")
 
 

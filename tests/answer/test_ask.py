@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 import rag
 from rag.types import Answer, IndexMissing, InvalidQuestion
+from tests.conftest import TESTS
 
 ARTICLES = {
     "energy/solar.txt": "Solar power in Spain\n\nSpain installed record solar capacity in 2023. "
@@ -122,9 +122,10 @@ def test_threads_get_the_same_answers(built):
 
 
 def cli(*args, cfg, stdout=subprocess.PIPE, module="rag.ask"):
+    # the child asks with the default selector (the shipped model): such tests are `model`
     code = ("import sys; sys.path.insert(0, %r); import conftest, runpy; "
             "sys.argv = [%r, *sys.argv[1:]]; runpy.run_module(%r, run_name='__main__')"
-            % (str(Path(__file__).parent), module, module))
+            % (str(TESTS), module, module))
     env = {**os.environ, "RAG_MODEL": "fake", "RAG_INDEX": str(cfg.index_dir),
            "RAG_CHUNK_TOKENS": str(cfg.chunk_tokens),
            "RAG_CHUNK_OVERLAP": str(cfg.chunk_overlap), "RAG_ABSTAIN_THRESHOLD": "0"}
@@ -132,6 +133,7 @@ def cli(*args, cfg, stdout=subprocess.PIPE, module="rag.ask"):
                           stderr=subprocess.PIPE, text=True, env=env, timeout=300)
 
 
+@pytest.mark.model
 def test_cli_prints_answer_and_json(built):
     r = cli("Who won the final game in Singapore?", cfg=built)
     assert r.returncode == 0, r.stderr
@@ -142,6 +144,7 @@ def test_cli_prints_answer_and_json(built):
     assert len(a.citations) <= 2 and a.text == a.citations[0].quote
 
 
+@pytest.mark.model
 def test_python_m_rag_runs_the_same_commands(built):
     one = cli("Who won the final game in Singapore?", "--json", cfg=built)
     both = cli("ask", "Who won the final game in Singapore?", "--json", cfg=built,
@@ -159,6 +162,7 @@ def test_cli_bad_question_exits_2_without_traceback(built):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+@pytest.mark.model
 def test_cli_output_into_a_closed_pipe_is_not_an_error(built):
     """`rag-ask "..." | head -1`: the reader leaves early; no traceback, exit 0."""
     r_fd, w_fd = os.pipe()

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 import rag
 from rag.answer.question import answer_type, has_type, is_fragment
 from rag.config import Config
+from tests.conftest import SHARED
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news" / "articles.jsonl"
+CORPUS = SHARED / "corpus" / "news" / "articles.jsonl"
 
 
 @pytest.mark.parametrize("question,kind", [

@@ -28,12 +28,12 @@ from rag.ingest.chunking import split_sentences
 from rag.ingest.documents import (
     Document, Unreadable, join_pages, normalize_page, read_docx, read_pdf)
 from rag.ingest.loaders import load_articles, load_file, normalize_text
+from tests.conftest import DATA, SEEDS
 
 fpdf = pytest.importorskip("fpdf")
 docx = pytest.importorskip("docx")
 
-DATA = Path(__file__).parent / "data"
-SEED = Path(__file__).resolve().parents[1] / "seeds" / "deepseek-r1-disrupts-tech-industry.txt"
+SEED = SEEDS / "deepseek-r1-disrupts-tech-industry.txt"
 SEED_TITLE = "Chinese AI DeepSeek R1 disrupts tech industry with low-cost efficiency"
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
@@ -501,7 +501,7 @@ def test_pdf_layout_line_breaks_are_reflowed_so_sentences_stay_whole() -> None:
     from rag.ingest.chunking import split_sentences
     from rag.ingest.documents import reflow
 
-    seed = next((Path(__file__).parents[1] / "seeds").glob("*.txt")).read_text("utf-8")
+    seed = next(SEEDS.glob("*.txt")).read_text("utf-8")
 
     def norm(s: str) -> str:
         return " ".join(s.split())

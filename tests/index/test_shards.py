@@ -2,7 +2,8 @@
 the same articles: text, offsets, citations, scores and explanations, in the three
 retrieval modes, with filters; BM25 statistics summed over shards are what makes it so
 (shard-local statistics break it); incremental builds stay per shard. No Ray here: the
-shards are read in this process (tests/test_distributed.py puts them behind Ray Serve)."""
+shards are read in this process (tests/distributed/test_distributed.py puts them behind
+Ray Serve)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,8 @@ from rag.index.shards import (CLUSTER, build_sharded, is_cluster, read_cluster, 
                               shard_of)
 from rag.index.store import file_sha256
 from rag.types import BuildError
+from tests.conftest import DATA, SEEDS, SHARED
 
-DATA = Path(__file__).parent / "data"
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODES = ("hybrid", "dense", "keyword")
 
 
@@ -104,6 +103,7 @@ def questions() -> list[str]:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.model
 def test_sharded_answers_equal_the_single_index_answers(built, mode):
     single, sharded = built
     qs = questions()
@@ -116,6 +116,7 @@ def test_sharded_answers_equal_the_single_index_answers(built, mode):
     assert some.citations and some.score > 0
 
 
+@pytest.mark.model
 def test_sharded_search_get_article_and_filters_equal_the_single_index(built):
     single, sharded = built
     for q in ("Who founded DeepSeek?", "oil crisis embargo 1973"):
@@ -136,6 +137,7 @@ def test_sharded_search_get_article_and_filters_equal_the_single_index(built):
                 comparable(rag.ask(q, config=sharded, filters=filters))
 
 
+@pytest.mark.model
 def test_shard_local_bm25_statistics_make_the_equality_test_fail(built, tmp_path):
     single, sharded = built
     wrong = sharded.replace(index_dir=tmp_path / "local-stats")
@@ -255,6 +257,7 @@ def test_the_build_command_builds_shards(cfg, fake_embedder, monkeypatch, capsys
     assert "has 2 shards, not 3" in capsys.readouterr().err
 
 
+@pytest.mark.model
 def test_the_web_api_reads_a_sharded_folder_and_says_what_it_cannot_do(built):
     from fastapi.testclient import TestClient
 

@@ -28,6 +28,7 @@ from rag.cli import render_text
 from rag.ingest.loaders import load_articles
 from rag.ingest.web import add_feeds, add_urls
 from rag.types import Citation, Filters, describe_date
+from tests.conftest import ROOT
 
 fpdf = pytest.importorskip("fpdf")
 docx = pytest.importorskip("docx")
@@ -227,7 +228,7 @@ def test_browser_citation_card_and_articles_tab_show_file_created(built):
     playwright = pytest.importorskip("playwright.sync_api")
     from rag.app.web import BackgroundServer
 
-    shots = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+    shots = ROOT / "test-artifacts" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with BackgroundServer(create_app(built)) as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium,

@@ -19,8 +19,8 @@ import pytest
 
 from rag.answer.dates import published_date, resolve_dates
 from rag.ingest.loaders import load_articles
+from tests.conftest import DATA
 
-DATA = Path(__file__).parent / "data"
 QUESTIONS = DATA / "date_questions.jsonl"
 DATES = DATA / "dated_news" / "dates.jsonl"
 

@@ -12,6 +12,7 @@ import pytest
 import rag
 from rag.app.watch import Updater, index_status, parse_duration
 from rag.index.store import current_version
+from tests.conftest import DATA
 
 STORY = ("Harbour ferries\n\nThe harbour ferry service will add three night crossings from "
          "June, the port authority said on Monday. Tickets will cost four pounds.\n")
@@ -126,7 +127,7 @@ def test_scheduled_poll_runs_a_build(cfg, monkeypatch):
     assert up.status.error == "" and not up.status.watching
 
 
-DAMAGED_PDF = Path(__file__).parent / "data" / "seed-article.pdf"
+DAMAGED_PDF = DATA / "seed-article.pdf"
 
 
 def test_a_damaged_file_dropped_in_is_said_in_the_log_the_status_and_the_articles_tab(watched):
@@ -160,7 +161,7 @@ def test_a_damaged_file_dropped_in_is_said_in_the_log_the_status_and_the_article
 
 
 def test_a_feed_item_whose_page_is_gone_is_said_and_listed_at_each_poll(cfg, site):
-    from test_fetch import rss, serve_feed
+    from tests.ingest.test_fetch import rss, serve_feed
 
     Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")
     cfg = cfg.replace(fetch_allow_private=f"127.0.0.1:{site.port}")

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,13 +17,14 @@ import rag
 from rag.answer.params import answer_model
 from rag.answer.selector import (MODEL_DIR, Selector, SelectorError, get_selector,
                                  make_context, pair_text, previous_sentence)
+from tests.conftest import DATA, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED_QUESTIONS = [json.loads(line) for line in
-                  (ROOT / "tests" / "data" / "seed_questions.jsonl").read_text().splitlines()
+                  (DATA / "seed_questions.jsonl").read_text().splitlines()
                   if line.strip()]
 
 
+@pytest.mark.model
 def test_selector_ships_with_card_checksums_and_version():
     manifest = json.loads((MODEL_DIR / "SELECTOR.json").read_text())
     assert set(manifest["files"]) == {"model-int8.onnx", "tokenizer.json"}
@@ -52,6 +52,7 @@ def test_a_damaged_selector_file_is_refused(tmp_path):
         Selector(folder)
 
 
+@pytest.mark.model
 def test_scores_are_deterministic_and_rank_the_answer_first():
     sel = get_selector()
     sentences = ["The bridge was opened to traffic in 1932 after six years of work.",
@@ -74,6 +75,7 @@ def test_scores_are_deterministic_and_rank_the_answer_first():
     assert np.isfinite(sel.logits(long_question, sentences)).all()
 
 
+@pytest.mark.model
 def test_tokenizer_matches_the_one_used_in_training():
     """The runtime encodes with tokenizers' Tokenizer; training used transformers'
     AutoTokenizer on the same files: the ids must agree, [SEP] in the context included."""

@@ -31,6 +31,8 @@ from rag.app.web import free_port
 from rag.config import Config
 from rag.index.store import current_version
 
+pytestmark = pytest.mark.model  # the replicas embed with the real model
+
 # what the `rag-serve` console script runs (pyproject: rag-serve = "rag.app.web:main");
 # `python -m rag.app.web` has no __main__ block and would exit at once
 SERVE = "import sys; from rag.app.web import main; sys.exit(main())"

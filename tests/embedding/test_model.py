@@ -70,13 +70,14 @@ def test_late_chunked_chunk_vectors_equal_sentence_transformers(seed_index):
         assert np.allclose(idx.chunk_vectors[:4], ref, atol=1e-5)
 
 
+@pytest.mark.model
 def test_int8_vectors_do_not_depend_on_the_batch_so_incremental_equals_full(tmp_path):
     """One passage per run: an article's vectors are the same whichever passages were
     embedded with it, so an incremental build is bitwise a full rebuild (issue: int8
     activations are quantised per run)."""
     import shutil
 
-    from conftest import SEEDS, STEELWORKS
+    from tests.conftest import SEEDS, STEELWORKS
     from rag.config import Config
 
     src = tmp_path / "articles"

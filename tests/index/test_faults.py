@@ -40,8 +40,7 @@ from rag.index import live, store
 from rag.config import Config
 from rag.index.store import FILES, open_index, read_manifest
 from rag.types import BuildError, IndexMismatch, IndexMissing
-
-TESTS = Path(__file__).parent
+from tests.conftest import TESTS  # children import it as conftest (the fake embedder)
 
 # -- the zygote -----------------------------------------------------------------------
 
@@ -820,8 +819,10 @@ print(json.dumps(out))
 '''
 
 
+@pytest.mark.model
 def test_real_disk_full_on_a_small_tmpfs(cfg, tmp_path):
-    """A real ENOSPC: the index folder is a 512 KiB tmpfs in a private mount namespace."""
+    """A real ENOSPC: the index folder is a 512 KiB tmpfs in a private mount namespace.
+    (``model``: the child's ``rag.build`` command runs with the default model.)"""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare(1) to mount a private tmpfs")
     set_source(cfg, STATE_A)

@@ -251,6 +251,7 @@ def _write(tmp_path):
     return data, news
 
 
+@pytest.mark.model
 def test_eval_end_to_end_with_fake_model(tmp_path, monkeypatch, capsys):
     data, news = _write(tmp_path)
     out = tmp_path / "report.json"
@@ -305,6 +306,7 @@ def test_passage_coverage_counts_a_sentence_shared_by_overlapping_passages():
     assert quotes["Eta theta iota."]["lex_p"] == pytest.approx(1.0)  # passage 1 has both
 
 
+@pytest.mark.model
 def test_eval_fit_prints_weights_calibration_and_threshold(tmp_path, monkeypatch, capsys):
     data, news = _write(tmp_path)
     monkeypatch.setenv("RAG_MODEL", "fake")
@@ -413,6 +415,7 @@ def test_selector_gap_is_the_margin_over_the_best_other_sentence_read():
     assert extract.with_selector_gap(ev[3:]) == ev[3:]  # nothing read: unchanged
 
 
+@pytest.mark.model
 def test_several_sets_side_by_side_and_a_pooled_fit(tmp_path, monkeypatch, capsys):
     """Two sets (the second with an offtopic.jsonl) in one run: a line per set and
     source, both paths; --fit pools them, writes the evidence and fits again from it."""

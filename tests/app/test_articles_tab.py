@@ -1,7 +1,7 @@
 """The Ask tab's examples (rag.app.examples) and the Articles tab (paging, search,
 authors, copy markers, feeds, messages), on a 64-article index of real news and
 encyclopedia text built with the fake embedder. The browser check is in
-tests/test_browser.py (test_articles_tab_at_64_articles)."""
+tests/app/test_browser.py (test_articles_tab_at_64_articles)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import rag
 from rag.app import examples, render
 from rag.app.library import Library
 from rag.config import Config
-from conftest import STEELWORKS
+from tests.conftest import DATA, STEELWORKS
 
-DATA = Path(__file__).parent / "data"
 AUTHORS = ("Ana Lima", "Tom Reyes", "Mei Chen")
 DEEPSEEK = ("How much did it cost to train R1?", "Who founded DeepSeek?",
             "What did Marc Andreessen call DeepSeek R1?", "Which AI models is R1 compared with?")
@@ -164,7 +163,7 @@ def test_an_action_empties_the_other_actions_messages(corpus, tmp_path):
 
 
 def test_a_feed_is_unsubscribed_from_the_library_with_or_without_its_articles(cfg, site):
-    from test_fetch import feed_items, rss, serve_feed
+    from tests.ingest.test_fetch import feed_items, rss, serve_feed
 
     cfg = cfg.replace(fetch_allow_private=f"127.0.0.1:{site.port}")
     write_corpus(cfg.source)

@@ -18,13 +18,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Site
 
 from rag.ingest.fetch import FetchError, FetchPolicy, address_problem, fetch
 from rag.ingest.loaders import load_articles
 from rag.types import Fetched
 from rag.ingest.web import (FEEDS_FILE, add_feeds, add_urls, canonical_url, html_to_text,
                             list_feeds, poll_feeds, prune_feed, record_path, remove_feed)
+from tests.conftest import Site
 
 LONG = ("The harbour authority approved a new sea wall on Tuesday after a decade of "
         "floods. Engineers said the wall would rise four metres above the spring tide "

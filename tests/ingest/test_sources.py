@@ -2,7 +2,7 @@
 web pages and feeds through ``python -m rag.build --url/--feed`` and ``POST /api/sources``;
 PDF citations carrying their page; syndicated copies quoted once with "also in"; the
 build report per source. The fetcher's and the readers' own rules are tested in
-test_fetch.py, test_documents.py and test_copies.py."""
+test_fetch.py, test_documents.py (both here) and tests/index/test_copies.py."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 import rag
-from conftest import STEELWORKS
 from rag.cli import build_main, render_text
 from rag.index.store import current_version
+from tests.conftest import DATA, STEELWORKS
 
-DATA = Path(__file__).parent / "data"
 
 PAGE = """<!doctype html><html><head><title>Harbour wall approved | Coast News</title>
 <meta name="author" content="Ana Ruiz"><meta property="article:published_time"
