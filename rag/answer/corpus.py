@@ -14,7 +14,7 @@ vectors, articles by view row, inverse document frequencies over the whole corpu
 syndicated copies). A loaded ``Index`` is its own view; the sharded coordinator gathers
 one per question (:class:`~rag.answer.shards.GatheredView`).
 
-Every implementation runs the same contract suite (``tests/test_corpus.py``): same
+Every implementation runs the same contract suite (``tests/answer/test_corpus.py``): same
 answers, passages and articles as a single index over the same articles.
 """
 

@@ -21,7 +21,7 @@ Equality holds because every number is computed from the same inputs in the same
 dense scores by FAISS per vector, BM25 scores from corpus-wide statistics baked into
 every shard, the passage cosines and sentence cosines by one matrix product over the
 gathered rows in the fused order, inverse document frequencies from the summed document
-counts. ``tests/test_shards.py`` checks it on every question of the test sets, in the
+counts. ``tests/index/test_shards.py`` checks it on every question of the test sets, in the
 three retrieval modes, and that shard-local BM25 statistics break it.
 
 Thread-safe: readers and the coordinator hold only loaded, read-only versions.

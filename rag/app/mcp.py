@@ -68,7 +68,7 @@ shape in most MCP clients)::
     }
 
 The server never builds: build the index first (``rag-build``). Needs the MCP SDK
-(``pip install 'rag[mcp]'``); importing this module does not.
+(``pip install 'rag-quotes[mcp]'``); importing this module does not.
 """
 
 import argparse
@@ -81,7 +81,7 @@ from ..config import Config
 from ..types import FILTER_HELP, NO_ANSWER, RagError
 from .errors import error_kind
 
-SDK_MISSING = "rag-mcp needs the MCP SDK: pip install 'rag[mcp]'"
+SDK_MISSING = "rag-mcp needs the MCP SDK: pip install 'rag-quotes[mcp]'"
 # The most characters get_article returns in one call.
 MAX_ARTICLE_CHARS = 100_000
 DEFAULT_HOST = "127.0.0.1"

@@ -7,7 +7,7 @@
 once), and the parts come back to the driver, which writes the index as a local build
 does. Because a passage's vectors depend on its text alone (one passage per model run,
 ``rag.embedding.model``), the files are the local build's, byte for byte
-(``tests/test_distributed.py``).
+(``tests/distributed/test_distributed.py``).
 
 The pool stays below the cluster's CPU count: Ray Data stalls when an actor pool takes
 every CPU (ray-project/ray#44687). Parts travel as ``.npy`` bytes (no pickle of our

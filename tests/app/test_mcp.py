@@ -349,7 +349,7 @@ def test_without_the_sdk_it_says_how_to_install_it():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    assert "rag-mcp needs the MCP SDK: pip install 'rag[mcp]'" in done.stderr
+    assert "rag-mcp needs the MCP SDK: pip install 'rag-quotes[mcp]'" in done.stderr
     assert "Traceback" not in done.stderr
 
 

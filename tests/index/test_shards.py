@@ -296,3 +296,24 @@ def test_a_sharded_build_refuses_pages_and_feeds_instead_of_dropping_them(cfg, f
     assert not is_cluster(cfg.index_dir)  # nothing was built
     report = rag.build(config=cfg, shards=2, poll=False)  # the fetch options alone are fine
     assert report.wrote and is_cluster(cfg.index_dir)
+
+
+def test_a_sharded_build_reports_folded_copies_and_skip_reasons_as_one_index(cfg,
+                                                                           fake_embedder):
+    """Issue 25, item 2: the sharded builder runs the single builder's stages (it dropped
+    ``folded`` and the reasons nothing was readable)."""
+    story = " ".join(f"On day {i} the council of town {i * 7} debated item {i * 13} about "
+                     f"schools, roads and harbour repairs costing {i * 1000} pounds."
+                     for i in range(30))
+    (cfg.source / "one.txt").write_text(story, encoding="utf-8")
+    (cfg.source / "two.txt").write_text(story + " Reported by the wire.", encoding="utf-8")
+    single = rag.build(config=cfg.replace(index_dir=cfg.index_dir.parent / "single"))
+    sharded = rag.build(config=cfg, shards=2)
+    assert single.folded and sharded.folded == single.folded
+    empty = cfg.source.parent / "empty"
+    empty.mkdir()
+    (empty / "blank.txt").write_text("   ", encoding="utf-8")
+    for shards in (None, 2):
+        out = cfg.index_dir.parent / f"nothing-{shards}"
+        with pytest.raises(BuildError, match=r"no readable article in .*blank\.txt"):
+            rag.build(empty, out, shards=shards, config=cfg)
