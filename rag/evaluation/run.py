@@ -281,11 +281,15 @@ def format_side_by_side(reports: dict[str, dict[str, dict]]) -> str:
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in lines)
 
 
+VENDORED_EVAL = Path(__file__).resolve().parents[2] / "data" / "eval"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rag.eval", description=__doc__.split("\n")[0])
     p.add_argument("data_dir", type=Path, nargs="*",
                    help="folders with articles.jsonl and questions.jsonl (several: their "
-                        "figures side by side, and --fit fits on their pool)")
+                        "figures side by side, and --fit fits on their pool); default: the "
+                        "vendored development set, data/eval")
     p.add_argument("--distractors", type=Path, help="folder with an articles.jsonl to add")
     p.add_argument("--k", type=int, default=5, help="citations per answer (default 5)")
     p.add_argument("--out", type=Path, help="write the figures (and per-question rows) as "
@@ -341,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             sel_model = sel_model.replace(selector=other.version)
         pool.fit_and_report(items, sel_model, answer_model(False), save=args.save_params)
         return 0
-    if not args.data_dir:
-        p.error("give at least one data folder")
+    if not args.data_dir:  # the vendored development set (data/eval, CC BY-SA 4.0)
+        args.data_dir = [VENDORED_EVAL]
     for d in args.data_dir:
         if not (d / "articles.jsonl").is_file() or not (d / "questions.jsonl").is_file():
             p.error(f"{d} must hold articles.jsonl and questions.jsonl")

@@ -476,3 +476,17 @@ def test_several_sets_side_by_side_and_a_pooled_fit(tmp_path, monkeypatch, capsy
 class _Shifted:
     def logits(self, question, sentences):
         return np.full(len(sentences), -7.0, dtype=np.float32)
+
+
+def test_the_vendored_development_set_is_whole_and_its_offsets_hold():
+    """Issue 25, item 7: data/eval (CC BY-SA) lets `python -m rag.eval` run from a clone."""
+    from rag.evaluation.run import VENDORED_EVAL, load_data
+
+    arts, qs = load_data(VENDORED_EVAL)
+    assert len(arts) == 48 and len(qs) == 2600
+    assert sum(bool(q.get("is_impossible")) for q in qs) == 320
+    text = {a["id"]: a["text"] for a in arts}
+    for q in qs:
+        for ans, start in zip(q["answers"], q["answer_starts"]):
+            assert text[q["article_id"]][start:start + len(ans)] == ans, q["id"]
+    assert "CC BY-SA 4.0" in (VENDORED_EVAL / "README.md").read_text()
