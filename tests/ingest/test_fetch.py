@@ -1,4 +1,4 @@
-"""The web fetcher (rag/ingest/fetch.py) and pages/feeds as articles (rag/ingest/web.py).
+"""The web fetcher (rag/ingest/fetch.py) and pages/feeds as articles (the rag/ingest/web package).
 
 Offline and quick: every server is an http.server on 127.0.0.1 started here, allowed by
 ``FetchPolicy.allow_private`` for exactly its ip:port; every other name goes through an
