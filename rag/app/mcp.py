@@ -134,6 +134,7 @@ def _models() -> dict[str, Any]:
     from pydantic import BaseModel, ConfigDict, Field
 
     from ..types import Citation, Explanation, Filters, Passage
+    from .schemas import ArticleMeta
 
     class AskResult(BaseModel):
         """An answer of rag.ask, with its status first (fields Answer gains later pass
@@ -180,22 +181,11 @@ def _models() -> dict[str, Any]:
         message: str = ""
         """a note when nothing matched"""
 
-    class ArticleText(BaseModel):
-        """An article's metadata and text[start:end]."""
+    class ArticleText(ArticleMeta):
+        """An article's metadata (the REST API's ArticleMeta, declared once) and
+        text[start:end]."""
 
         model_config = ConfigDict(use_attribute_docstrings=True)
-        id: str
-        title: str
-        source: str
-        url: str | None = None
-        published: str | None = None
-        author: str | None = None
-        file_date: str | None = None
-        """the file's creation date (PDF, DOCX metadata) when it states no publication
-        date: not a publication date, never matched by since/until"""
-        date_source: str | None = None
-        """where the date came from: record, page or feed (published), file (file_date
-        only); None without a date"""
         pages: list[int] = Field(default_factory=list)
         """start offset of each page (PDF, DOCX); empty without pages"""
         length: int
