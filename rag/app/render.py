@@ -289,11 +289,12 @@ def render_article_page(rows: Iterable[dict[str, Any]], query: str = "", page: i
     titles = {r["id"]: r.get("title") or r["id"] for r in rows}
     body = "".join(_article_row(r, titles) for r in shown[first:first + per_page])
     of = f" of {len(rows):,}" if words else ""
-    count = (f"{len(shown):,}{of} articles" if len(shown) <= per_page else
+    count = (f"{len(shown):,}{of} {_articles(len(rows) if words else len(shown))}"
+             if len(shown) <= per_page else
              f"{first + 1:,}–{min(first + per_page, len(shown)):,} of {len(shown):,}{of} "
              f"articles · page {page + 1} of {pages}")
     if words and not shown:
-        count = f"No article matches “{esc(query.strip())}” ({len(rows):,} articles)"
+        count = f"No article matches “{esc(query.strip())}” ({len(rows):,} {_articles(len(rows))})"
     return (f'<div class="rag-list"><div class="rag-count">{count}</div>'
             '<div class="rag-table-wrap"><table class="rag-table"><thead><tr><th>Title</th>'
             '<th>Source</th><th>Author</th><th>Date</th><th>Chunks</th></tr></thead>'
@@ -320,7 +321,8 @@ def render_status(status: dict[str, Any]) -> str:
         return f'<div class="rag-status rag-empty">{esc(status["error"])}</div>'
     created = str(status.get("created") or "")
     when = created.replace("T", " ")[:19]
-    parts = [f"Index updated {esc(when)} · {int(status.get('articles') or 0):,} articles"]
+    n = int(status.get('articles') or 0)
+    parts = [f"Index updated {esc(when)} · {n:,} {_articles(n)}"]
     if status.get("watching"):
         parts.append("watching the articles folder")
     if status.get("poll_seconds"):
@@ -423,3 +425,8 @@ mark.rag-near{background:transparent;color:inherit;border-radius:0;padding:0;
 @media (max-width: 640px){.rag-answer-quote{font-size:1.05em}.rag-score{margin-left:0}
   .rag-viewer{max-height:60vh}}
 """
+
+
+def _articles(n: int) -> str:
+    """"article" or "articles" for a count of ``n`` ("1 article", "2 articles")."""
+    return "article" if n == 1 else "articles"

@@ -181,3 +181,14 @@ def test_a_feed_is_unsubscribed_from_the_library_with_or_without_its_articles(cf
     assert result.ok and result.message.startswith(
         "Unsubscribed from Harbour News and removed 2 articles. The index now holds 64")
     assert len(lib.articles()) == 64
+
+
+def test_one_article_is_counted_in_the_singular():
+    from rag.app import render
+
+    row = {"id": "a.txt", "title": "A", "source": "a.txt", "chunks": 1}
+    assert '<div class="rag-count">1 article</div>' in render.render_article_page([row], "", 0, 20)[0]
+    assert render.render_status({"created": "2026-12-06T10:00:00", "articles": 1}).endswith(
+        "· 1 article</div>")
+    two = render.render_article_page([row, {**row, "id": "b.txt"}], "", 0, 20)[0]
+    assert '<div class="rag-count">2 articles</div>' in two
