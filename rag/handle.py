@@ -72,8 +72,8 @@ class Rag:
                      on_progress=on_progress)
 
     def close(self) -> None:
-        """Let go of the loaded index of this folder (files closed; a later call loads the
-        published version again). Answers in flight keep the version they hold."""
+        """Drop this folder's loaded index from the process's cache (its files close once
+        no answer in flight holds it; a later call loads the published version again)."""
         from .answer.pipeline import forget_corpus
 
         forget_corpus(self.index_dir)

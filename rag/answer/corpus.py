@@ -92,17 +92,11 @@ class Corpus(Protocol):
         ...
 
 
-def timed(embed: Callable[[], np.ndarray | None]) -> tuple[Callable, list[float]]:
-    """``embed`` wrapped to add the milliseconds it takes to the returned list's item."""
-    spent = [0.0]
-
-    def call():
-        t = time.perf_counter()
-        try:
-            return embed()
-        finally:
-            spent[0] += (time.perf_counter() - t) * 1e3
-    return call, spent
+def timed(embed: Callable[[], np.ndarray | None]) -> tuple[np.ndarray | None, float]:
+    """``embed()`` and the milliseconds it took."""
+    t = time.perf_counter()
+    vec = embed()
+    return vec, (time.perf_counter() - t) * 1e3
 
 
 def in_scope_count(index: Index, allowed: np.ndarray | None) -> int | None:
@@ -132,9 +126,9 @@ class LocalCorpus:
         in_scope = in_scope_count(self.index, allowed)
         if allowed is not None and not len(allowed):
             return Retrieval(None, [], 0)
-        embed, spent = timed(embed)
-        hits = search(self.index, query, embed(), n, mode, allowed)
-        return Retrieval(self.index, hits, in_scope, spent[0])
+        qvec, ms = timed(embed)
+        return Retrieval(self.index, search(self.index, query, qvec, n, mode, allowed),
+                         in_scope, ms)
 
     def article(self, article_id: str) -> Article | None:
         row = self.index.row_of(article_id)

@@ -36,10 +36,10 @@ likely (within ``pair_gap``), the quote spans both; otherwise, when the chosen
 sentence lacks the kind of answer asked for and its neighbour in the same passage has it,
 the quote spans both (the answer straddles two sentences). Each citation's quote is then
 completed to whole sentences where a passage boundary cut it and takes in the sentence
-before when it opens with a reference back ("They said...": :mod:`rag.answer.spans`). A title or section heading
-(:func:`is_heading`), and a fragment that asks or has under three words
-(:func:`is_fragment`: a reader comment's "Veritas?"), is never the answer while a
-sentence is on offer.
+before when it opens with a reference back ("They said...": :mod:`rag.answer.spans`). A
+title or section heading (:func:`is_heading`), and a fragment that asks or has under
+three words (:func:`is_fragment`: a reader comment's "Veritas?"), is never the answer
+while a sentence is on offer.
 
 Confidence: ``answer.score`` is ``1 / (1 + exp(-(calibration . features)))`` of the chosen
 quote, a probability-like value in [0, 1] that the quote answers the question (fitted
@@ -62,10 +62,10 @@ from ..index.keyword import keyword_tokens
 from ..types import Citation, Copy
 from .params import FEATURES, AnswerModel
 from .question import answer_type, has_type, is_fragment, is_heading, question_terms
-from .terms import term_weights
 from .corpus import View
 from .search import Hit
 from .spans import whole_sentences, with_antecedent
+from .terms import term_weights
 
 @dataclass(frozen=True)
 class Candidate:
@@ -339,7 +339,7 @@ def make_citations(index: View, candidates: list[Candidate], k: int, answered: b
             end=end, quote=art.text[start:end], passage=art.text[p_start:p_end],
             passage_start=p_start, passage_end=p_end, score=round(score, 4),
             url=art.url, published=art.published, answers=answered and score >= threshold,
-            author=art.author, page=art.page_at(c.start), file_date=art.file_date,
+            author=art.author, page=art.page_at(start), file_date=art.file_date,
             date_source=art.date_source,
             also_in=tuple(_copy(index.article(r)) for r in copies.get(row, ()) if r != row)))
     return cites
@@ -352,7 +352,9 @@ def quote_span(index: View, text: str, c: Candidate, p_start: int) -> tuple[int,
     (:func:`carry_list`)."""
     start, end = whole_sentences(text, c.start, c.end)
     s_lo, s_hi = (int(x) for x in index.chunks[c.chunk][3:5])
-    start = with_antecedent(text, start, end, p_start, index.sentences[s_lo:s_hi].tolist())
+    before = with_antecedent(text, start, end, p_start, index.sentences[s_lo:s_hi].tolist())
+    if before < start:  # the passage's first sentence may itself be cut: complete it too
+        start = whole_sentences(text, before, end)[0]
     return start, carry_list(text, start, end)
 
 

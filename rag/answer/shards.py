@@ -174,15 +174,14 @@ class ShardedIndex:
                  terms: Sequence[str] = ()) -> Retrieval:
         """The fused top ``n`` over every shard as the single index ranks them
         (:class:`rag.answer.corpus.Corpus`); the view is a :class:`GatheredView`."""
-        embed, spent = timed(embed)
-        qvec = embed()  # before the shards are asked: they rank by it
+        qvec, ms = timed(embed)  # before the shards are asked: they rank by it
         got = self.shards.call("retrieve", [(v, query, qvec, n + TIE_MARGIN, mode,
                                              filters, list(terms)) for v in self.versions])
         in_scope = None
         if filters:
             in_scope = sum(g["in_scope"] for g in got)
             if not sum(g["allowed"] for g in got):
-                return Retrieval(None, [], 0, spent[0])
+                return Retrieval(None, [], 0, ms)
         dense = _merge([g["dense"] for g in got], n)
         keyword = _merge([g["keyword"] for g in got], n)
         keys = {item: key for item, _, key in dense + keyword}
@@ -211,7 +210,7 @@ class ShardedIndex:
         hits = [Hit(chunk=i, fused=f, dense=float(cos[i]), keyword=keyword_score.get(sc, 0.0),
                     dense_rank=dr, keyword_rank=kr)
                 for i, (sc, f, dr, kr) in enumerate(fused)]
-        return Retrieval(view, hits, in_scope, spent[0])
+        return Retrieval(view, hits, in_scope, ms)
 
     def doc_freqs(self, terms: list[str]) -> dict[str, int]:
         """Each term's document frequency over the whole corpus (the shards' sum)."""
