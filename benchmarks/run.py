@@ -86,7 +86,7 @@ def token_stats(texts: list[str]) -> tuple[int, int]:
 
 def our_passages(index: Path) -> list[str]:
     """The distinct passages the model embedded for the live index."""
-    from rag.index.store import open_index
+    from rag.index.segments import open_index
 
     idx = open_index(index)
     seen, out = set(), []

@@ -99,7 +99,7 @@ def run_real(index_dir: str, qfile: str, n_queries: int = 300) -> dict:
     from rag.index import dense as vectors
     from rag.config import Config
     from rag.embedding.model import get_embedder
-    from rag.index.store import open_index
+    from rag.index.segments import open_index
 
     cfg = Config.from_env(index_dir=index_dir)
     idx = open_index(Path(index_dir))

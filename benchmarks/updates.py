@@ -1,5 +1,6 @@
-"""``python -m benchmarks.updates [--sizes 1000,10000] [--news DIR]``: what an update
-costs as the archive grows (issue 26).
+"""``python -m benchmarks.updates [--sizes 300,1000,2225,10000] [--news DIR] [--baseline REV]``:
+what an update costs as the archive grows (issue 26), segments against the whole-version
+rewrite of ``REV`` (default 4d4b38a, before segments), both in the same run.
 
 For each archive size N: a folder of N articles (the BBC stories of ``../shared/corpus/
 news``, then copies of them with changed text until there are N: every article distinct),
@@ -10,6 +11,12 @@ and the median question latency (20 keyword questions, after the step). The embe
 a hashing one (``hash``, 64 dimensions, instant): embedding already costs only what
 changed, so this measures everything else a build does (reading, diffing, assembling,
 FAISS, BM25, SQLite, hashing, publishing), which today is rewritten whole.
+
+Each step also reports ``write_s`` (from the build's "writing" phase to published: what
+segments change; reading the folder and finding copies come before it and still read
+every article), the segment count, and the search latency before the step. The baseline
+runs the same steps from ``git archive REV`` unpacked in the scratch folder (its own
+``benchmarks/updates.py --step``); ``--baseline ''`` skips it.
 
 The table is printed and written to ``benchmarks/results/updates.{json,md}``. Without
 ``../shared/corpus/news`` the articles are generated text (say so in any figure).
@@ -133,64 +140,107 @@ def step(src: Path, index: Path, change: str, first: int, texts_dir: str) -> dic
         for p in sorted(src.rglob("*.txt"))[:count]:
             p.unlink()
     before = set(p.name for p in index.iterdir()) if index.is_dir() else set()
+    if index.is_dir():
+        before |= {f"segments/{p.name}" for p in (index / "segments").glob("*")}
+    lat_before = _latencies(rag, cfg) if change != "add:0" else []
+    phases: dict[str, float] = {}
     t = time.perf_counter()
-    report = rag.build(config=cfg)
-    seconds = time.perf_counter() - t
+    report = rag.build(config=cfg, on_progress=lambda phase, done, total:
+                       phases.setdefault(phase, time.perf_counter()))
+    end = time.perf_counter()
+    seconds = end - t
     live = index / current_version(index)
+    now = set(p.name for p in index.iterdir()) | \
+        {f"segments/{p.name}" for p in (index / "segments").glob("*")}
     written = sum(_dir_bytes(index / name) if (index / name).is_dir()
                   else (index / name).stat().st_size
-                  for name in set(p.name for p in index.iterdir()) - before)
+                  for name in now - before if name != "segments")
+    manifest = json.loads((live / "manifest.json").read_text())
+    lat = _latencies(rag, cfg)
+    return {"change": change, "seconds": round(seconds, 3),
+            "write_s": round(end - phases.get("writing", end), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "written_mb": round(written / 2**20, 2),
+            "live_mb": round(_live_bytes(index, manifest) / 2**20, 1),
+            "segments": len(manifest.get("segments", [None])),
+            "search_ms_p50_before": round(statistics.median(lat_before[1:]), 2)
+            if lat_before else None,
+            "search_ms_p50": round(statistics.median(lat[1:]), 2),
+            "articles": report.articles, "embedded_chunks": report.embedded_chunks}
+
+
+def _latencies(rag, cfg) -> list[float]:
     lat = []
     for q in QUESTIONS:
         t = time.perf_counter()
         rag.search(q, k=5, config=cfg, retrieval="keyword")
         lat.append((time.perf_counter() - t) * 1e3)
-    return {"change": change, "seconds": round(seconds, 3),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "written_mb": round(written / 2**20, 2), "live_mb": round(_dir_bytes(live) / 2**20, 1),
-            "search_ms_p50": round(statistics.median(lat[1:]), 2),
-            "articles": report.articles, "embedded_chunks": report.embedded_chunks}
+    return lat
 
 
-def _sub(*args: str) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+def _live_bytes(index: Path, manifest: dict) -> int:
+    """The live version's bytes: its folder and the segments it lists."""
+    total = _dir_bytes(index / manifest["version"])
+    for entry in manifest.get("segments", ()):
+        total += _dir_bytes(index / "segments" / entry["name"])
+    return total
+
+
+def _sub(*args: str, code: Path = ROOT) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, "-m", "benchmarks.updates", "--step", *args],
-                          cwd=ROOT, env=env, text=True, capture_output=True)
+                          cwd=code, env=env, text=True, capture_output=True)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(sizes: list[int], news: Path, work: Path) -> list[dict]:
+def baseline_code(rev: str, work: Path) -> Path:
+    """``git archive rev`` unpacked in ``work/base-<rev>``: the code before segments."""
+    out = work / f"base-{rev}"
+    if not out.is_dir():
+        out.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def run(sizes: list[int], news: Path, work: Path, baseline: Path | None) -> list[dict]:
     texts = stories(news)
     rows = []
+    sides = [("segments", ROOT)] + ([("rewrite", baseline)] if baseline else [])
     for size in sizes:
-        src, index = work / f"a{size}", work / f"i{size}"
-        shutil.rmtree(src, ignore_errors=True), shutil.rmtree(index, ignore_errors=True)
-        write_archive(src, texts, size)
-        built = _sub(str(src), str(index), "add:0", "0", str(news))
-        rows.append({"archive": size, **built, "change": "full build"})
-        first = 0
-        for change in ("add:1", "add:10", "add:100", "remove:1"):
-            got = _sub(str(src), str(index), change, str(first), str(news))
-            first += int(change.split(":")[1])
-            rows.append({"archive": size, **got})
-            print(json.dumps(rows[-1]), flush=True)
-        shutil.rmtree(src, ignore_errors=True), shutil.rmtree(index, ignore_errors=True)
+        for side, code in sides:
+            src, index = work / f"a{size}", work / f"i{size}-{side}"
+            shutil.rmtree(src, ignore_errors=True), shutil.rmtree(index, ignore_errors=True)
+            write_archive(src, texts, size)
+            built = _sub(str(src), str(index), "add:0", "0", str(news), code=code)
+            rows.append({"archive": size, "code": side, **built, "change": "full build"})
+            first = 0
+            for change in ("add:1", "add:10", "add:100", "remove:1"):
+                got = _sub(str(src), str(index), change, str(first), str(news), code=code)
+                first += int(change.split(":")[1])
+                rows.append({"archive": size, "code": side, **got})
+                print(json.dumps(rows[-1]), flush=True)
+            shutil.rmtree(src, ignore_errors=True), shutil.rmtree(index, ignore_errors=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    head = ("archive", "change", "seconds", "peak_rss_mb", "written_mb", "live_mb",
-            "search_ms_p50")
+    head = ("archive", "code", "change", "seconds", "write_s", "peak_rss_mb", "written_mb",
+            "live_mb", "segments", "search_ms_p50_before", "search_ms_p50")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(h, "")) for h in head) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="1000,10000", help="archive sizes (comma-separated)")
+    p.add_argument("--sizes", default="300,1000,2225,10000",
+                   help="archive sizes (comma-separated)")
+    p.add_argument("--baseline", default="4d4b38a",
+                   help="the commit to compare with ('' for none): the whole-version rewrite")
     p.add_argument("--news", type=Path, default=NEWS)
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     p.add_argument("--step", nargs=5, help=argparse.SUPPRESS)
@@ -200,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(step(Path(src), Path(index), change, int(first), news)))
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-updates-"))
-    rows = run([int(s) for s in args.sizes.split(",")], args.news, work)
+    base = baseline_code(args.baseline, work) if args.baseline else None
+    rows = run([int(s) for s in args.sizes.split(",")], args.news, work, base)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "updates.json").write_text(json.dumps(rows, indent=1) + "\n")
     md = table(rows)

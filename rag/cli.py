@@ -147,6 +147,9 @@ def build_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
     parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
+    parser.add_argument("--optimize", action="store_true",
+                        help="merge the index's segments into one (deleted rows purged); "
+                        "answers do not change")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     scale = parser.add_argument_group(
@@ -199,10 +202,12 @@ def build_main(argv: list[str] | None = None) -> int:
                                "--engine ray yet: add the pages to the folder first")
             report = rag.build(config=cfg, rebuild=args.rebuild, progress=not args.quiet,
                                 shards=args.shards, engine=args.engine,
-                                address=args.address, actors=args.actors)
+                                address=args.address, actors=args.actors,
+                                optimize=args.optimize)
         else:
             report = build(rebuild=args.rebuild, config=cfg, progress=not args.quiet,
-                           urls=args.url, feeds=args.feed, poll=not args.no_poll)
+                           urls=args.url, feeds=args.feed, poll=not args.no_poll,
+                           optimize=args.optimize)
     except RagError as exc:
         print(f"rag.build: error: {exc}", file=sys.stderr)
         return 1

@@ -68,6 +68,10 @@ class Config:
     # fold near-duplicate articles (syndicated copies): answers quote the story once and
     # list the other outlets (rag.index.copies; measured in benchmarks/copies.py)
     fold_copies: bool = True
+    # merge segments after a build as the tiered policy says (rag.index.segments: similar
+    # sizes merged, at most 10 segments, deleted rows purged); RAG_MERGE=0 leaves that to
+    # `python -m rag.build --optimize`
+    merge: bool = True
     # web pages and feeds (rag.ingest.fetch): body size cap and the deadline of one fetch
     fetch_max_bytes: int = 10 * 1024 * 1024
     fetch_deadline: float = 30.0

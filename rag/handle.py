@@ -64,12 +64,13 @@ class Rag:
     def build(self, source: str | Path | None = None, *, rebuild: bool = False,
               shards: int | None = None, urls: Sequence[str] = (),
               feeds: Sequence[str] = (), poll: bool = True, progress: bool = False,
-              on_progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
+              on_progress: Callable[[str, int, int], None] | None = None,
+              optimize: bool = False) -> BuildReport:
         """Build or update this index from ``source`` (default: the configured folder):
-        see :func:`rag.build`."""
+        see :func:`rag.build` (``optimize``: merge every segment into one)."""
         return build(source, self.index_dir, rebuild, shards=shards, config=self.config,
                      urls=urls, feeds=feeds, poll=poll, progress=progress,
-                     on_progress=on_progress)
+                     on_progress=on_progress, optimize=optimize)
 
     def close(self) -> None:
         """Drop this folder's loaded index from the process's cache (its files close once

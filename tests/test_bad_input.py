@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag.answer import corpus as answering
+from rag.answer.shards import ShardReader
 from rag.embedding import model as embed
 from rag.index import live
 from rag.config import Config
-from rag.index.store import open_index
+from rag.index.segments import open_index
 from rag.types import BuildError, IndexMissing, InvalidQuestion, QuestionTooLong
 
 TESTS = Path(__file__).parent
@@ -56,18 +56,18 @@ def seen_queries(monkeypatch):
     """Every text the query embedder receives, and every question retrieval receives."""
     seen = {"embed": [], "search": []}
     fake = type(embed.get_embedder(Config(model="fake")))  # the class: every instance is spied on
-    real_embed, real_search = fake.embed_queries, answering.search
+    real_embed, real_retrieve = fake.embed_queries, ShardReader.retrieve
 
     def spy_embed(self, texts):
         seen["embed"].extend(texts)
         return real_embed(self, texts)
 
-    def spy_search(index, question, *args, **kwargs):
+    def spy_retrieve(self, version, question, *args, **kwargs):
         seen["search"].append(question)
-        return real_search(index, question, *args, **kwargs)
+        return real_retrieve(self, version, question, *args, **kwargs)
 
     monkeypatch.setattr(fake, "embed_queries", spy_embed)
-    monkeypatch.setattr(answering, "search", spy_search)
+    monkeypatch.setattr(ShardReader, "retrieve", spy_retrieve)
     return seen
 
 

@@ -2,8 +2,8 @@
 
 * Nothing is loaded with pickle: the source has no pickle/joblib/marshal/eval, every
   ``np.load`` says ``allow_pickle=False``, and a build plus ``ask`` run with pickle
-  disabled; the loader refuses index files that are not what the manifest says (size,
-  checksum, dtype, shape, a pickle-bearing ``.npy`` that would run code).
+  disabled; the loader refuses index files that are not what their segment's manifest
+  says (size, checksum, dtype, shape, a pickle-bearing ``.npy`` that would run code).
 * HTML: article text, titles, urls and questions with ``<script>``, ``<img onerror>``,
   ``javascript:`` links, Markdown links and entities come out of every renderer as text;
   and in a real browser (headless Chromium via Playwright) no script runs and the text is
@@ -29,9 +29,9 @@ import pytest
 
 import rag
 from rag.app import render
-from rag.index import live
+from rag.answer.pipeline import forget_corpus
 from rag.config import Config
-from rag.index.store import read_manifest
+from rag.index.store import read_manifest, read_segment
 from rag.types import Answer, Article, Citation, IndexMismatch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_build_and_ask_never_unpickle(cfg, fake_embedder, no_pickle):
     (cfg.source / "a.txt").write_text("Solar power\n\nSpain installed record solar capacity "
                                       "in 2023. Panels supply a fifth of demand.")
     rag.build(config=cfg)
-    live._indexes.clear()
+    forget_corpus(cfg.index_dir)
     a = rag.ask("How much of demand do panels supply?", config=cfg)
     assert a.citations and no_pickle == []
     (cfg.source / "b.txt").write_text("Chess\n\nGukesh won the final game.")
@@ -132,35 +132,48 @@ def built(cfg, fake_embedder):
     return cfg
 
 
+def segment_path(index_dir: Path) -> Path:
+    """The folder of the live version's one segment (a fresh build writes exactly one):
+    where the index files are."""
+    _, manifest = read_manifest(index_dir)
+    [entry] = manifest["segments"]
+    path = Path(index_dir) / "segments" / entry["name"]
+    assert (path / "chunks.npy").is_file(), path
+    return path
+
+
 def replace_consistently(cfg: Config, name: str, writer) -> None:
-    """Replace an index file AND update the manifest to match (size and sha256), as an
-    attacker with write access to the folder could: only the content checks remain."""
-    path, manifest = read_manifest(cfg.index_dir)
+    """Replace an index file of the live segment AND update the segment's manifest to
+    match (size and sha256), as an attacker with write access to the folder could: only
+    the content checks remain."""
+    path, manifest = read_segment(cfg.index_dir, segment_path(cfg.index_dir).name)
+    assert name in manifest["files"], name
     f = path / name
     f.unlink()
     writer(f)
     data = f.read_bytes()
     manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     (path / "manifest.json").write_text(json.dumps(manifest))
-    live._indexes.clear()
+    read_segment(cfg.index_dir, path.name)  # the checksums pass: only content checks left
+    forget_corpus(cfg.index_dir)
 
 
 def test_loader_refuses_a_file_of_another_size(built):
-    path, _ = read_manifest(built.index_dir)
+    path = segment_path(built.index_dir)
     with open(path / "chunk_vectors.npy", "ab") as f:
         f.write(b"\0" * 64)
-    live._indexes.clear()
+    forget_corpus(built.index_dir)
     with pytest.raises(IndexMismatch, match="chunk_vectors.npy has .* bytes, the manifest says"):
         rag.ask("solar", config=built)
 
 
 def test_loader_refuses_a_same_size_file_with_other_bytes(built):
-    path, _ = read_manifest(built.index_dir)
+    path = segment_path(built.index_dir)
     arr = np.load(path / "chunks.npy", allow_pickle=False)
     arr = arr.copy()
     arr[:, 1:3] = 0  # offsets changed, size unchanged
     np.save(path / "chunks.npy", arr, allow_pickle=False)
-    live._indexes.clear()
+    forget_corpus(built.index_dir)
     with pytest.raises(IndexMismatch, match="chunks.npy .*does not match the checksum"):
         rag.ask("solar", config=built)
 
@@ -174,7 +187,7 @@ def test_loader_refuses_a_same_size_file_with_other_bytes(built):
     ("chunk_vectors.npy", lambda n, d: np.zeros((n + 1, d), np.float32), "inconsistent"),
 ])
 def test_loader_refuses_wrong_dtype_or_shape(built, name, make, says):
-    path, manifest = read_manifest(built.index_dir)
+    _, manifest = read_segment(built.index_dir, segment_path(built.index_dir).name)
     n, dim = manifest["counts"]["chunks"], manifest["dim"]
     replace_consistently(built, name, lambda f: np.save(f, make(n, dim), allow_pickle=False))
     with pytest.raises(IndexMismatch, match=says) as info:
@@ -183,8 +196,8 @@ def test_loader_refuses_wrong_dtype_or_shape(built, name, make, says):
 
 
 @pytest.mark.parametrize("name", ["chunks.npy", "sentences.npy", "chunk_vectors.npy",
-                                  "sentence_vectors.npy", "bm25/data.csc.index.npy",
-                                  "bm25/indptr.csc.index.npy"])
+                                  "sentence_vectors.npy", "terms/indptr.npy", "terms/docs.npy",
+                                  "terms/tf.npy", "terms/lengths.npy"])
 def test_pickle_bearing_npy_is_refused_and_never_runs(built, tmp_path, name):
     marker = tmp_path / "code-ran"
     payload = np.array([_Payload(marker), 1], dtype=object)
@@ -192,7 +205,9 @@ def test_pickle_bearing_npy_is_refused_and_never_runs(built, tmp_path, name):
     with pytest.raises(IndexMismatch, match="--rebuild"):
         rag.ask("solar", config=built)
     assert not marker.exists()
-    assert rag.build(config=built).wrote  # the next build replaces the bad version
+    # as the message says: a rebuild replaces the bad segment (a plain build reads only
+    # the manifests, which the attacker made consistent, and finds nothing changed)
+    assert rag.build(config=built, rebuild=True).wrote
     assert rag.ask("Who won the final game?", config=built).citations
     assert not marker.exists()
 
@@ -200,11 +215,15 @@ def test_pickle_bearing_npy_is_refused_and_never_runs(built, tmp_path, name):
 @pytest.mark.parametrize("name, data, says", [
     ("vectors.faiss", os.urandom(256), "vectors.faiss"),
     ("articles.sqlite", b"SQLite format 3\0" + os.urandom(512), "articles.sqlite"),
-    ("bm25/vocab.index.json", b"[not json", "keyword index"),
-    ("bm25/params.index.json", b'{"k1": 1.5, ', "keyword index"),
+    ("terms/vocab.json", b"[not json", "keyword index"),
+    ("terms/vocab.json", b'{"k1": 1.5}', "keyword index"),
+    ("terms/docs.npy", lambda f: np.save(f, np.zeros(3, np.int32), allow_pickle=False),
+     "keyword index .*postings do not match the vocabulary"),
+    ("terms/lengths.npy", lambda f: np.save(f, np.zeros(99, np.int32), allow_pickle=False),
+     r"inconsistent \(terms\)"),
 ])
 def test_other_foreign_files_are_refused(built, name, data, says):
-    replace_consistently(built, name, lambda f: f.write_bytes(data))
+    replace_consistently(built, name, data if callable(data) else lambda f: f.write_bytes(data))
     with pytest.raises(IndexMismatch, match=says) as info:
         rag.ask("solar", config=built)
     assert "--rebuild" in str(info.value)
@@ -359,9 +378,11 @@ def test_no_files_outside_what_gradio_needs(server):
 
     url, cfg = server
     path, _ = read_manifest(cfg.index_dir)
+    segment = segment_path(cfg.index_dir)
     secrets = [cfg.source / "plain.txt", cfg.source / "evil.jsonl", path / "manifest.json",
-               path / "articles.sqlite", cfg.index_dir / "CURRENT", Path("/etc/passwd"),
-               Path(__file__)]
+               segment / "manifest.json", segment / "articles.sqlite",
+               segment / "terms" / "vocab.json", cfg.index_dir / "CURRENT",
+               Path("/etc/passwd"), Path(__file__)]
     tried = 0
     with httpx.Client(base_url=url, timeout=30) as http:
         for secret in secrets:

@@ -157,14 +157,14 @@ def _write_articles(cfg: Config, n: int) -> None:
 
 def test_manifest_records_index_type_and_ivf_serves_ask(cfg, fake_embedder, monkeypatch):
     import rag
-    from rag.index.store import open_index
+    from rag.index.segments import open_index
 
     _write_articles(cfg, 40)
     rag.build(config=cfg)
     assert open_index(cfg.index_dir).manifest["vector_index"]["type"] == "flat"
     monkeypatch.setattr(vectors, "ANN_MIN_CHUNKS", 20)
     (cfg.source / "a000.txt").write_text("Article zero\n\nThe striker joined the league.\n")
-    report = rag.build(config=cfg)
+    report = rag.build(config=cfg, optimize=True)  # one segment of every passage
     idx = open_index(cfg.index_dir)
     info = idx.manifest["vector_index"]
     assert report.chunks >= 20 and info["type"] == "ivf" and info["nprobe"] >= 1
@@ -175,7 +175,7 @@ def test_manifest_records_index_type_and_ivf_serves_ask(cfg, fake_embedder, monk
 
 def test_pipelined_chunking_gives_the_same_index(cfg, fake_embedder, monkeypatch, tmp_path):
     import rag
-    from rag.index.store import open_index
+    from rag.index.segments import open_index
 
     _write_articles(cfg, 12)
     rag.build(config=cfg)

@@ -3,16 +3,18 @@
 Asking, searching and reading an article go through a :class:`Corpus`; the answer
 pipeline never asks which kind it holds:
 
-* :class:`LocalCorpus`: one index folder, loaded in this process
-  (:class:`~rag.index.store.Index`);
-* :class:`~rag.answer.shards.ShardedIndex`: a sharded index, its shards read in this
-  process or through Ray Serve, gathered into the same total order as one index.
+* :class:`~rag.answer.shards.ShardedIndex` over one folder
+  (:func:`~rag.answer.shards.one_folder`): a plain index, its segments gathered into
+  one total order;
+* :class:`~rag.answer.shards.ShardedIndex` over a sharded index: its shards (each a
+  list of segments) read in this process or through Ray Serve.
 
 ``Corpus.retrieve`` returns a :class:`Retrieval`: the hits and a :class:`View`, the
 passages extraction reads (:mod:`rag.answer.extract`: chunks, sentences and their
 vectors, articles by view row, inverse document frequencies over the whole corpus,
-syndicated copies). A loaded ``Index`` is its own view; the sharded coordinator gathers
-one per question (:class:`~rag.answer.shards.GatheredView`).
+syndicated copies). The coordinator gathers one per question
+(:class:`~rag.answer.shards.GatheredView`); a loaded segment (``Index``) is one too, for
+the evaluation tools that read a one-segment index directly.
 
 Every implementation runs the same contract suite (``tests/answer/test_corpus.py``): same
 answers, passages and articles as a single index over the same articles.
@@ -28,8 +30,8 @@ import numpy as np
 
 from ..index.store import Index
 from ..types import Article
-from .filters import Filters, allowed_chunks, article_metadata
-from .search import Hit, search
+from .filters import Filters
+from .search import Hit
 
 
 class View(Protocol):
@@ -104,35 +106,3 @@ def in_scope_count(index: Index, allowed: np.ndarray | None) -> int | None:
     if allowed is None:
         return None
     return int(np.unique(np.asarray(index.chunks[allowed, 0])).size) if len(allowed) else 0
-
-
-def index_has_dates(index: Index) -> bool:
-    """Whether any article of ``index`` has a publication date (memoised per version)."""
-    return any(d is not None for d in index.memo(
-        "filter-metadata", lambda: article_metadata(index.article_rows()))["dates"])
-
-
-class LocalCorpus:
-    """One loaded index version (:class:`~rag.index.store.Index`), its own view."""
-
-    def __init__(self, index: Index) -> None:
-        self.index = index
-        self.version = index.version
-
-    def retrieve(self, query: str, embed: Callable[[], np.ndarray | None], n: int,
-                 mode: str, filters: Filters | None = None,
-                 terms: Sequence[str] = ()) -> Retrieval:
-        allowed = allowed_chunks(self.index, filters)
-        in_scope = in_scope_count(self.index, allowed)
-        if allowed is not None and not len(allowed):
-            return Retrieval(None, [], 0)
-        qvec, ms = timed(embed)
-        return Retrieval(self.index, search(self.index, query, qvec, n, mode, allowed),
-                         in_scope, ms)
-
-    def article(self, article_id: str) -> Article | None:
-        row = self.index.row_of(article_id)
-        return None if row is None else self.index.article(row)
-
-    def has_dates(self) -> bool:
-        return index_has_dates(self.index)

@@ -23,13 +23,13 @@ from ..index.live import forget_index, load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
                      Filters, InvalidQuestion, Passage, QuestionTooLong)
-from .corpus import Corpus, LocalCorpus
+from .corpus import Corpus
 from .dates import DateRange, about_articles, resolve_dates
 from .extract import make_citations, score_sentences
 from .filters import make_filters
 from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
 from .question import question_terms
-from .shards import LocalShards, ShardedIndex
+from .shards import LocalShards, ShardReader, ShardedIndex, one_folder
 from .selector import SelectorError, get_selector
 
 
@@ -208,22 +208,29 @@ def forget_corpus(index_dir: str | Path) -> None:
 
 
 def load_corpus(index_dir: Path, cfg: Config) -> Corpus:
-    """The live index in ``index_dir`` as a :class:`~rag.answer.corpus.Corpus`: a
-    :class:`~rag.answer.corpus.LocalCorpus`, or a :class:`~rag.answer.shards.ShardedIndex`
-    when the folder holds a sharded index (``python -m rag.build --shards N``), its
-    shards read in this process or through what :func:`serve_shards_through` named.
-    Reloads when a build publishes."""
-    if not is_cluster(index_dir):
-        return LocalCorpus(load_index(index_dir, cfg))
+    """The live index in ``index_dir`` as a :class:`~rag.answer.corpus.Corpus`: the
+    coordinator over its one folder (:func:`~rag.answer.shards.one_folder`), or over a
+    sharded index's shards (``python -m rag.build --shards N``), read in this process
+    or through what :func:`serve_shards_through` named. Reloads when a build publishes."""
     key = str(Path(index_dir).resolve())
+    if not is_cluster(index_dir):
+        version = load_index(index_dir, cfg)
+        with _clusters_lock:
+            cached = _clusters.get(key)
+            if cached is None or cached[0] != version.version or cached[2] != cfg:
+                same = cached is not None and cached[2] == cfg and cached[3] is not None
+                reader = cached[3] if same else ShardReader(index_dir, cfg)
+                cached = _clusters[key] = (version.version,
+                                           one_folder(index_dir, version, reader), cfg, reader)
+            return cached[1]
     name, manifest = read_cluster(index_dir)
     with _clusters_lock:
         cached = _clusters.get(key)
         if cached is None or cached[0] != name or cached[2] != cfg:
-            same = cached is not None and cached[2] == cfg  # keep the readers' loaded shards
-            shards = _transports.get(key) or (cached[1].shards if same else LocalShards(
+            same = cached is not None and cached[2] == cfg and cached[3] is None
+            shards = _transports.get(key) or (cached[1].shards if same else LocalShards.of(
                 [Path(index_dir) / e["dir"] for e in manifest["shard_versions"]], cfg))
-            cached = _clusters[key] = (name, ShardedIndex(name, manifest, shards), cfg)
+            cached = _clusters[key] = (name, ShardedIndex(name, manifest, shards), cfg, None)
         return cached[1]
 
 

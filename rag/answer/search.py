@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.dense import dense_search
+from ..index.keyword import keyword_tokens
 
 RRF_K = 60
 # Each ranking is read this much deeper than asked and re-sorted by (score, chunk key), so
@@ -52,13 +53,22 @@ def in_order(index, ranking: list[tuple[int, float]], n: int) -> list[tuple[int,
     return sorted(ranking, key=lambda cs: (-cs[1], chunk_key(index, cs[0])))[:n]
 
 
-def keyword_search(index, question: str, n: int,
-                   allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-    """The top ``n`` (chunk, BM25 score) in the total order (:func:`in_order`)."""
-    if index.keyword is None:
+def keyword_search(index, words: list[str], n: int, allowed: np.ndarray | None = None,
+                   stats=None) -> list[tuple[int, float]]:
+    """The top ``n`` (chunk, BM25 score) for the question's terms ``words``
+    (:func:`rag.index.keyword.keyword_tokens`) among ``allowed`` (sorted chunk ids; None:
+    all), scored with the corpus statistics ``stats`` (default: this segment's own), in
+    the total order (:func:`in_order`)."""
+    if not words or (allowed is not None and not len(allowed)):
         return []
-    return in_order(index, index.keyword.search(question, min(n + TIE_MARGIN, index.n_chunks),
-                                                allowed), n)
+    if stats is None:
+        stats = index.keyword.stats(list(dict.fromkeys(words)))
+    mask = None
+    if allowed is not None:
+        mask = np.zeros(index.n_chunks, dtype=bool)
+        mask[allowed] = True
+    found = index.keyword.search(words, min(n + TIE_MARGIN, index.n_chunks), stats, mask)
+    return in_order(index, found, n)
 
 
 def ranked_dense(index, qvec, n: int, allowed=None) -> list[tuple[int, float]]:
@@ -90,7 +100,7 @@ def search(index, question: str, qvec: np.ndarray | None, n: int,
     the mode.
     """
     dense = ranked_dense(index, qvec, n, allowed) if mode in ("hybrid", "dense") else []
-    keyword = keyword_search(index, question, n, allowed) \
+    keyword = keyword_search(index, keyword_tokens(question), n, allowed) \
         if mode in ("hybrid", "keyword") else []
     keyword_score = dict(keyword)
     fused = fuse(dense, keyword, n, lambda c: chunk_key(index, c))

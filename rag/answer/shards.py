@@ -1,28 +1,32 @@
-"""Answers over a sharded index (:mod:`rag.index.shards`): the same answer as one index
-over all the articles, text, offsets, citations and scores.
+"""Asking one index or many: the coordinator every answer goes through (issue 25's one
+path; issue 26's segments), the same answer as one index built fresh over all the
+articles, text, offsets, citations and scores.
 
 Two halves, which talk in plain data (lists, dicts, numpy arrays, frozen dataclasses),
 so that the shards can live in other processes or on other machines (Ray Serve:
 :mod:`rag.distributed.serve`):
 
-* :class:`ShardReader`, one per shard: its dense and keyword top ``n`` under the
-  filters, the passages asked for, document frequencies, articles. It loads the shard
-  version the coordinator names (and keeps the last few), so one answer never mixes two
-  versions of a shard.
+* :class:`ShardReader`, one per index folder (the whole index, or one shard): the BM25
+  statistics of its live passages, its dense and keyword top ``n`` under the filters
+  over every segment of the version it is asked about (:mod:`rag.index.segments`), the
+  passages asked for, articles. It loads the version the coordinator names (and keeps
+  the last few), so one answer never mixes two versions.
 * :class:`ShardedIndex`, the coordinator: embeds nothing itself (the caller passes the
-  question vector, computed once), gathers every shard's top ``n``, merges each ranking
-  by (score, article id, start) (:func:`rag.answer.search.in_order`: the same total order
-  as one index), fuses with the same RRF, fetches the fused passages and hands them,
-  as a :class:`GatheredView` (a :class:`rag.answer.corpus.View`, as a loaded index is), to
-  the unchanged answer selection of :mod:`rag.answer.extract`. It is a
-  :class:`rag.answer.corpus.Corpus`, as :class:`rag.answer.corpus.LocalCorpus` is.
+  question vector, computed once), sums the BM25 statistics of every folder (when there
+  are several), gathers every folder's top ``n``, merges each ranking by (score, article
+  id, start) (the same total order as one index), fuses with the same RRF, fetches the
+  fused passages and hands them, as a :class:`GatheredView` (a
+  :class:`rag.answer.corpus.View`), to the unchanged answer selection of
+  :mod:`rag.answer.extract`. It is the :class:`rag.answer.corpus.Corpus` asking reads,
+  over one folder (:func:`one_folder`) or a sharded index's.
 
 Equality holds because every number is computed from the same inputs in the same order:
-dense scores by FAISS per vector, BM25 scores from corpus-wide statistics baked into
-every shard, the passage cosines and sentence cosines by one matrix product over the
-gathered rows in the fused order, inverse document frequencies from the summed document
-counts. ``tests/index/test_shards.py`` checks it on every question of the test sets, in the
-three retrieval modes, and that shard-local BM25 statistics break it.
+dense scores by FAISS per vector, BM25 scores per passage from corpus-wide statistics
+summed over live passages when asked, the passage cosines and sentence cosines by one
+matrix product over the gathered rows in the fused order, inverse document frequencies
+from the summed document counts. ``tests/index/test_shards.py`` and
+``tests/index/test_segments.py`` check it against fresh builds, in the three retrieval
+modes, and that folder-local BM25 statistics break it.
 
 Thread-safe: readers and the coordinator hold only loaded, read-only versions.
 """
@@ -37,73 +41,92 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import Config
-from ..index.keyword import idf_from
-from ..index.live import _settings
+from ..index.keyword import KeywordStats, idf_from, keyword_tokens
 from ..index.shards import shard_of
-from ..index.store import Index, check_compatible, read_manifest
+from ..index.segments import Version
 from ..types import Article, IndexMismatch
-from .corpus import Retrieval, in_scope_count, index_has_dates, timed
+from .corpus import Retrieval, in_scope_count, timed
 from .filters import allowed_chunks
 from .search import TIE_MARGIN, Hit, fuse, keyword_search, ranked_dense
 
 
-# -- one shard ----------------------------------------------------------------
+# -- one index folder ----------------------------------------------------------
 
 class ShardReader:
-    """One shard folder, read at the versions the coordinator names. Thread-safe."""
+    """One index folder (a whole index, or one shard of a sharded index), read at the
+    versions the coordinator names: every live segment of the version, each passage
+    named ``(segment position, passage)``. Thread-safe."""
 
     KEEP = 3  # versions kept loaded: the live one and those in-flight answers still use
 
     def __init__(self, shard_dir: str | Path, config: Config | None = None) -> None:
         self.dir = Path(shard_dir)
         self.cfg = config or Config.from_env()
-        self._loaded: OrderedDict[str, Index] = OrderedDict()
+        self._loaded: OrderedDict[str, Version] = OrderedDict()
         self._lock = threading.Lock()
 
-    def index(self, version: str) -> Index:
-        """The loaded shard ``version`` (checked against the configured model)."""
+    def index(self, version: str) -> Version:
+        """The loaded ``version`` (checked against the configured model)."""
         with self._lock:
             if version in self._loaded:
                 self._loaded.move_to_end(version)
                 return self._loaded[version]
-        from ..embedding.model import get_embedder
+        from ..index.live import load_version
 
-        path, manifest = read_manifest(self.dir, version)
-        check_compatible(manifest, get_embedder(self.cfg).model_id,
-                         _settings(self.cfg, manifest))
-        index = Index(path, manifest)
+        return self.keep(load_version(self.dir, self.cfg, version))
+
+    def keep(self, loaded: Version) -> Version:
+        """Hold ``loaded`` (a version this process already loaded) for later calls."""
         with self._lock:
-            index = self._loaded.setdefault(version, index)
+            loaded = self._loaded.setdefault(loaded.version, loaded)
             while len(self._loaded) > self.KEEP:
                 self._loaded.popitem(last=False)
-        return index
+        return loaded
+
+    def stats(self, version: str, question: str, terms: list[str] = ()) -> KeywordStats:
+        """This folder's share of the BM25 statistics for the question's terms and
+        ``terms`` (live passages only)."""
+        return self.index(version).stats(_stat_terms(question, terms))
 
     def retrieve(self, version: str, question: str, qvec, n: int, mode: str,
-                 filters=None, terms: list[str] = ()) -> dict[str, Any]:
-        """This shard's dense and keyword top ``n`` under ``filters``, each as
-        ``(article id, start, score, chunk)`` in the total order; the document
-        frequencies of ``terms``; its passage count; and, with filters, how many of its
-        passages and articles they allow."""
-        index = self.index(version)
-        allowed = allowed_chunks(index, filters)
-        out: dict[str, Any] = {"n_chunks": index.n_chunks, "in_scope": in_scope_count(
-            index, allowed), "allowed": None if allowed is None else int(len(allowed))}
-        empty = allowed is not None and not len(allowed)
-        dense = ranked_dense(index, qvec, n, allowed) \
-            if mode in ("hybrid", "dense") and qvec is not None and not empty else []
-        keyword = keyword_search(index, question, n, allowed) \
-            if mode in ("hybrid", "keyword") and not empty else []
-        out["dense"] = [(*_key(index, c), s, c) for c, s in dense]
-        out["keyword"] = [(*_key(index, c), s, c) for c, s in keyword]
-        out["df"] = index.keyword.doc_freqs(list(terms)) if index.keyword is not None \
-            else {t: 0 for t in terms}
-        return out
+                 filters=None, terms: list[str] = (),
+                 stats: KeywordStats | None = None) -> dict[str, Any]:
+        """The dense and keyword top ``n`` under ``filters`` over every live segment,
+        each as ``(article id, start, score, (segment, passage))`` in the total order;
+        the BM25 statistics used (``stats``: the whole corpus's, summed by the caller;
+        None: this folder's own, which are the corpus's when it is the whole index);
+        with filters, how many passages and articles they allow."""
+        ver = self.index(version)
+        words = keyword_tokens(question)
+        if stats is None:
+            stats = ver.stats(_stat_terms(question, terms))
+        dense, keyword, in_scope, allowed_n = [], [], 0, 0
+        for p, part in enumerate(ver.parts):
+            index = part.index
+            given = allowed_chunks(index, filters)
+            allowed = part.restrict(given)
+            if given is not None:
+                in_scope += in_scope_count(index, allowed)
+                allowed_n += len(allowed)
+            if allowed is not None and not len(allowed):
+                continue
+            if mode in ("hybrid", "dense") and qvec is not None:
+                dense += [(*_key(index, c), s, (p, c))
+                          for c, s in ranked_dense(index, qvec, n, allowed)]
+            if mode in ("hybrid", "keyword"):
+                keyword += [(*_key(index, c), s, (p, c))
+                            for c, s in keyword_search(index, words, n, allowed, stats)]
+        return {"n_chunks": ver.n_chunks, "stats": stats,
+                "in_scope": in_scope if filters else None,
+                "allowed": allowed_n if filters else None,
+                "dense": _in_total_order(dense)[:n], "keyword": _in_total_order(keyword)[:n]}
 
-    def fetch(self, version: str, chunks: list[int]) -> list[dict[str, Any]]:
+    def fetch(self, version: str, chunks: list[tuple[int, int]]) -> list[dict[str, Any]]:
         """Each passage's article, offsets, sentences and vectors."""
-        index = self.index(version)
+        ver = self.index(version)
         out = []
-        for c in chunks:
+        for p, c in chunks:
+            index = ver.parts[p].index
             row, start, end, s_lo, s_hi = (int(x) for x in index.chunks[c])
             out.append({"article": index.article(row), "start": start, "end": end,
                         "sentences": np.array(index.sentences[s_lo:s_hi]),
@@ -112,42 +135,65 @@ class ShardReader:
         return out
 
     def doc_freqs(self, version: str, terms: list[str]) -> dict[str, int]:
-        index = self.index(version)
-        return index.keyword.doc_freqs(list(terms)) if index.keyword is not None \
-            else {t: 0 for t in terms}
+        return self.index(version).stats(list(terms)).df
 
     def article(self, version: str, article_id: str) -> Article | None:
-        index = self.index(version)
-        row = index.row_of(article_id)
-        return None if row is None else index.article(row)
+        return self.index(version).article(article_id)
 
     def dated(self, version: str) -> bool:
-        """Whether any article of this shard has a publication date."""
-        return index_has_dates(self.index(version))
+        """Whether any live article here has a publication date."""
+        return self.index(version).dated()
 
 
-def _key(index: Index, chunk: int) -> tuple[str, int]:
+def _stat_terms(question: str, terms: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*keyword_tokens(question), *terms]))
+
+
+def _key(index, chunk: int) -> tuple[str, int]:
     row, start = (int(x) for x in index.chunks[chunk][:2])
     return index.article_ids[row], start
+
+
+def _in_total_order(items: list[tuple]) -> list[tuple]:
+    return sorted(items, key=lambda r: (-r[2], r[0], r[1]))
 
 
 # -- the coordinator --------------------------------------------------------------
 
 class LocalShards:
-    """Shards read in this process: ``call(method, per-shard args)`` runs each in turn."""
+    """Index folders read in this process: ``call(method, per-folder args)`` runs each in
+    turn."""
 
-    def __init__(self, dirs: list[Path], config: Config) -> None:
-        self.readers = [ShardReader(d, config) for d in dirs]
+    def __init__(self, readers: list[ShardReader]) -> None:
+        self.readers = readers
+
+    @classmethod
+    def of(cls, dirs: list[Path], config: Config) -> "LocalShards":
+        return cls([ShardReader(d, config) for d in dirs])
 
     def call(self, method: str, args: list[tuple], shards: list[int] | None = None) -> list:
         shards = range(len(self.readers)) if shards is None else shards
         return [getattr(self.readers[i], method)(*a) for i, a in zip(shards, args)]
 
 
+def one_folder(index_dir: Path, version: Version, reader: ShardReader) -> "ShardedIndex":
+    """The coordinator over one index folder at its loaded ``version`` (held by
+    ``reader``): the Corpus of a plain index."""
+    reader.keep(version)
+    manifest = {"shards": 1, "shard_versions": [{"version": version.version}],
+                "counts": {"chunks": version.n_chunks}, "copy_groups": version.groups,
+                "dim": version.manifest["dim"]}
+    return ShardedIndex(version.version, manifest, LocalShards([reader]))
+
+
 class ShardedIndex:
     """A sharded index at one cluster version, read through ``shards`` (an object with
     ``call(method, args, shards=None) -> results``: :class:`LocalShards`, or Ray Serve
     handles in :mod:`rag.distributed.serve`)."""
+
+    # each folder scores BM25 with its own statistics: wrong on purpose (answers then
+    # differ from one index's), for the test that shows the summed statistics matter
+    local_stats = False
 
     def __init__(self, name: str, manifest: dict[str, Any], shards) -> None:
         self.version = name
@@ -175,8 +221,19 @@ class ShardedIndex:
         """The fused top ``n`` over every shard as the single index ranks them
         (:class:`rag.answer.corpus.Corpus`); the view is a :class:`GatheredView`."""
         qvec, ms = timed(embed)  # before the shards are asked: they rank by it
+        stats = None  # one folder: its own statistics are the corpus's
+        if len(self.versions) > 1 and not self.local_stats:  # the whole corpus's BM25
+            stats = KeywordStats(0, 0, {})
+            for part in self.shards.call("stats", [(v, query, list(terms))
+                                                   for v in self.versions]):
+                stats = stats.plus(part)
         got = self.shards.call("retrieve", [(v, query, qvec, n + TIE_MARGIN, mode,
-                                             filters, list(terms)) for v in self.versions])
+                                             filters, list(terms), stats)
+                                            for v in self.versions])
+        if stats is None:
+            stats = KeywordStats(0, 0, {})
+            for g in got:
+                stats = stats.plus(g["stats"])
         in_scope = None
         if filters:
             in_scope = sum(g["in_scope"] for g in got)
@@ -199,11 +256,7 @@ class ShardedIndex:
                 shards=shards)):
             for (pos, _), row in zip(where[shard], rows):
                 fetched[pos] = row
-        df: dict[str, int] = {t: 0 for t in terms}
-        for g in got:
-            for t, d in g["df"].items():
-                df[t] += d
-        view = GatheredView(self, fetched, idf_from(df, self.n_chunks))
+        view = GatheredView(self, fetched, stats.idf_all(list(stats.df)))
         qv = np.asarray(qvec, dtype=np.float32) if qvec is not None else None
         cos = view.chunk_vectors @ qv if qv is not None and len(fused) \
             else np.zeros(len(fused), dtype=np.float32)

@@ -323,6 +323,12 @@ def render_status(status: dict[str, Any]) -> str:
     when = created.replace("T", " ")[:19]
     n = int(status.get('articles') or 0)
     parts = [f"Index updated {esc(when)} · {n:,} {_articles(n)}"]
+    if status.get("segments"):
+        segs = int(status["segments"])
+        merged = status.get("last_merge") or {}
+        parts.append(f"{segs:,} segment{'s' if segs != 1 else ''}"
+                     + (f" (last merge {esc(str(merged.get('at', '')).replace('T', ' ')[:19])})"
+                        if merged.get("at") else ""))
     if status.get("watching"):
         parts.append("watching the articles folder")
     if status.get("poll_seconds"):

@@ -89,9 +89,11 @@ def article_routes(cfg: Config) -> APIRouter:
                                    "until": until, "folders": folder})
         except RagError as exc:
             return failure(exc)
-        rows = index.list_articles()
+        rows = index.list_articles()  # segment by segment, live rows in order
         if chosen:
-            rows = [row for row, keep in zip(rows, article_mask(index, chosen)) if keep]
+            keep = [k for part in index.parts
+                    for k in article_mask(part.index, chosen)[part.live_rows()].tolist()]
+            rows = [row for row, k in zip(rows, keep) if k]
         if q and q.strip():
             words = q.casefold().split()
             rows = [row for row in rows

@@ -242,6 +242,7 @@ def index_status(cfg: Config, updater=None) -> dict:
     from pathlib import Path
 
     from ..index.shards import is_cluster, read_cluster
+    from ..index.segments import describe
     from ..index.store import read_manifest
 
     def iso(t):
@@ -259,7 +260,8 @@ def index_status(cfg: Config, updater=None) -> dict:
             # verifying would hash every index file each time
             _, manifest = read_manifest(Path(cfg.index_dir), verify=False)
             out.update(version=manifest.get("version"), created=manifest.get("created"),
-                       articles=manifest.get("counts", {}).get("articles"))
+                       articles=manifest.get("counts", {}).get("articles"),
+                       **describe(manifest))
     except RagError as exc:
         out["error"] = str(exc)
     if updater is not None:

@@ -71,6 +71,9 @@ def build_app(index_dir: str | Path | None = None, config: Config | None = None,
         def __init__(self, shard_dir: str, config: Config) -> None:
             self.reader = ShardReader(shard_dir, config)
 
+        def stats(self, *args):
+            return self.reader.stats(*args)
+
         def retrieve(self, *args):
             return self.reader.retrieve(*args)
 

@@ -68,7 +68,7 @@ def collect(questions: list[dict], cfg, kind: str, mode: str,
     from ..embedding.model import get_embedder
     from ..answer.search import search
 
-    index = load_index(cfg.index_dir, cfg)
+    index = load_index(cfg.index_dir, cfg).single()
     emb = get_embedder(cfg)  # the configured backend: the query vectors ask() uses
     selector = None
     if model is not None and model.rescore:
@@ -258,8 +258,8 @@ def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: Answ
     if off_cfg is not None:
         items += collect([q for q in questions if q["article_id"] in held], off_cfg,
                          "offtopic", mode, model)
-    full_index = load_index(full_cfg.index_dir, full_cfg)
-    off_index = load_index(off_cfg.index_dir, off_cfg) if off_cfg is not None else None
+    full_index = load_index(full_cfg.index_dir, full_cfg).single()
+    off_index = load_index(off_cfg.index_dir, off_cfg).single() if off_cfg is not None else None
     if dump is not None:  # the evidence, for fitting other models without asking again
         with open(dump, "w", encoding="utf-8") as f:
             for it in items:

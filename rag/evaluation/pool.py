@@ -55,7 +55,7 @@ def collect_set(name: str, questions: list[dict], full_cfg, off_cfg, held: set[s
     for qs, cfg, kind in runs:
         if not qs:
             continue
-        index = load_index(cfg.index_dir, cfg)
+        index = load_index(cfg.index_dir, cfg).single()
         for it in collect(qs, cfg, kind, mode, model):
             q = it["q"]
             k = "unanswerable" if kind == "answerable" and q.get("is_impossible") else kind

@@ -1,10 +1,12 @@
-"""Incremental, atomic builds: source folder -> a new index version.
+"""Incremental, atomic builds: source folder -> a new segment and a new version.
 
-:func:`build` loads every article, compares content hashes with the live index, and
-embeds only new or changed articles; unchanged articles keep their chunks and vectors,
-removed ones are dropped. The result is written as a new version and published
-atomically (see :mod:`rag.index.store`), so a build that fails or is killed at any point leaves
-the previous index answering. One build at a time per index folder (a file lock).
+:func:`build` loads every article, compares content hashes with the live version, and
+embeds only new or changed articles, which become one new segment; the replaced and
+removed ones are marked deleted in their old segments (issue 26: nothing written before
+is rewritten). The new version is published atomically (see :mod:`rag.index.store`),
+so a build that fails or is killed at any point leaves the previous index answering;
+then the merge policy (:mod:`rag.index.segments`) may merge segments and publish again.
+One build at a time per index folder (a file lock).
 """
 
 from __future__ import annotations
@@ -25,11 +27,8 @@ from ..ingest.loaders import Indexed, Loaded, load_sources
 from ..ingest.sandbox import reader_for, reading
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
-from .dense import build_index as build_vector_index
-from .dense import describe as describe_vectors
-from .keyword import build_keyword_writer
-from .store import (IndexData, check_compatible, collect_garbage, is_cluster, open_index,
-                    write_version)
+from .segments import Layout, entry_of, merge, read_layout, write_data_segment
+from .store import IndexData, check_compatible, collect_garbage, is_cluster, publish_version
 
 SENTENCE_SPLITTER = "lines+blingfire"
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
@@ -40,7 +39,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
           progress: bool = False, log=None, urls: Sequence[str] = (),
           feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None,
           on_progress: Callable[[str, int, int], None] | None = None,
-          embed: "EmbedFn | None" = None) -> BuildReport:
+          embed: "EmbedFn | None" = None, optimize: bool = False) -> BuildReport:
     """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
 
     ``rebuild=True`` re-embeds everything. ``urls`` (web pages) and ``feeds`` (RSS/Atom,
@@ -56,7 +55,9 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     ``embedding`` (passages embedded of those to embed), ``writing``, ``done``; it must
     be quick and must not raise. ``embed`` chunks and embeds the new or changed articles
     (default :func:`embed_articles`, in this process; ``rag.distributed.build.RayEmbed``
-    does it on a Ray cluster, with the same result).
+    does it on a Ray cluster, with the same result). After publishing, segments are
+    merged as the merge policy says (``config.merge``), or all into one with
+    ``optimize`` (also when nothing changed).
     """
     embed = embed or embed_articles
     step = on_progress or (lambda phase, done, total: None)
@@ -79,36 +80,83 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         articles, skipped = loaded.articles, loaded.skipped
         embedder = get_embedder(cfg)
         settings = recorded_settings(cfg)
-        old = None if rebuild else _open_previous(out, embedder, settings, say)
-        old_rows = {aid: i for i, aid in enumerate(old.article_ids)} if old else {}
-        old_hash = old.manifest["articles"] if old else {}
-
-        added, updated, unchanged, removed = compare(articles, old_hash)
+        old = None if rebuild else previous_layout(out, embedder, settings, say)
+        added, updated, unchanged, removed = compare(articles, old.hashes() if old else {})
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(removed),
                       skipped=tuple(skipped), fetched=tuple(fetched))
         if old is not None and not (added or updated or removed):
+            version = old.manifest["version"]
+            if optimize:
+                step("writing", 0, 0)
+                version = merge(out, optimize=True, say=say) or version
             step("done", 0, 0)
-            return BuildReport(**report, articles=len(articles), chunks=old.n_chunks,
-                               seconds=time.perf_counter() - started, version=old.version)
+            return BuildReport(**report, articles=len(articles),
+                               chunks=int(old.manifest["counts"]["chunks"]),
+                               seconds=time.perf_counter() - started, version=version,
+                               wrote=version != old.manifest["version"])
 
         keep = set(unchanged)
         fresh = [a for a in articles if a.id not in keep]
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
-        data = _assemble(articles, keep, old, old_rows, new_parts, embedder.dim)
-        data.copies = copies_stage(articles, cfg)
-        folded = folded_of(data.copies)
-        say(f"writing index: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
+        copies = copies_stage(articles, cfg)
         step("writing", 0, 0)
-        vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
-        say(f"vector index: {describe_vectors(vector_info)}")
-        texts = [articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
-        manifest = part_manifest(embedder, settings, vector_info, src, data, loaded.files)
-        version = write_version(out, data, manifest, vector_index, build_keyword_writer(texts))
+        version, chunks = publish_update(out, old, articles, fresh, new_parts, copies,
+                                         embedder, settings, src, loaded.files, say)
+        if optimize or cfg.merge:
+            version = merge(out, optimize=optimize, say=say) or version
         step("done", 0, 0)
-        return BuildReport(**report, articles=len(articles), chunks=len(data.chunks),
+        return BuildReport(**report, articles=len(articles), chunks=chunks,
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
-                           version=version, wrote=True, folded=folded)
+                           version=version, wrote=True, folded=folded_of(copies))
+
+
+def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Sequence,
+                   new_parts: dict, copies: dict[str, tuple[str, float]], embedder: Embedder,
+                   settings: dict, src: Path, files: dict[str, str], say
+                   ) -> tuple[str, int]:
+    """Publish the version of ``articles`` (in corpus order) over ``old``: one new
+    segment of the ``fresh`` articles (new or changed; embedded in ``new_parts``), the
+    old segments with the rows of changed and removed articles marked deleted, and the
+    syndicated-copy groups of ``copies``. Returns (version name, live passages)."""
+    ids = {a.id for a in articles}
+    fresh_ids = {a.id for a in fresh}
+    entries, deleted, live_chunks = [], {}, 0
+    if old is not None:
+        where = old.live()
+        dead_of = [set(d.tolist()) for d in old.deleted]
+        for aid, (p, row) in where.items():
+            if aid not in ids or aid in fresh_ids:
+                dead_of[p].add(row)
+        for seg, dead in zip(old.segments, dead_of):
+            rows = np.array(sorted(dead), dtype=np.int32)
+            if len(rows) == seg["counts"]["articles"]:
+                continue  # nothing live: the version drops it
+            entry = entry_of(seg["segment"], seg, rows)
+            live_chunks += entry["live_chunks"]
+            entries.append(entry)
+            if len(rows):
+                deleted[seg["segment"]] = rows
+    if fresh:
+        data = _assemble(fresh, set(), None, {}, new_parts, embedder.dim)
+        say(f"writing segment: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
+        name, seg = write_data_segment(out, data, segment_manifest(
+            embedder, settings, src, files, data), embedder.dim)
+        entry = entry_of(name, seg, np.zeros(0, dtype=np.int32))
+        live_chunks += len(data.chunks)
+        entries.append(entry)
+    order = {a.id: n for n, a in enumerate(articles)}
+    groups: dict[str, list[str]] = {}
+    for aid, (target, _sim) in copies.items():
+        groups.setdefault(target, [target]).append(aid)
+    manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
+                "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "counts": {"articles": len(articles), "chunks": live_chunks},
+                "segments": entries,
+                # syndicated copies, each group in corpus order (representative first)
+                "copy_groups": [sorted(g, key=order.__getitem__) for g in groups.values()],
+                "last_merge": old.manifest.get("last_merge") if old else None}
+    return publish_version(out, manifest, deleted), live_chunks
 
 
 # -- stages: one index (build above) and a sharded one (rag.index.shards) both run them --
@@ -158,18 +206,13 @@ def folded_of(copies: dict[str, tuple[str, float]]) -> tuple[Folded, ...]:
     return tuple(Folded(aid, target, round(sim, 4)) for aid, (target, sim) in copies.items())
 
 
-def part_manifest(embedder: Embedder, settings: dict, vector_info: dict, src: Path,
-                  data: IndexData, files: dict[str, str], **extra) -> dict:
-    """The manifest of one written part (a single index's version or a shard's): the one
-    writer both builders use; ``extra`` adds fields (a shard's ``shard``)."""
+def segment_manifest(embedder: Embedder, settings: dict, src: Path, files: dict[str, str],
+                     data: IndexData, **extra) -> dict:
+    """What a new segment's manifest records besides its counts, passages per article
+    and files: the model, settings, source and the files its articles came from."""
     return {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
-            "vector_index": vector_info, "source": str(src),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "counts": {"articles": len(data.articles), "chunks": len(data.chunks),
-                       "sentences": len(data.sentences)},
-            "articles": {a.id: a.content_hash for a in data.articles},
-            "origins": {a.id: files[a.id] for a in data.articles if a.id in files},
-            **extra}
+            "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "origins": {a.id: files[a.id] for a in data.articles if a.id in files}, **extra}
 
 
 def compare(articles, old_hash: dict[str, str]) -> tuple[list, list, list, list]:
@@ -214,30 +257,24 @@ def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, pol
 
 def indexed_in(out: Path) -> Indexed:
     """The live version's ids -> files and content hashes (empty without a readable
-    manifest): only a preference for contested ids, so the checksums are not verified."""
-    from .store import read_manifest
-
+    version): only a preference for contested ids, so the checksums are not verified."""
     try:
-        _, manifest = read_manifest(out, verify=False)
-    except (RagError, OSError):  # no index yet, or one to rebuild
+        layout = read_layout(out)
+    except (RagError, OSError, KeyError, TypeError, ValueError):  # none yet, or to rebuild
         return Indexed()
-
-    def strings(key: str) -> dict[str, str]:
-        table = manifest.get(key) if isinstance(manifest, dict) else None
-        return {k: v for k, v in table.items() if isinstance(v, str)} \
-            if isinstance(table, dict) else {}
-
-    return Indexed(files=strings("origins"), hashes=strings("articles"))
+    return Indexed(files=layout.origins(), hashes=layout.hashes())
 
 
-def _open_previous(out: Path, embedder: Embedder, settings: dict, say):
+def previous_layout(out: Path, embedder: Embedder, settings: dict, say) -> Layout | None:
+    """The live version's layout when a build can add to it; None (a full rebuild)
+    when there is none, or it was built with another model, settings or schema."""
     try:
-        old = open_index(out)  # a damaged keyword index too: then it is not "unchanged"
-        check_compatible(old.manifest, embedder.model_id, settings)
-        return old
+        layout = read_layout(out)
+        check_compatible(layout.manifest, embedder.model_id, settings)
+        return layout
     except IndexMissing:
         return None
-    except IndexMismatch as exc:
+    except (IndexMismatch, KeyError, TypeError, ValueError) as exc:
         say(f"full rebuild: {str(exc).split(';')[0]}")
         return None
 

@@ -1,10 +1,20 @@
-"""The keyword index: BM25 over the passages (bm25s), the only module that touches bm25s.
+"""The keyword index: BM25 over the passages, scored when asked (issue 26).
 
-Build (:func:`build_keyword_writer`), load (:func:`load_keyword_index`, memory-mapped
-numpy arrays and a JSON vocabulary, never a pickle), search and inverse document
-frequency (:class:`KeywordIndex`), and the terms BM25 indexes (:func:`keyword_tokens`:
-lower-cased, stemmed, no stop words). Read-only once loaded; safe to share between
-threads.
+A segment stores raw postings, not scores: per term the passages holding it and how
+often, and per passage its length in terms (:func:`build_keyword_writer`; memory-mapped
+numpy arrays and a JSON vocabulary, never a pickle). The corpus statistics BM25 needs
+(passages, their mean length, each term's document frequency) are added up at question
+time over every live segment, less deleted passages (:class:`KeywordStats`), and every
+segment scores with those: a passage scores exactly as it would in one index built
+fresh over the same articles, however they are split into segments or shards, and a new
+segment never rewrites an old one (Lucene's design). bm25s stored scores with the
+statistics baked in, so every segment and shard had to be rewritten when any changed.
+
+The formula is bm25s's default ("lucene": Lucene's IDF and Robertson's term
+frequency, k1 1.5, b 0.75), and ``tests/index/test_keyword.py`` checks the scores
+against bm25s on one segment (bm25s stays the oracle and the source of the stop
+words). The terms indexed (:func:`keyword_tokens`: lower-cased, stemmed, no stop words)
+are those ``bm25s.tokenize`` gives. Read-only once loaded; safe to share between threads.
 """
 
 from __future__ import annotations
@@ -59,11 +69,15 @@ def _stopwords() -> frozenset:
 _STOPWORDS: frozenset | None = None
 
 
+K1 = 1.5   # bm25s's (and Lucene's) defaults
+B = 0.75
+
+
 @dataclass(frozen=True)
 class KeywordStats:
-    """The corpus statistics BM25 scores with: passages, their total length in terms, and
-    each term's document frequency. Shards of one corpus add theirs up (:meth:`plus`) so
-    that every shard scores with the whole corpus's statistics (``rag.index.shards``)."""
+    """The corpus statistics BM25 scores with: live passages, their total length in
+    terms, and the document frequency of each term asked about. Segments and shards
+    add theirs up (:meth:`plus`)."""
 
     n_docs: int
     total_len: int
@@ -76,172 +90,172 @@ class KeywordStats:
         return KeywordStats(self.n_docs + other.n_docs, self.total_len + other.total_len, df)
 
     @property
-    def avg_len(self):
-        """The mean passage length, as bm25s computes it (``np.mean`` of the lengths: an
-        exact integer sum, one division) and of its type: an np.float64 makes numpy score
-        in float64 before storing float32, where a Python float would score in float32."""
-        return np.float64(self.total_len) / self.n_docs if self.n_docs else np.float64(0)
+    def avg_len(self) -> float:
+        """The mean passage length (0 for no passage)."""
+        return self.total_len / self.n_docs if self.n_docs else 0.0
+
+    def idf(self, term: str) -> float:
+        return idf_of(self.df.get(term, 0), self.n_docs)
+
+    def idf_all(self, terms: list[str]) -> dict[str, float]:
+        return {t: self.idf(t) for t in terms}
+
+    def to_dict(self) -> dict:
+        return {"n_docs": self.n_docs, "total_len": self.total_len, "df": dict(self.df)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KeywordStats":
+        return cls(int(d["n_docs"]), int(d["total_len"]),
+                   {str(k): int(v) for k, v in d["df"].items()})
 
 
-def _tokenize(texts: list[str]):
-    import bm25s
-
-    return bm25s.tokenize(texts, stemmer=_stemmer(), show_progress=False)
-
-
-def keyword_stats(texts: list[str]) -> KeywordStats:
-    """The BM25 statistics of ``texts`` alone (one shard's share of a corpus)."""
-    if not texts:
-        return KeywordStats(0, 0, {})
-    tokens = _tokenize(texts)
-    words = {i: t for t, i in tokens.vocab.items()}
-    df: dict[str, int] = {}
-    total = 0
-    for doc in tokens.ids:
-        total += len(doc)
-        for i in set(doc):
-            df[words[i]] = df.get(words[i], 0) + 1
-    return KeywordStats(len(tokens.ids), total, df)
+def tokenize_passages(texts: list[str]) -> list[tuple[str, ...]]:
+    """Each passage's terms, in order (:func:`keyword_tokens`, uncached: passages are
+    read once)."""
+    stop = _STOPWORDS if _STOPWORDS is not None else _stopwords()
+    stem = _stemmer()
+    out = []
+    for text in texts:
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
+        out.append(tuple(stem(words)) if words else ())
+    return out
 
 
-def build_keyword_writer(texts: list[str], stats: KeywordStats | None = None):
-    """Index ``texts`` with BM25 now; return a function that saves it into a folder.
+FILES = ("vocab.json", "indptr.npy", "docs.npy", "tf.npy", "lengths.npy")
 
-    ``stats``: score with these corpus statistics instead of those of ``texts`` (a shard
-    of a larger corpus, whose statistics are the sum of every shard's; see
-    :class:`KeywordStats`). With ``stats`` equal to ``keyword_stats(texts)`` the saved
-    index is byte for byte bm25s's own (tested)."""
-    import bm25s
 
-    retriever = bm25s.BM25() if stats is None else _CorpusBM25(stats)
-    if texts:
-        tokens = _tokenize(texts)
-        if stats is not None:
-            retriever.words = {i: t for t, i in tokens.vocab.items()}
-        retriever.index(tokens, show_progress=False)
+def build_keyword_writer(texts: list[str]):
+    """Index ``texts`` (passage i = row i) now; return a function that writes the
+    postings into a new folder."""
+    tokens = tokenize_passages(texts)
+    lengths = np.fromiter((len(t) for t in tokens), dtype=np.int32, count=len(tokens))
+    pairs: dict[str, dict[int, int]] = {}
+    for doc, terms in enumerate(tokens):
+        for t in terms:
+            row = pairs.setdefault(t, {})
+            row[doc] = row.get(doc, 0) + 1
+    vocab = sorted(pairs)
+    sizes = np.fromiter((len(pairs[t]) for t in vocab), dtype=np.int64, count=len(vocab))
+    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    docs = np.empty(int(indptr[-1]), dtype=np.int32)
+    tf = np.empty(int(indptr[-1]), dtype=np.int32)
+    for i, t in enumerate(vocab):  # docs ascending within a term (dict insertion order)
+        row = pairs[t]
+        docs[indptr[i]:indptr[i + 1]] = list(row)
+        tf[indptr[i]:indptr[i + 1]] = list(row.values())
 
     def write(folder: Path) -> None:
+        import json
+
         folder.mkdir()
-        if texts:
-            retriever.save(str(folder), show_progress=False)
+        with open(folder / "vocab.json", "w", encoding="utf-8") as f:
+            json.dump(vocab, f, ensure_ascii=False)
+        for name, arr in (("indptr.npy", indptr), ("docs.npy", docs), ("tf.npy", tf),
+                          ("lengths.npy", lengths)):
+            with open(folder / name, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
 
     return write
-
-
-def _corpus_bm25_class():
-    import bm25s
-    import bm25s.scoring as sc
-
-    class CorpusBM25(bm25s.BM25):
-        """bm25s's BM25 whose document count, average length and document frequencies are
-        given (a corpus's) rather than counted over the texts indexed (a shard's). The
-        body is bm25s 0.2's ``build_index_from_ids`` (method "lucene") with those three
-        numbers swapped in; everything else is bm25s's own code."""
-
-        def __init__(self, stats: KeywordStats) -> None:
-            super().__init__()
-            self.corpus_stats = stats
-            self.words: dict[int, str] = {}
-
-        def build_index_from_ids(self, unique_token_ids, corpus_token_ids,
-                                 show_progress=True, leave_progress=False):
-            st = self.corpus_stats
-            self.nonoccurrence_array = None  # "lucene" needs none
-            n_docs_here = len(corpus_token_ids)
-            here = sc._calculate_doc_freqs(corpus_token_ids, unique_token_ids,
-                                           show_progress=False)
-            doc_frequencies = {i: st.df.get(self.words[i], 0) for i in unique_token_ids}
-            missing = [self.words[i] for i, d in doc_frequencies.items()
-                       if d == 0 and here[i] > 0]
-            if missing:
-                raise ValueError(f"corpus statistics lack terms of this shard: {missing[:5]}")
-            idf_array = sc._build_idf_array(
-                doc_frequencies=doc_frequencies, n_docs=st.n_docs,
-                compute_idf_fn=sc._select_idf_scorer(self.idf_method), dtype=self.dtype)
-            scores_flat, doc_idx, vocab_idx = sc._build_scores_and_indices_for_matrix(
-                corpus_token_ids=corpus_token_ids, idf_array=idf_array,
-                avg_doc_len=st.avg_len, doc_frequencies=here, k1=self.k1,  # sizes arrays
-                b=self.b, delta=self.delta, show_progress=False, leave_progress=False,
-                dtype=self.dtype, int_dtype=self.int_dtype, method=self.method,
-                nonoccurrence_array=None)
-            data, indices, indptr = self._np_csc(
-                data=scores_flat, rows=doc_idx, cols=vocab_idx,
-                shape=(n_docs_here, len(unique_token_ids)))
-            return {"data": data.astype(self.dtype), "indices": indices, "indptr": indptr,
-                    "num_docs": n_docs_here}
-
-    return CorpusBM25
-
-
-def _CorpusBM25(stats: KeywordStats):
-    global _CORPUS_BM25
-    if _CORPUS_BM25 is None:
-        _CORPUS_BM25 = _corpus_bm25_class()
-    return _CORPUS_BM25(stats)
-
-
-_CORPUS_BM25 = None
 
 
 # What a damaged keyword index raises while loading (the caller reports it as such).
 LOAD_ERRORS = (ValueError, OSError, KeyError, TypeError, EOFError)
 
 
-def load_keyword_index(folder: Path) -> "KeywordIndex | None":
-    """The saved BM25 index in ``folder``, or None when there is none (an index of no
-    text). Raises one of :data:`LOAD_ERRORS` when it is damaged."""
-    import bm25s
+def load_keyword_index(folder: Path) -> "KeywordIndex":
+    """The postings in ``folder`` (memory-mapped). Raises one of :data:`LOAD_ERRORS`
+    when they are damaged."""
+    import json
 
-    if not (folder / "params.index.json").exists():
-        return None
-    # allow_pickle stays False (bm25s's default): an object array is refused
-    return KeywordIndex(bm25s.BM25.load(str(folder), mmap=True, show_progress=False))
+    with open(folder / "vocab.json", encoding="utf-8") as f:
+        vocab = json.load(f)
+    if not isinstance(vocab, list):
+        raise ValueError("vocab.json is not a list")
+    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r", allow_pickle=False)
+              for n in ("indptr", "docs", "tf", "lengths")}
+    if len(arrays["indptr"]) != len(vocab) + 1 or len(arrays["docs"]) != len(arrays["tf"]) \
+            or (len(vocab) and int(arrays["indptr"][-1]) != len(arrays["docs"])):
+        raise ValueError("postings do not match the vocabulary")
+    return KeywordIndex(vocab, **arrays)
 
 
 class KeywordIndex:
-    """A loaded BM25 index over the passages (row i = chunk i)."""
+    """One segment's postings (row i = passage i). Scores need the corpus statistics
+    (:class:`KeywordStats`), which the caller sums over every live segment."""
 
-    def __init__(self, bm25) -> None:
-        self._bm25 = bm25
+    def __init__(self, vocab: list[str], indptr, docs, tf, lengths) -> None:
+        self.vocab = {t: i for i, t in enumerate(vocab)}
+        self.indptr, self.docs, self.tf, self.lengths = indptr, docs, tf, lengths
+        self.n_docs = len(lengths)
 
-    def search(self, question: str, n: int, allowed=None) -> list[tuple[int, float]]:
-        """(chunk, BM25 score > 0) of the top ``n`` passages for ``question``, best first.
-        ``allowed`` (chunk ids) masks every other passage before ranking; the BM25
-        statistics stay those of the whole index, so a passage scores the same with or
-        without a filter."""
-        terms = [t for t in keyword_tokens(question) if t in self._bm25.vocab_dict]
-        if not terms or n <= 0:
-            return []
-        mask = None
-        if allowed is not None:
-            if not len(allowed):
-                return []
-            mask = np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
-            mask[allowed] = 1.0
-            n = min(n, len(allowed))
-        # n_threads=0 scores inline; 1 would start a thread pool on every call (~2 ms)
-        ids, scores = self._bm25.retrieve([terms], k=n, show_progress=False, n_threads=0,
-                                          weight_mask=mask)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(passages, term frequencies) of ``term``, passages ascending."""
+        i = self.vocab.get(term)
+        if i is None:
+            return _NONE, _NONE
+        lo, hi = int(self.indptr[i]), int(self.indptr[i + 1])
+        return np.asarray(self.docs[lo:hi]), np.asarray(self.tf[lo:hi])
 
-    def doc_freqs(self, terms: list[str]) -> dict[str, int]:
-        """How many passages of this index hold each term (0 for unknown terms)."""
-        indptr = self._bm25.scores["indptr"]
-        vocab = self._bm25.vocab_dict
-        out = {}
+    def stats(self, terms: list[str], live: np.ndarray | None = None) -> KeywordStats:
+        """This segment's share of the corpus statistics: its live passages (``live``: a
+        bool mask over passages, None: all), their total length, and the document
+        frequency of each of ``terms`` among them."""
+        df = {}
+        for t in dict.fromkeys(terms):
+            docs, _ = self.postings(t)
+            df[t] = int(len(docs) if live is None else np.count_nonzero(live[docs]))
+        if live is None:
+            return KeywordStats(self.n_docs, int(np.sum(self.lengths, dtype=np.int64)), df)
+        return KeywordStats(int(np.count_nonzero(live)),
+                            int(np.sum(self.lengths[live], dtype=np.int64)), df)
+
+    def doc_freqs(self, terms: list[str], live: np.ndarray | None = None) -> dict[str, int]:
+        return self.stats(terms, live).df
+
+    def scores(self, terms: list[str], stats: KeywordStats) -> np.ndarray:
+        """BM25 of every passage of this segment for the question ``terms`` (in order,
+        repeats counting again, as bm25s does), under the corpus ``stats``: float64,
+        >= 0. Each passage's score is the same float whichever segment holds it."""
+        out = np.zeros(self.n_docs, dtype=np.float64)
+        if not stats.n_docs:
+            return out
+        avg = stats.avg_len
         for t in terms:
-            tid = vocab.get(t)
-            out[t] = int(indptr[tid + 1] - indptr[tid]) \
-                if tid is not None and tid + 1 < len(indptr) else 0
+            docs, tf = self.postings(t)
+            if not len(docs):
+                continue
+            norm = K1 * ((1 - B) + B * self.lengths[docs] / avg)
+            out[docs] += stats.idf(t) * (tf / (norm + tf))
         return out
 
-    def idf(self, terms: list[str], n_docs: int) -> dict[str, float]:
-        """BM25 inverse document frequency of each term over the ``n_docs`` passages."""
-        return idf_from(self.doc_freqs(terms), n_docs)
+    def search(self, terms: list[str], n: int, stats: KeywordStats,
+               allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(passage, BM25 score > 0) of the top ``n`` passages for ``terms`` among
+        ``allowed`` (a bool mask over passages, None: all), best first (ties: lower
+        passage first)."""
+        if n <= 0 or not terms:
+            return []
+        s = self.scores(terms, stats)
+        hits = np.flatnonzero(s > 0) if allowed is None else np.flatnonzero((s > 0) & allowed)
+        if len(hits) > n:
+            part = np.argpartition(-s[hits], n - 1)[:n]
+            cut = s[hits[part]].min()
+            hits = hits[s[hits] >= cut]  # keep every tie at the cut
+        order = np.lexsort((hits, -s[hits]))[:n]
+        return [(int(hits[i]), float(s[hits[i]])) for i in order]
+
+
+_NONE = np.zeros(0, dtype=np.int32)
+
+
+def idf_of(df: int, n_docs: int) -> float:
+    """BM25 (Lucene) inverse document frequency of a term found in ``df`` of ``n_docs``
+    passages."""
+    n = max(n_docs, 1)
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def idf_from(df: dict[str, int], n_docs: int) -> dict[str, float]:
-    """BM25 (Lucene) inverse document frequency of each term of ``df`` (its document
-    frequency) among ``n_docs`` passages."""
-    n = max(n_docs, 1)
-    return {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+    """:func:`idf_of` for each term of ``df``."""
+    return {t: idf_of(d, n_docs) for t, d in df.items()}

@@ -1,8 +1,10 @@
 """The published version of an index, loaded once per process and folder.
 
 :func:`load_index` reads ``CURRENT`` on every call (one small file read) and reloads when
-a build has published a new version; the loaded :class:`~rag.index.store.Index` is checked
-against the configured model and settings. Thread-safe.
+a build has published a new version (only the new segments are read: loaded segments
+are shared between versions, :mod:`rag.index.segments`); the loaded
+:class:`~rag.index.segments.Version` is checked against the configured model and
+settings. Thread-safe.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from pathlib import Path
 from ..config import Config
 from ..embedding.model import get_embedder
 from ..types import IndexMismatch, IndexMissing, ShardedIndexHere
-from .store import Index, check_compatible, current_version, is_cluster, read_manifest
+from .segments import Version, forget_segments, open_version
+from .store import check_compatible, current_version, is_cluster, read_manifest
 
-_indexes: dict[str, Index] = {}
+_indexes: dict[str, Version] = {}
 _load_lock = threading.Lock()
 
 
-def load_index(index_dir: Path, cfg: Config) -> Index:
+def load_index(index_dir: Path, cfg: Config) -> Version:
     """The live version of the index in ``index_dir``, loaded once and cached."""
     key = str(Path(index_dir).resolve())
     version = current_version(Path(index_dir))
@@ -36,25 +39,32 @@ def load_index(index_dir: Path, cfg: Config) -> Index:
         cached = _indexes.get(key)
         if cached is not None and cached.version == current_version(Path(index_dir)):
             return cached
-        for attempt in range(3):  # a build may publish (and clean up) while we load
-            live = current_version(Path(index_dir))
-            try:
-                path, manifest = read_manifest(Path(index_dir))
-                embedder = get_embedder(cfg)
-                check_compatible(manifest, embedder.model_id, _settings(cfg, manifest))
-                index = Index(path, manifest)
-                break
-            except (IndexMismatch, FileNotFoundError):
-                if attempt == 2 or current_version(Path(index_dir)) == live:
-                    raise
+        index = load_version(Path(index_dir), cfg)
         _indexes[key] = index
         return index
+
+
+def load_version(index_dir: Path, cfg: Config, version: str | None = None) -> Version:
+    """``version`` (default: the live one) of ``index_dir``, checked against the
+    configured model and settings; retried when a build publishes (and cleans up)
+    meanwhile."""
+    for attempt in range(3):
+        live = current_version(index_dir)
+        try:
+            _, manifest = read_manifest(index_dir, version, verify=False)
+            check_compatible(manifest, get_embedder(cfg).model_id, _settings(cfg, manifest))
+            return open_version(index_dir, version)
+        except (IndexMismatch, FileNotFoundError):
+            if version is not None or attempt == 2 or current_version(index_dir) == live:
+                raise
+    raise AssertionError("unreachable")
 
 
 def forget_index(index_dir: Path) -> None:
     """Drop the cached index of ``index_dir`` (loaded again on the next call)."""
     with _load_lock:
         _indexes.pop(str(Path(index_dir).resolve()), None)
+    forget_segments(Path(index_dir))
 
 
 def _settings(cfg: Config, manifest: dict) -> dict:

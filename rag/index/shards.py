@@ -1,23 +1,22 @@
-"""A sharded index: articles hash-partitioned over N ordinary index folders, built
-together so that every shard scores BM25 with the whole corpus's statistics.
+"""A sharded index: articles hash-partitioned over N ordinary index folders (each a
+list of segments, :mod:`rag.index.segments`), built together.
 
 Layout::
 
     index/
       CLUSTER                  the name of the live cluster manifest (replaced atomically)
       .build.lock              held by the one build that may write
-      cluster-<time>.json      shards and their versions, partition, corpus statistics,
-                               syndicated-copy groups (the previous one is kept)
-      shard-000/ ... shard-N/  ordinary index folders (CURRENT, v<time>-<pid>/, ...)
+      cluster-<time>.json      shards and their versions, partition, syndicated-copy
+                               groups (the previous one is kept)
+      shard-000/ ... shard-N/  ordinary index folders (CURRENT, v<time>-<pid>/, segments/)
 
 An article always lands in shard ``sha256(id) mod N`` (:func:`shard_of`), so an
 incremental build re-embeds only what changed, shard by shard. Passage vectors do not
 depend on which passages are embedded together (``rag.embedding.model``: one passage per
 run), so a shard's files are those the same articles would get from any build. Keyword
-statistics do depend on the whole corpus: the build adds up every shard's
-(:class:`~rag.index.keyword.KeywordStats`) and writes every shard's BM25 with the sum,
-so a passage scores exactly as it would in one index over all the articles; when the sum
-changes, every shard gets a new version (BM25 only is recomputed; nothing is re-embedded).
+statistics depend on the whole corpus: the coordinator sums every shard's when asked
+(:mod:`rag.answer.shards`), so a passage scores exactly as it would in one index, and a
+build writes only the shards whose articles changed (a new segment each).
 
 The cluster manifest is written last, after every shard has published its version, and
 then ``CLUSTER`` is replaced: a reader sees the old cluster or the new one, never a mix
@@ -37,12 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..config import Config
 from ..types import BuildError, BuildReport, IndexMismatch, IndexMissing
-from .keyword import KeywordStats, build_keyword_writer, keyword_stats
-from .store import CLUSTER, current_version, is_cluster, write_version
+from .store import CLUSTER, current_version, is_cluster
 
 CLUSTER_SCHEMA = 1
 PARTITION = "sha256(article id) mod shards"
@@ -97,7 +93,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                   shards: int = 2, *, rebuild: bool = False, config: Config | None = None,
                   embed=None, progress: bool = False, log=None,
                   on_progress: Callable[[str, int, int], None] | None = None,
-                  local_keyword_stats: bool = False) -> BuildReport:
+                  optimize: bool = False) -> BuildReport:
     """Build or update a sharded index of ``source`` in ``index_dir`` (layout above).
 
     ``embed`` chunks and embeds the new or changed articles of every shard in one go:
@@ -105,17 +101,17 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     ``rag.distributed.build.RayEmbed`` (a Ray cluster); its ``engine`` attribute is
     recorded in the cluster manifest. The shard count
     is fixed when the index is first built; ``rebuild=True`` re-partitions and re-embeds.
-    ``local_keyword_stats`` scores each shard with its own statistics: wrong (answers
-    then differ from one index's); it exists for the test that shows it.
+    Each changed shard gets a new segment and version; segments are merged per shard as
+    the merge policy says (``optimize``: each shard into one segment).
     Returns one :class:`BuildReport` for the whole corpus (``version``: the cluster
     manifest's name). Raises :class:`BuildError` as :func:`rag.build` does, and for a
     shard count that does not match the existing index.
     """
     from ..embedding.model import get_embedder
-    from .build import (_assemble, _build_lock, _open_previous, check_source, compare,
-                        copies_stage, embed_articles, folded_of, part_manifest, read_stage,
+    from .build import (_build_lock, check_source, compare, copies_stage, embed_articles,
+                        folded_of, previous_layout, publish_update, read_stage,
                         recorded_settings)
-    from .dense import build_index as build_vector_index
+    from .segments import merge
 
     step = on_progress or (lambda phase, done, total: None)
     cfg = (config or Config.from_env()).replace(
@@ -145,11 +141,11 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         settings = recorded_settings(cfg)
         parts_of = [[a for a in articles if shard_of(a.id, shards) == i] for i in range(shards)]
         olds = [None if rebuild or old_cluster is None
-                else _open_previous(out / shard_name(i), embedder, settings, say)
+                else previous_layout(out / shard_name(i), embedder, settings, say)
                 for i in range(shards)]
         added, updated, unchanged, removed, fresh, keeps = [], [], [], [], [], []
         for arts, old in zip(parts_of, olds):
-            a, u, same, gone = compare(arts, old.manifest["articles"] if old else {})
+            a, u, same, gone = compare(arts, old.hashes() if old else {})
             added, updated, unchanged, removed = added + a, updated + u, unchanged + same, \
                 removed + gone
             keep = set(same)
@@ -158,21 +154,17 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(sorted(removed)),
                       skipped=tuple(skipped))
-        if old_cluster is not None and not (added or updated or removed or rebuild):
+        if old_cluster is not None and not (added or updated or removed or rebuild
+                                            or optimize):
             step("done", 0, 0)
             return BuildReport(**report, articles=len(articles),
-                               chunks=sum(o.n_chunks for o in olds if o),
+                               chunks=int(old_cluster["counts"]["chunks"]),
                                seconds=time.perf_counter() - started,
                                version=old_cluster["name"])
 
         say(f"embedding {len(fresh)} article(s) on engine {engine}")
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
 
-        datas = []
-        for arts, keep, old in zip(parts_of, keeps, olds):
-            old_rows = {aid: r for r, aid in enumerate(old.article_ids)} if old else {}
-            datas.append(_assemble(arts, keep, old, old_rows, new_parts, embedder.dim)
-                         if arts else None)
         copies = copies_stage(articles, cfg)  # over the whole corpus, in its order
         groups: dict[str, list[str]] = {}
         for aid, (target, _sim) in copies.items():
@@ -180,37 +172,29 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         folded = folded_of(copies)
 
         step("writing", 0, 0)
-        texts_of = [[arts[r].text[s:e] for r, s, e in d.chunks[:, :3].tolist()] if d else []
-                    for arts, d in zip(parts_of, datas)]
-        stats_of = [keyword_stats(t) for t in texts_of]
-        total = KeywordStats(0, 0, {})
-        for st in stats_of:
-            total = total.plus(st)
         shard_entries = []
-        for i, (arts, data, texts) in enumerate(zip(parts_of, datas, texts_of)):
+        for i, (arts, old, keep) in enumerate(zip(parts_of, olds, keeps)):
             sdir = out / shard_name(i)
-            if data is None:  # no article hashes here: an empty, valid shard
-                data = _empty(embedder.dim)
-            data.copies = {a.id: copies[a.id] for a in arts if a.id in copies}
-            vector_index, vector_info = build_vector_index(data.chunk_vectors, embedder.dim)
-            stats = stats_of[i] if local_keyword_stats else total
-            manifest = part_manifest(embedder, settings, vector_info, src, data, loaded.files,
-                                     shard={"index": i, "of": shards, "partition": PARTITION,
-                                            "keyword_stats": {"n_docs": stats.n_docs,
-                                                              "total_len": stats.total_len}})
             sdir.mkdir(exist_ok=True)
-            version = write_version(sdir, data, manifest, vector_index,
-                                    build_keyword_writer(texts, stats))
+            changed = old is None or len(keep) != len(arts) or \
+                len(old.live()) != len(keep)
+            if changed:
+                fresh_here = [a for a in arts if a.id not in keep]
+                version, chunks = publish_update(sdir, old, arts, fresh_here, new_parts, {},
+                                                 embedder, settings, src, loaded.files, say)
+            else:
+                version = old.manifest["version"]
+                chunks = int(old.manifest["counts"]["chunks"])
+            if (changed and cfg.merge) or optimize:  # (a merge keeps the live passages)
+                version = merge(sdir, optimize=optimize, say=say) or version
             shard_entries.append({"dir": shard_name(i), "version": version,
-                                  "articles": len(arts), "chunks": len(data.chunks)})
-            say(f"{shard_name(i)}: {len(arts)} articles, {len(data.chunks)} chunks -> {version}")
+                                  "articles": len(arts), "chunks": chunks})
+            say(f"{shard_name(i)}: {len(arts)} articles, {chunks} chunks -> {version}")
         order = {a.id: n for n, a in enumerate(articles)}
         name = _publish_cluster(out, {
             "schema": CLUSTER_SCHEMA, "shards": shards, "partition": PARTITION,
             "model": embedder.model_id, "dim": embedder.dim, "settings": settings,
             "engine": engine, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "keyword_stats": {"n_docs": total.n_docs, "total_len": total.total_len,
-                              "shard_local": bool(local_keyword_stats)},
             "counts": {"articles": len(articles),
                        "chunks": sum(e["chunks"] for e in shard_entries)},
             "shard_versions": shard_entries,
@@ -236,12 +220,3 @@ def _indexed_shards(out: Path, cluster: dict | None):
         files.update(part.files)
         hashes.update(part.hashes)
     return Indexed(files=files, hashes=hashes)
-
-
-def _empty(dim: int):
-    from .store import IndexData
-
-    return IndexData(articles=[], chunks=np.zeros((0, 5), np.int32),
-                     sentences=np.zeros((0, 2), np.int32),
-                     chunk_vectors=np.zeros((0, dim), np.float32),
-                     sentence_vectors=np.zeros((0, dim), np.float16))

@@ -1,33 +1,44 @@
-"""The index directory: versions written whole, published atomically, loaded read-only.
+"""The index directory: immutable segments, versions that list them, atomic publishing.
 
-Layout::
+Layout (schema 3, issue 26)::
 
     index/
       CURRENT              the name of the live version (replaced atomically)
       .build.lock          held by the one build that may write
-      v<time>-<pid>/       one complete, immutable version
-        manifest.json      schema, model, dim, settings, article -> content hash, files
+      segments/s<time>-<pid>/   one immutable segment: the articles one build (or one
+                           merge) wrote, never edited afterwards
+        manifest.json      schema, model, dim, settings, article -> content hash (in row
+                           order), origins, the files with their sizes and sha256
         articles.sqlite    articles: id, title, source, url, published, author, hash, text,
-                           pages (JSON page start offsets), copy_of + similarity (the
-                           article this one is a near-duplicate of; schema 2),
-                           file_date + date_source (a PDF's or DOCX's creation date,
-                           where the date came from; issue 24: an older index has
-                           neither column and reads them as None)
+                           pages (JSON page start offsets), copy_of + similarity (unused
+                           since schema 3: copies are the version's), file_date +
+                           date_source
         chunks.npy         int32 (n, 5): article row, start, end, first sentence, end sentence
         sentences.npy      int32 (m, 2): start, end (offsets in the article text)
-        chunk_vectors.npy  float32 (n, dim) unit vectors (kept for incremental builds)
+        chunk_vectors.npy  float32 (n, dim) unit vectors
         sentence_vectors.npy float16 (m, dim) unit vectors (late-chunked, see embed.py)
         vectors.faiss      FAISS inner-product index over the chunk vectors: exact, or
-                           IVF from 50k chunks (see vectors.py); memory-mapped on load
-        bm25/              bm25s keyword index over the chunks (numpy + JSON files)
+                           IVF from 50k chunks (see dense.py); memory-mapped on load
+        terms/             keyword postings (keyword.py: scored with corpus statistics
+                           summed at question time)
+      v<time>-<pid>/       one version: the segments that make it up, in order
+        manifest.json      schema, model, dim, settings, segments (name, live counts, its
+                           deleted rows' file), syndicated-copy groups, the last merge
+        deleted-<segment>.npy  int32 sorted article rows of that segment that are
+                           replaced or removed in this version (absent: none)
+
+A build writes a new segment for new and changed articles (or none) and a new version
+that lists it with the old segments and their deleted rows; nothing written before is
+touched. A merge (segments.py) writes one segment from several and a version without
+them. Everything goes to ``.tmp-*`` first and is renamed into place; ``CURRENT`` is
+replaced last, so a build or merge killed at any point leaves the previous version
+answering; :func:`collect_garbage` (under the build lock) removes what such a build
+left, versions but the two newest, and segments no kept version lists. Readers that
+loaded a removed version keep reading it (open files and maps stay valid).
 
 Nothing is pickled: numpy arrays load with ``allow_pickle=False``, the rest is JSON,
-SQLite and FAISS's own binary format. A build writes ``.tmp-<version>/``, renames it
-to ``<version>/`` and then replaces ``CURRENT``; readers that loaded the old version
-keep working, and a build killed at any point leaves the old version live. The
-previous version is kept one more build, for readers still opening it.
-
-:class:`Index` is immutable once loaded and safe to share between threads.
+SQLite and FAISS's own binary format. :class:`Index` (one loaded segment) is immutable
+and safe to share between threads.
 """
 
 from __future__ import annotations
@@ -50,12 +61,14 @@ from ..types import Article, IndexMismatch, IndexMissing
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
 from .keyword import load_keyword_index
 
-SCHEMA_VERSION = 2
-# Schema 1 (before page tables and copies) reads as articles without pages or copies.
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 3
+# Schemas 1 and 2 wrote every version whole (no segments); a build over one re-embeds
+# everything once (the builder treats it as no previous index), asking says to rebuild.
+READABLE_SCHEMAS = (3,)
 REBUILD_HINT = "run `python -m rag.build --rebuild`"
 FILES = ("articles.sqlite", "chunks.npy", "sentences.npy", "chunk_vectors.npy",
          "sentence_vectors.npy", "vectors.faiss")
+SEGMENTS = "segments"
 
 
 @dataclass
@@ -89,20 +102,27 @@ def current_version(index_dir: Path) -> str | None:
     return name or None
 
 
-def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
-                  faiss_index, bm25_writer) -> str:
-    """Write a complete version next to the live one and publish it. Returns its name."""
+def new_name(prefix: str) -> str:
+    """A fresh segment or version name: ``<prefix><time ns>-<pid>`` (sorts by time)."""
+    return f"{prefix}{time.time_ns()}-{os.getpid()}"
+
+
+def write_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
+                  faiss_index, keyword_writer) -> tuple[str, dict[str, Any]]:
+    """Write ``data`` as a new immutable segment of ``index_dir`` (not yet part of any
+    version). Returns (its name, its manifest). Raises OSError (disk full) after
+    removing what it wrote."""
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    version = f"v{time.time_ns()}-{os.getpid()}"
-    tmp = index_dir / f".tmp-{version}"
+    (index_dir / SEGMENTS).mkdir(parents=True, exist_ok=True)
+    name = new_name("s")
+    tmp = index_dir / SEGMENTS / f".tmp-{name}"
     tmp.mkdir()
     try:
-        _write_articles(tmp / "articles.sqlite", data.articles, data.copies or {})
-        for name, arr in (("chunks.npy", data.chunks), ("sentences.npy", data.sentences),
-                          ("chunk_vectors.npy", data.chunk_vectors),
-                          ("sentence_vectors.npy", data.sentence_vectors)):
-            with open(tmp / name, "wb") as f:
+        _write_articles(tmp / "articles.sqlite", data.articles, {})
+        for fname, arr in (("chunks.npy", data.chunks), ("sentences.npy", data.sentences),
+                           ("chunk_vectors.npy", data.chunk_vectors),
+                           ("sentence_vectors.npy", data.sentence_vectors)):
+            with open(tmp / fname, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
         import faiss
 
@@ -113,10 +133,44 @@ def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
             raise OSError(errno.ENOSPC if full else errno.EIO,
                           os.strerror(errno.ENOSPC) if full else f"cannot write ({exc})",
                           str(tmp / "vectors.faiss")) from exc
-        bm25_writer(tmp / "bm25")
-        names = [*FILES, *sorted(f"bm25/{p.name}" for p in (tmp / "bm25").iterdir())]
+        keyword_writer(tmp / "terms")
+        names = [*FILES, *sorted(f"terms/{p.name}" for p in (tmp / "terms").iterdir())]
+        manifest = {**manifest, "schema": SCHEMA_VERSION, "segment": name,
+                    "files": {n: _file_info(tmp / n) for n in names}}
+        _write_json(tmp / "manifest.json", manifest)
+        _fsync_tree(tmp)
+        os.rename(tmp, index_dir / SEGMENTS / name)
+        _fsync_dir(index_dir / SEGMENTS)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return name, manifest
+
+
+def publish_version(index_dir: Path, manifest: dict[str, Any],
+                    deleted: dict[str, np.ndarray]) -> str:
+    """Write a version (``manifest``: its ``segments`` list names segments already
+    written; ``deleted``: segment -> sorted article rows deleted in it) and make it the
+    live one by replacing ``CURRENT``. Returns its name. Call holding the build lock."""
+    index_dir = Path(index_dir)
+    version = new_name("v")
+    tmp = index_dir / f".tmp-{version}"
+    tmp.mkdir(parents=True)
+    try:
+        files = {}
+        segments = []
+        for entry in manifest["segments"]:
+            rows = deleted.get(entry["name"])
+            entry = {k: v for k, v in entry.items() if k != "deleted"}
+            if rows is not None and len(rows):
+                fname = f"deleted-{entry['name']}.npy"
+                with open(tmp / fname, "wb") as f:
+                    np.save(f, np.asarray(rows, dtype=np.int32), allow_pickle=False)
+                files[fname] = _file_info(tmp / fname)
+                entry["deleted"] = fname
+            segments.append(entry)
         manifest = {**manifest, "schema": SCHEMA_VERSION, "version": version,
-                    "files": {name: _file_info(tmp / name) for name in names}}
+                    "segments": segments, "files": files}
         _write_json(tmp / "manifest.json", manifest)
         _fsync_tree(tmp)
         os.rename(tmp, index_dir / version)
@@ -132,13 +186,14 @@ def write_version(index_dir: Path, data: IndexData, manifest: dict[str, Any],
 
 
 def collect_garbage(index_dir: Path, keep: int = 2) -> None:
-    """Remove unfinished temporary versions, versions newer than the live one (a build
-    killed after renaming its version into place but before publishing it: under the
-    build lock nothing else can have written them), and all but the ``keep`` newest of
-    the rest (the live one is always kept). Call only while holding the build lock."""
+    """Remove unfinished temporary versions and segments, versions newer than the live
+    one (a build killed after renaming its version into place but before publishing
+    it: under the build lock nothing else can have written them), all but the ``keep``
+    newest of the rest (the live one is always kept), and every segment no kept version
+    lists. Call only while holding the build lock."""
     index_dir = Path(index_dir)
     live = current_version(index_dir)
-    for tmp in index_dir.glob(".tmp-v*"):
+    for tmp in [*index_dir.glob(".tmp-v*"), *index_dir.glob(f"{SEGMENTS}/.tmp-*")]:
         shutil.rmtree(tmp, ignore_errors=True)
     versions = sorted((p for p in index_dir.glob("v*") if p.is_dir()),
                       key=lambda p: _version_time(p.name), reverse=True)
@@ -148,9 +203,24 @@ def collect_garbage(index_dir: Path, keep: int = 2) -> None:
         for orphan in newer:
             shutil.rmtree(orphan, ignore_errors=True)
         versions = [p for p in versions if p not in newer]
-    for old in versions[keep:]:
-        if old.name != live:
+    kept = []
+    for i, old in enumerate(versions):
+        if i < keep or old.name == live:
+            kept.append(old)
+        else:
             shutil.rmtree(old, ignore_errors=True)
+    used: set[str] = set()
+    for v in kept:
+        try:
+            listed = json.loads((v / "manifest.json").read_text(encoding="utf-8"))
+            used.update(e["name"] for e in listed.get("segments", ()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue  # a damaged version: its segments go unless another lists them
+    seg_dir = index_dir / SEGMENTS
+    if seg_dir.is_dir():
+        for seg in seg_dir.iterdir():
+            if seg.name.startswith("s") and seg.name not in used:
+                shutil.rmtree(seg, ignore_errors=True)
 
 
 def _version_time(name: str) -> int:
@@ -232,16 +302,18 @@ def _fsync_dir(path: Path) -> None:
 # -- reading ------------------------------------------------------------------
 
 class Index:
-    """One loaded version, complete once constructed: passages, sentences, vectors, the
-    FAISS index and the keyword index (``keyword``). Load errors are raised as
-    :class:`IndexMismatch`. Read-only; safe to share between threads."""
+    """One loaded segment, complete once constructed: passages, sentences, vectors, the
+    FAISS index and the keyword postings (``keyword``). Load errors are raised as
+    :class:`IndexMismatch`. Read-only (``copies`` is filled by the version that
+    presents it alone, :meth:`rag.index.segments.Version.single`); safe to share
+    between threads."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         from .dense import load as load_vectors
 
         self.path = path
         self.manifest = manifest
-        self.version = manifest["version"]
+        self.version = self.name = manifest["segment"]
         self.chunks = _load_npy(path / "chunks.npy", np.int32, 2, 5)
         self.sentences = _load_npy(path / "sentences.npy", np.int32, 2, 2)
         self.sentence_vectors = _load_npy(path / "sentence_vectors.npy", np.float16, 2,
@@ -273,30 +345,21 @@ class Index:
                                 f"{REBUILD_HINT}") from exc
         self.article_ids = [r[1] for r in rows]
         self._columns = {r[1] for r in self._query("PRAGMA table_info(articles)")}
-        # near-duplicate copies: row -> the row of the article it copies (schema 2)
-        self.copy_of: dict[int, int] = {}
-        if "copy_of" in self._columns:
-            row_of = {aid: i for i, aid in enumerate(self.article_ids)}
-            for row, target in self._query("SELECT row, copy_of FROM articles"
-                                           " WHERE copy_of IS NOT NULL"):
-                if target in row_of:
-                    self.copy_of[int(row)] = row_of[target]
-        groups: dict[int, list[int]] = {}
-        for row, target in self.copy_of.items():
-            groups.setdefault(target, [target]).append(row)
-        # row -> every row holding the same story (itself included), for rows with copies
-        self.copies: dict[int, tuple[int, ...]] = {
-            r: tuple(sorted(members)) for members in groups.values() for r in members}
+        # row -> every row holding the same story (itself included): set by a version
+        # presenting this segment alone; copies are a version's, not a segment's
+        self.copies: dict[int, tuple[int, ...]] = {}
         if n and self.chunks[:, 0].max() >= len(rows):
             raise IndexMismatch(f"index at {path} is inconsistent (articles); {REBUILD_HINT}")
         self._articles: dict[int, Article] = {}
         self._memo: dict[str, Any] = {}
         self._cache_lock = threading.Lock()
-        try:  # the keyword index over the same passages (None for an index of no text)
-            self.keyword = load_keyword_index(path / "bm25")
+        try:  # the keyword postings of the same passages
+            self.keyword = load_keyword_index(path / "terms")
         except KEYWORD_LOAD_ERRORS as exc:
-            raise IndexMismatch(f"the keyword index in {path / 'bm25'} is damaged ({exc}); "
+            raise IndexMismatch(f"the keyword index in {path / 'terms'} is damaged ({exc}); "
                                 f"{REBUILD_HINT}") from exc
+        if self.keyword.n_docs != n:
+            raise IndexMismatch(f"index at {path} is inconsistent (terms); {REBUILD_HINT}")
 
     def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._db_lock:
@@ -337,27 +400,22 @@ class Index:
         schema), for a SELECT list."""
         return ", ".join(c if c in self._columns else "NULL" for c in columns)
 
-    def list_articles(self) -> list[dict[str, Any]]:
-        """id, title, source, url, published, author, file_date, date_source, chunk count
-        and ``copy_of`` (the id of the article whose story this one repeats, else None) of
-        every article."""
+    def list_articles(self, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """id, title, source, url, published, author, file_date, date_source and chunk
+        count of every article (of ``rows`` only, when given), in row order."""
         counts = np.bincount(self.chunks[:, 0], minlength=len(self.article_ids)) \
             if self.n_chunks else np.zeros(len(self.article_ids), int)
-        rows = self._query("SELECT row, id, title, source, url, published, author, "
-                           f"{self._optional('file_date', 'date_source')}"
-                           " FROM articles ORDER BY row")
+        found = self._query("SELECT row, id, title, source, url, published, author, "
+                            f"{self._optional('file_date', 'date_source')}"
+                            " FROM articles ORDER BY row")
+        keep = None if rows is None else set(int(r) for r in rows)
         return [{"id": r[1], "title": r[2], "source": r[3], "url": r[4], "published": r[5],
                  "author": r[6], "file_date": r[7], "date_source": r[8],
-                 "chunks": int(counts[r[0]]),
-                 "copy_of": self.article_ids[self.copy_of[r[0]]] if r[0] in self.copy_of
-                 else None} for r in rows]
+                 "chunks": int(counts[r[0]])} for r in found if keep is None or r[0] in keep]
 
     def idf(self, terms: list[str]) -> dict[str, float]:
-        """BM25 inverse document frequency of each term over this version's passages
-        (1.0 each in an index of no text)."""
-        if self.keyword is None:
-            return {t: 1.0 for t in terms}
-        return self.keyword.idf(terms, self.n_chunks)
+        """BM25 inverse document frequency of each term over this segment's passages."""
+        return self.keyword.stats(terms).idf_all(terms)
 
     def article_rows(self) -> list[tuple]:
         """(id, source, url, published, author) of every article, in row order."""
@@ -389,9 +447,8 @@ def read_manifest(index_dir: Path, version: str | None = None, *,
                   verify: bool = True) -> tuple[Path, dict[str, Any]]:
     """The live version's folder and manifest (or those of ``version``, one of the
     folder's versions); raises IndexMissing / IndexMismatch. With ``verify`` (the
-    default, before an index is loaded) every file listed is checked for its size and
-    sha256; ``verify=False`` reads the manifest alone (a status line: cheap however large
-    the index)."""
+    default, before a version is loaded) every file it lists is checked for its size
+    and sha256; ``verify=False`` reads the manifest alone (a status line)."""
     index_dir = Path(index_dir)
     asked, version = version, version or current_version(index_dir)
     if version is None:
@@ -400,21 +457,55 @@ def read_manifest(index_dir: Path, version: str | None = None, *,
                   or not (index_dir / version).is_dir()):
         raise IndexMissing(f"no index version {version!r} in {index_dir}")
     path = index_dir / version
+    manifest = _read_json_manifest(path, f"index version {version} in {index_dir}")
+    if manifest.get("schema") not in READABLE_SCHEMAS:
+        found = manifest.get("schema")
+        older = isinstance(found, int) and found < SCHEMA_VERSION
+        raise IndexMismatch(
+            f"index in {index_dir} has schema {found!r}"
+            + (" (written whole by an older rag, before segments)" if older else "")
+            + f"; this version of rag reads schema {SCHEMA_VERSION}; {REBUILD_HINT}")
+    segments = manifest.get("segments")
+    if not isinstance(segments, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("name"), str) for e in segments):
+        raise IndexMismatch(f"the manifest in {path} does not list its segments; "
+                            f"{REBUILD_HINT}")
+    if verify:
+        _verify_files(path, manifest, ())
+    return path, manifest
+
+
+def read_segment(index_dir: Path, name: str, *, verify: bool = True
+                 ) -> tuple[Path, dict[str, Any]]:
+    """A segment's folder and manifest; with ``verify`` every file it lists is checked
+    for its size and sha256. Raises IndexMismatch."""
+    if not name.startswith("s") or "/" in name or "\\" in name:
+        raise IndexMismatch(f"bad segment name {name!r} in {index_dir}; {REBUILD_HINT}")
+    path = Path(index_dir) / SEGMENTS / name
+    manifest = _read_json_manifest(path, f"segment {name} of {index_dir}")
+    if manifest.get("schema") != SCHEMA_VERSION or manifest.get("segment") != name:
+        raise IndexMismatch(f"the manifest of segment {name} in {index_dir} is not a "
+                            f"schema {SCHEMA_VERSION} segment's; {REBUILD_HINT}")
+    if verify:
+        _verify_files(path, manifest, FILES)
+    return path, manifest
+
+
+def _read_json_manifest(path: Path, what: str) -> dict[str, Any]:
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise IndexMismatch(f"index version {version} in {index_dir} is missing its "
-                            f"manifest; {REBUILD_HINT}") from exc
+        raise IndexMismatch(f"{what} is missing its manifest; {REBUILD_HINT}") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexMismatch(f"the manifest in {path} is not valid JSON; {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") not in READABLE_SCHEMAS:
-        found = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise IndexMismatch(f"index in {index_dir} has schema {found!r}, this version of rag "
-                            f"reads schema {' or '.join(map(str, READABLE_SCHEMAS))}; {REBUILD_HINT}")
-    if not verify:
-        return path, manifest
+    if not isinstance(manifest, dict):
+        raise IndexMismatch(f"the manifest in {path} is not an object; {REBUILD_HINT}")
+    return manifest
+
+
+def _verify_files(path: Path, manifest: dict[str, Any], required: tuple[str, ...]) -> None:
     files = manifest.get("files")
-    if not isinstance(files, dict) or not all(n in files for n in FILES) \
+    if not isinstance(files, dict) or not all(n in files for n in required) \
             or not all(isinstance(info, dict) for info in files.values()):
         raise IndexMismatch(f"the manifest in {path} does not list every index file; "
                             f"{REBUILD_HINT}")
@@ -429,7 +520,6 @@ def read_manifest(index_dir: Path, version: str | None = None, *,
         if _file_info(f)["sha256"] != info.get("sha256"):  # same size, other bytes
             raise IndexMismatch(f"index file {name} in {path} does not match the checksum in "
                                 f"the manifest (damaged or replaced); {REBUILD_HINT}")
-    return path, manifest
 
 
 def check_compatible(manifest: dict[str, Any], model_id: str, settings: dict[str, Any]) -> None:
@@ -442,11 +532,6 @@ def check_compatible(manifest: dict[str, Any], model_id: str, settings: dict[str
     if diff:
         what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
         raise IndexMismatch(f"the index was built with other settings ({what}); {REBUILD_HINT}")
-
-
-def open_index(index_dir: Path) -> Index:
-    path, manifest = read_manifest(index_dir)
-    return Index(path, manifest)
 
 
 def _load_npy(path: Path, dtype, ndim: int, width: int) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""The Corpus contract (rag/answer/corpus.py, issue 25 item 1), run by every
-implementation: one index (LocalCorpus) and a sharded one (ShardedIndex over 1 and 3
-shards), built from the same articles with the fake embedder."""
+"""The Corpus contract (rag/answer/corpus.py, issue 25 item 1), run by every layout
+the coordinator reads: one index of one segment, one index of several segments with
+deleted rows (issue 26), and a sharded one (1 and 3 shards), built from the same
+articles with the fake embedder."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 import rag
-from rag.answer.corpus import LocalCorpus
 from rag.answer.filters import make_filters
 from rag.answer.pipeline import load_corpus
 from rag.answer.shards import ShardedIndex
@@ -31,7 +31,7 @@ QUESTIONS = ["When did the harbour open?", "Who founded the museum?", "What does
              "When does the fishing fleet sail?"]
 
 
-@pytest.fixture(scope="module", params=["local", "sharded-1", "sharded-3"])
+@pytest.fixture(scope="module", params=["local", "segments", "sharded-1", "sharded-3"])
 def corpus(request, tmp_path_factory):
     base = tmp_path_factory.mktemp(request.param)
     src = base / "articles"
@@ -40,10 +40,23 @@ def corpus(request, tmp_path_factory):
         (src / name).write_text(text, encoding="utf-8")
     cfg = Config(source=src, index_dir=base / "index", model="fake", chunk_tokens=40,
                  chunk_overlap=5, abstain_threshold=0.0, selector=False)
-    shards = None if request.param == "local" else int(request.param.rsplit("-", 1)[1])
+    shards = int(request.param.rsplit("-", 1)[1]) if "sharded" in request.param else None
+    if request.param == "segments":  # one article per build, one changed and back
+        cfg = cfg.replace(merge=False)
+        first = ARTICLES["market.txt"]
+        (src / "market.txt").write_text("The market closed.\n", encoding="utf-8")
+        (src / "museum.jsonl").rename(base / "museum.jsonl")
+        rag.build(config=cfg)
+        (base / "museum.jsonl").rename(src / "museum.jsonl")
+        rag.build(config=cfg)
+        (src / "market.txt").write_text(first, encoding="utf-8")
     rag.build(config=cfg, shards=shards)
     c = load_corpus(cfg.index_dir, cfg)
-    assert isinstance(c, LocalCorpus if shards is None else ShardedIndex)
+    assert isinstance(c, ShardedIndex)
+    if request.param == "segments":
+        from rag.index.live import load_index
+        version = load_index(cfg.index_dir, cfg)
+        assert len(version.parts) == 3 and len(version.parts[0].deleted) == 1
     yield c, cfg
     shutil.rmtree(base, ignore_errors=True)
 
@@ -97,7 +110,7 @@ def test_filters_count_articles_in_scope_and_an_empty_scope_finds_nothing(corpus
     none = c.retrieve("museum", _embed(cfg, "museum", calls), 5, "hybrid",
                       make_filters({"article_ids": ["nowhere.txt"]}, None))
     assert none.view is None and none.hits == [] and none.in_scope == 0
-    assert calls == ([] if isinstance(c, LocalCorpus) else ["museum"])  # shards rank by it
+    assert calls == ["museum"]  # the coordinator embeds first: every folder ranks by it
     calls.clear()
     some = c.retrieve("museum", _embed(cfg, "museum", calls), 5, "hybrid",
                       make_filters({"since": "2024-01-01"}, None))

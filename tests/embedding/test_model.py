@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag.index.store import open_index
+from rag.index.segments import open_index
 
 SEED_ID = "deepseek-r1-disrupts-tech-industry.txt"
 

@@ -10,7 +10,7 @@ import pytest
 
 import rag
 from rag.index import store
-from rag.index.store import open_index
+from rag.index.segments import open_index
 from rag.types import BuildError, IndexMismatch
 
 ART_A = ("Solar power in Spain\n\nSpain installed record solar capacity in 2023. "
@@ -52,6 +52,7 @@ def test_changing_one_article_embeds_only_it(cfg, fake_embedder):
     assert r.updated == ("a.txt",) and r.unchanged == ("b.txt",)
     assert fake_embedder.embedded and all("Chess" not in t and "Ding" not in t
                                           for t in fake_embedder.embedded)
+    rag.build(config=cfg, optimize=True)  # one segment again, to read as one index
     after = open_index(cfg.index_dir)
     b_row = after.article_ids.index("b.txt")
     assert (after.chunk_vectors[after.chunks[:, 0] == b_row] == b_vectors).all()
@@ -79,7 +80,7 @@ def test_reused_rows_keep_offsets_and_sentences_consistent(cfg, fake_embedder):
     rag.build(config=cfg)
     write(cfg, "a.txt", ART_A.replace("record", "new record"))
     (cfg.source / "b.txt").unlink()
-    rag.build(config=cfg)
+    rag.build(config=cfg, optimize=True)
     idx = open_index(cfg.index_dir)
     for row, s, e, lo, hi in idx.chunks.tolist():
         text = idx.article(row).text

@@ -1,18 +1,22 @@
 """Faults: the previous index keeps working.
 
 * ``python -m rag.build`` killed with SIGKILL at many different moments (each step of
-  loading, embedding, writing, fsync, publishing and cleaning up, plus random times):
-  afterwards the index loads and answers exactly as before (or exactly as the new
-  version, once ``CURRENT`` has been replaced) and the next build completes.
-* Truncated, corrupted, missing or foreign index files: a clear error naming the problem
-  and saying to rebuild, and the next build repairs it.
+  loading, embedding, writing the new segment, fsync, publishing the version and cleaning
+  up, plus random times): afterwards the index loads and answers exactly as before (or
+  exactly as the new version, once ``CURRENT`` has been replaced) and the next build
+  completes and leaves no segment that no kept version lists.
+* Truncated, corrupted, missing or foreign index files (in a segment or in the version):
+  a clear error naming the problem and saying to rebuild, and the build repairs it (a
+  damaged segment file needs ``--rebuild``, as the error says: a build reads only the
+  manifests, so it sees nothing changed).
 * Two builds at once: the second waits (or stops with a clear message); never two writers.
 * ``ask`` while builds replace the index: every answer wholly from one version.
 * Disk full (an injected ``OSError(ENOSPC)``) at each write: the old index survives.
 
 The builds run in child processes forked from a "zygote" (a Python process that has already
-imported rag, numpy, faiss and bm25s and registered the fake embedder), so each child is
-exactly ``python -m rag.build`` (run with :mod:`runpy`) without 2 s of imports each time.
+imported rag, numpy, faiss and the keyword index's stemmer and stop words and registered the
+fake embedder), so each child is exactly ``python -m rag.build`` (run with :mod:`runpy`)
+without 2 s of imports each time.
 The zygote wraps the build's file operations so that every step reports an event on
 stdout; a child can be told to halt at event ``n`` (it then waits, and the test kills it).
 """
@@ -36,9 +40,11 @@ import numpy as np
 import pytest
 
 import rag
+from rag.answer.pipeline import forget_corpus
 from rag.index import live, store
 from rag.config import Config
-from rag.index.store import FILES, open_index, read_manifest
+from rag.index.segments import open_version
+from rag.index.store import FILES, read_manifest, read_segment
 from rag.types import BuildError, IndexMismatch, IndexMissing
 from tests.conftest import TESTS  # children import it as conftest (the fake embedder)
 
@@ -49,8 +55,8 @@ import json, os, runpy, select, shutil, sys, time
 sys.path.insert(0, sys.argv[1])
 import conftest  # registers the fake embedder as model "fake"
 import numpy, faiss, bm25s, filelock, tqdm, blingfire, Stemmer
-import rag, rag.build, rag.index.build, rag.index.store, rag.answer.search
-import rag.ingest.chunking, rag.ingest.loaders
+import rag, rag.build, rag.index.build, rag.index.store, rag.index.segments
+import rag.index.keyword, rag.answer.search, rag.ingest.chunking, rag.ingest.loaders
 
 STATE = {"n": 0, "halt": None, "go": None, "sleep": 0.0, "seen": {}, "zygote": os.getpid(),
          "fd": 1}
@@ -82,12 +88,29 @@ def hook(owner, attr, label=None):
         return out
     setattr(owner, attr, wrapper)
 
-import rag.index.build as ix, rag.index.store as st
+import rag.index.build as ix, rag.index.store as st, rag.index.segments as sg
+import rag.index.keyword as kw
 hook(ix, "load_sources", "load_articles")
 hook(ix._build_lock, "__enter__", "lock")
 hook(ix, "embed_articles", "_embed_articles")
 hook(ix, "_assemble")
-hook(ix, "build_keyword_writer")
+# a new segment (the build's, or a merge's), then a version that lists it
+for owner in (ix, sg):
+    hook(owner, "write_data_segment")
+    hook(owner, "publish_version")
+hook(ix, "merge")
+hook(sg, "write_segment")
+real_keyword_writer = kw.build_keyword_writer
+def keyword_writer(texts):  # indexing the passages, then writing the postings (terms/)
+    event("keyword_index>")
+    write = real_keyword_writer(texts)
+    event("keyword_index<")
+    def write_terms(folder):
+        event("write_terms>")
+        write(folder)
+        event("write_terms<")
+    return write_terms
+kw.build_keyword_writer = keyword_writer
 hook(st, "_write_articles")
 hook(st, "_write_json")
 hook(st, "_fsync_tree")
@@ -95,7 +118,6 @@ hook(st, "_fsync_dir")
 hook(st, "collect_garbage")
 hook(numpy, "save", "np.save")
 hook(faiss, "write_index", "faiss.write_index")
-hook(bm25s.BM25, "save", "bm25.save")
 hook(os, "fsync")
 hook(os, "rename")
 hook(os, "replace")
@@ -346,9 +368,39 @@ def set_source(cfg: Config, state: dict[str, str]) -> None:
 
 
 def answers(cfg: Config) -> list:
-    """The answers of the live index, loaded afresh from disk."""
-    live._indexes.clear()
+    """The answers of the live index, loaded afresh from disk (version and segments)."""
+    forget_corpus(cfg.index_dir)
     return [rag.ask(q, config=cfg) for q in QUESTIONS]
+
+
+def segment_path(index_dir: Path, article: str | None = None) -> Path:
+    """The folder of the live version's segment that holds ``article`` (None: of its one
+    segment, as after a fresh build): where the index files are."""
+    _, manifest = read_manifest(index_dir, verify=False)
+    names = [e["name"] for e in manifest["segments"]]
+    if article is not None:
+        names = [n for n in names
+                 if article in read_segment(index_dir, n, verify=False)[1]["articles"]]
+    [name] = names
+    return Path(index_dir) / "segments" / name
+
+
+def listed_segments(index_dir: Path) -> set[str]:
+    """The segments some version on disk lists."""
+    out = set()
+    for v in Path(index_dir).glob("v*"):
+        out |= {e["name"] for e in json.loads((v / "manifest.json").read_text())["segments"]}
+    return out
+
+
+def assert_no_leftovers(index_dir: Path) -> None:
+    """No unfinished version or segment, at most two versions, and every segment on disk
+    listed by one of them."""
+    names = sorted(p.name for p in Path(index_dir).iterdir())
+    segments = sorted(p.name for p in (Path(index_dir) / "segments").iterdir())
+    assert not [n for n in names + segments if n.startswith(".tmp-")], (names, segments)
+    assert len([n for n in names if n.startswith("v")]) <= 2, names
+    assert set(segments) == listed_segments(index_dir), segments
 
 
 @pytest.fixture
@@ -366,8 +418,9 @@ def two_states(cfg, fake_embedder):
 
 def live_state(cfg, ans_a, ans_b) -> str:
     """'A' or 'B': the index loads, passes its checks and answers exactly like one state."""
-    path, manifest = read_manifest(cfg.index_dir)
-    open_index(cfg.index_dir)
+    forget_corpus(cfg.index_dir)
+    read_manifest(cfg.index_dir)  # the version's files pass their checks
+    open_version(cfg.index_dir)  # and so does every segment's (loaded afresh)
     got = answers(cfg)
     assert got in (ans_a, ans_b), "answers are neither the old nor the new index's"
     return "A" if got == ans_a else "B"
@@ -383,6 +436,13 @@ def test_sigkill_at_every_step_of_a_build_leaves_a_working_index(two_states, zyg
     assert full.exit_code == 0, full.stderr
     steps = [name for _, name in full.events]  # "label#occurrence"
     publish = steps.index("replace<#1")  # CURRENT replaced: the new version is live after it
+    # the build writes one new segment (its files, its manifest, fsync, renamed into
+    # segments/), then the version that lists it, then replaces CURRENT
+    segment = steps.index("write_segment>#1")
+    assert segment < steps.index("_write_articles>#1") < steps.index("np.save>#1") \
+        < steps.index("faiss.write_index>#1") < steps.index("write_terms>#1") \
+        < steps.index("rename>#1") < steps.index("write_segment<#1") \
+        < steps.index("publish_version>#1") < steps.index("rename>#2") < publish, steps
     assert live_state(cfg, ans_a, ans_b) == "B"
     kills = []  # (step name, state before, state after)
 
@@ -394,11 +454,15 @@ def test_sigkill_at_every_step_of_a_build_leaves_a_working_index(two_states, zyg
         assert live_state(cfg, ans_a, ans_b) == "A"
 
     # 1. halt at the start and at the end of each kind of step of the A -> B build (the
-    #    child waits there) and SIGKILL it; every step of the publication itself
-    #    (the number of folders garbage collection removes varies: rmtree is left out)
+    #    child waits there) and SIGKILL it; every step of writing the new segment and
+    #    publishing the version, but for the single os.fsync calls inside _fsync_tree,
+    #    _fsync_dir and _write_json, which change nothing on disk that a SIGKILL could
+    #    tell (the first of them is chosen all the same; the number of folders garbage
+    #    collection removes varies: rmtree is left out)
     labels = [s.split("#")[0] for s in steps]
     chosen = sorted({labels.index(x) for x in labels if x != "rmtree>" and x != "rmtree<"}
-                    | set(range(steps.index("rename>#1"), publish + 1)))
+                    | {n for n in range(segment, publish + 1)
+                       if labels[n] not in ("fsync>", "fsync<")})
     for n in chosen:
         back_to_a()
         set_source(cfg, STATE_B)
@@ -432,25 +496,26 @@ def test_sigkill_at_every_step_of_a_build_leaves_a_working_index(two_states, zyg
             assert child.exit_code == 0, child.stderr
     assert len(kills) >= 20
     assert {"rename>", "replace>", "replace<", "np.save>", "fsync>", "collect_garbage>",
-            "embed-batch", "lock<"} <= {w for w, _, _ in kills}
+            "embed-batch", "lock<", "write_segment>", "_write_articles>", "faiss.write_index>",
+            "write_terms>", "write_terms<", "publish_version>", "write_segment<"
+            } <= {w for w, _, _ in kills}
 
     # the next build completes, cleans up what the killed builds left, and is right
     set_source(cfg, STATE_B)
     final = zygote.run(cfg)
     assert final.exit_code == 0, final.stderr
     assert live_state(cfg, ans_a, ans_b) == "B"
-    leftovers = sorted(p.name for p in cfg.index_dir.iterdir())
-    assert not [n for n in leftovers if n.startswith(".tmp-")], leftovers
-    assert len([n for n in leftovers if n.startswith("v")]) <= 2, leftovers
+    assert_no_leftovers(cfg.index_dir)  # nor a segment a killed build wrote but never listed
     print(f"\n{len(kills)} SIGKILLs survived ({len(chosen)} chosen of {len(steps)} build "
-          f"steps, publish at step {publish}; {len(kills) - len(chosen)} at random times)")
+          f"steps, segment from step {segment}, publish at step {publish}; "
+          f"{len(kills) - len(chosen)} at random times)")
 
 
 # -- damaged index files ---------------------------------------------------------------
 
 def damage_and_expect(cfg, name: str, how: str, pattern: str) -> None:
-    path, manifest = read_manifest(cfg.index_dir)
-    f = path / name
+    """Damage ``name`` in the segment that holds the article asked about."""
+    f = segment_path(cfg.index_dir, "chess.md") / name
     if how == "truncate":
         data = f.read_bytes()
         f.write_bytes(data[: len(data) // 2])
@@ -461,14 +526,14 @@ def damage_and_expect(cfg, name: str, how: str, pattern: str) -> None:
         f.write_bytes(bytes(data))
     elif how == "delete":
         f.unlink()
-    live._indexes.clear()
+    forget_corpus(cfg.index_dir)
     with pytest.raises(IndexMismatch, match=pattern) as info:
         rag.ask("Who won the final game in Singapore?", config=cfg)
     assert "python -m rag.build --rebuild" in str(info.value)
 
 
-INDEX_FILES = [*FILES, "bm25/data.csc.index.npy", "bm25/vocab.index.json",
-               "bm25/params.index.json"]
+INDEX_FILES = [*FILES, "terms/vocab.json", "terms/indptr.npy", "terms/docs.npy",
+               "terms/tf.npy", "terms/lengths.npy"]
 
 
 @pytest.mark.parametrize("how, pattern", [
@@ -477,36 +542,77 @@ INDEX_FILES = [*FILES, "bm25/data.csc.index.npy", "bm25/vocab.index.json",
     ("delete", r"index file {name} is missing"),
 ])
 @pytest.mark.parametrize("name", INDEX_FILES)
-def test_damaged_index_file_is_named_and_the_next_build_repairs_it(two_states, name, how,
-                                                                  pattern):
+def test_damaged_index_file_is_named_and_a_rebuild_repairs_it(two_states, name, how,
+                                                             pattern):
     cfg, ans_a, _ = two_states
     damage_and_expect(cfg, name, how, pattern.format(name=name.replace(".", r"\.")))
-    r = rag.build(config=cfg)  # no --rebuild needed: the damaged version is not reused
+    # as the error says: --rebuild (a build reads only the manifests, not the segments'
+    # files, so without it a build finds nothing changed)
+    r = rag.build(config=cfg, rebuild=True)
     assert r.wrote and sorted(r.added) == sorted(["solar.txt", "chess.md", "volcano.txt",
                                                   "rail"])
     assert answers(cfg) == ans_a
 
 
-@pytest.mark.parametrize("edit, pattern", [
-    (lambda m: {**m, "schema": 0}, r"has schema 0, this version of rag reads schema 1 or 2"),
-    (lambda m: {**m, "schema": 99}, r"has schema 99"),
-    (lambda m: [m], r"has schema None"),
-    (lambda m: {k: v for k, v in m.items() if k != "files"}, "does not list every index file"),
-    (lambda m: {**m, "files": {k: v for k, v in m["files"].items() if k != "chunks.npy"}},
-     "does not list every index file"),
-    (lambda m: {**m, "model": "someone-else"}, "built with model 'someone-else'"),
-    (lambda m: {**m, "settings": {**m["settings"], "chunk_tokens": 99}},
-     "built with other settings .*chunk_tokens 99 -> 40"),
-])
-def test_foreign_manifest_is_refused_with_a_rebuild_hint(two_states, edit, pattern):
-    cfg, ans_a, _ = two_states
+def test_damaged_deleted_rows_of_a_version_are_refused(two_states):
+    """The version's own files (the rows deleted in an older segment) are checked too."""
+    cfg, _, _ = two_states
+    set_source(cfg, {k: v for k, v in STATE_A.items() if k != "volcano.txt"})
+    rag.build(config=cfg.replace(merge=False))  # the volcano's segment keeps a deleted row
     path, manifest = read_manifest(cfg.index_dir)
+    [name] = manifest["files"]
+    assert name.startswith("deleted-") and (path / name).is_file()
+    before = answers(cfg)
+    assert "volcano.txt" not in {c.article_id for a in before for c in a.citations}
+    (path / name).write_bytes((path / name).read_bytes()[:-4])
+    forget_corpus(cfg.index_dir)
+    with pytest.raises(IndexMismatch, match=f"index file {name} has .* bytes") as info:
+        rag.ask(QUESTIONS[0], config=cfg)
+    assert "python -m rag.build --rebuild" in str(info.value)
+    assert rag.build(config=cfg, rebuild=True).wrote and answers(cfg) == before
+
+
+# (which manifest, edit, what asking says, whether a plain build repairs it: a build
+#  reads the manifests, so one it cannot use is rebuilt; one that reads fine but lists
+#  the files wrongly is caught when asking, and --rebuild repairs it)
+@pytest.mark.parametrize("which, edit, pattern, plain", [
+    ("version", lambda m: {**m, "schema": 0},
+     r"has schema 0 \(written whole by an older rag, before segments\); this version of "
+     r"rag reads schema 3", True),
+    ("version", lambda m: {**m, "schema": 2},
+     r"has schema 2 \(written whole by an older rag, before segments\)", True),
+    ("version", lambda m: {**m, "schema": 99}, r"has schema 99; this version", True),
+    ("version", lambda m: [m], r"manifest .* is not an object", True),
+    ("version", lambda m: {k: v for k, v in m.items() if k != "segments"},
+     "does not list its segments", True),
+    ("version", lambda m: {**m, "segments": [{"articles": 4}]},
+     "does not list its segments", True),
+    ("version", lambda m: {k: v for k, v in m.items() if k != "files"},
+     "does not list every index file", False),
+    ("version", lambda m: {**m, "model": "someone-else"}, "built with model 'someone-else'",
+     True),
+    ("version", lambda m: {**m, "settings": {**m["settings"], "chunk_tokens": 99}},
+     "built with other settings .*chunk_tokens 99 -> 40", True),
+    ("segment", lambda m: {k: v for k, v in m.items() if k != "files"},
+     "does not list every index file", False),
+    ("segment", lambda m: {**m, "files": {k: v for k, v in m["files"].items()
+                                          if k != "chunks.npy"}},
+     "does not list every index file", False),
+    ("segment", lambda m: {**m, "schema": 2}, "is not a schema 3 segment's", True),
+    ("segment", lambda m: {**m, "segment": "s1-1"}, "is not a schema 3 segment's", True),
+])
+def test_foreign_manifest_is_refused_with_a_rebuild_hint(two_states, which, edit, pattern,
+                                                         plain):
+    cfg, ans_a, _ = two_states
+    path = segment_path(cfg.index_dir, "chess.md") if which == "segment" \
+        else read_manifest(cfg.index_dir)[0]
+    manifest = json.loads((path / "manifest.json").read_text())
     (path / "manifest.json").write_text(json.dumps(edit(manifest)))
-    live._indexes.clear()
+    forget_corpus(cfg.index_dir)
     with pytest.raises(IndexMismatch, match=pattern) as info:
         rag.ask("solar", config=cfg)
     assert "python -m rag.build --rebuild" in str(info.value)
-    assert rag.build(config=cfg).wrote
+    assert rag.build(config=cfg, rebuild=not plain).wrote
     assert answers(cfg) == ans_a
 
 
@@ -517,25 +623,26 @@ def test_foreign_manifest_is_refused_with_a_rebuild_hint(two_states, edit, patte
 def test_broken_current_pointer(two_states, content, error, pattern):
     cfg, ans_a, _ = two_states
     (cfg.index_dir / "CURRENT").write_bytes(content)
-    live._indexes.clear()
+    forget_corpus(cfg.index_dir)
     with pytest.raises(error, match=pattern):
         rag.ask("solar", config=cfg)
     assert rag.build(config=cfg).wrote and answers(cfg) == ans_a
 
 
-def test_manifest_that_is_not_json(two_states):
+@pytest.mark.parametrize("which", ["version", "segment"])
+def test_manifest_that_is_not_json(two_states, which):
     cfg, ans_a, _ = two_states
-    path, _ = read_manifest(cfg.index_dir)
-    (path / "manifest.json").write_bytes(b'{"schema": 1, "files": {\xff')
-    live._indexes.clear()
+    path = segment_path(cfg.index_dir, "chess.md") if which == "segment" \
+        else read_manifest(cfg.index_dir)[0]
+    (path / "manifest.json").write_bytes(b'{"schema": 3, "segments": [{\xff')
+    forget_corpus(cfg.index_dir)
     with pytest.raises(IndexMismatch, match="manifest .* is not valid JSON.*--rebuild"):
         rag.ask("solar", config=cfg)
 
 
 def test_cli_reports_a_damaged_index_in_one_line(two_states, tmp_path):
     cfg, _, _ = two_states
-    path, _ = read_manifest(cfg.index_dir)
-    (path / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
+    (segment_path(cfg.index_dir, "chess.md") / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
     code = ("import sys; sys.path.insert(0, %r); import conftest, runpy; "
             "sys.argv = ['rag.ask', 'solar']; runpy.run_module('rag.ask', run_name='__main__')"
             % str(TESTS))
@@ -553,9 +660,8 @@ def test_app_shows_a_damaged_index_instead_of_crashing(two_states):
     from rag.app.web import BackgroundServer, create_app
 
     cfg, ans_a, _ = two_states
-    path, _ = read_manifest(cfg.index_dir)
-    (path / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
-    live._indexes.clear()
+    (segment_path(cfg.index_dir, "chess.md") / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
+    forget_corpus(cfg.index_dir)
     with BackgroundServer(create_app(cfg), host="127.0.0.1", port=0) as url:
         with httpx.Client(base_url=url, timeout=60) as http:
             r = http.post("/api/ask", json={"question": "Who won the final game?"})
@@ -569,7 +675,9 @@ def test_app_shows_a_damaged_index_instead_of_crashing(two_states):
             events = http.get(f"/gradio_api/call/answer/{r.json()['event_id']}").text
             assert "event: error" in events and "needs to be rebuilt" in events
             assert "chunks.npy" in events and "Traceback" not in events
-            rag.build(config=cfg)  # repaired: the running app answers again
+            # repaired as the error says (--rebuild: a build reads only the manifests):
+            # the running app answers again
+            assert rag.build(config=cfg, rebuild=True).wrote
             r = http.post("/api/ask", json={"question": QUESTIONS[2]})
             assert r.status_code == 200 and r.json()["text"] == ans_a[2].text
 
@@ -664,20 +772,25 @@ def test_answers_during_rebuilds_come_wholly_from_one_version(two_states, zygote
 
 def test_a_version_removed_by_later_builds_stays_readable_from_any_thread(two_states):
     """An ask that started on a version keeps reading it even if two more builds publish
-    and clean it up meanwhile (the reader's thread may never have touched it before)."""
+    and clean it up (the version and its segments) meanwhile (the reader's thread may
+    never have touched it before)."""
     cfg, ans_a, _ = two_states
+    forget_corpus(cfg.index_dir)
     old = live.load_index(cfg.index_dir, cfg)
+    volcano = old.parts[old.where["volcano.txt"][0]].index
     for state in (STATE_B, STATE_A, STATE_B):
         set_source(cfg, state)
         assert rag.build(config=cfg).wrote
-    assert not old.path.exists()  # collected
+    assert not old.path.exists() and not volcano.path.exists()  # collected
     got = []
     worker = threading.Thread(target=lambda: got.append(
-        ([old.article(i).title for i in range(len(old.article_ids))], old.list_articles())))
+        ([old.article(aid).title for aid in old.where], old.list_articles(),
+         [volcano.article(i).title for i in range(len(volcano.article_ids))])))
     worker.start()
     worker.join()
-    titles, listed = got[0]
-    assert "Volcano erupts in Iceland" in titles and len(listed) == len(old.article_ids)
+    titles, listed, in_segment = got[0]
+    assert "Volcano erupts in Iceland" in titles and len(listed) == old.n_articles == 4
+    assert "Volcano erupts in Iceland" in in_segment
 
 
 # -- disk full ----------------------------------------------------------------------------
@@ -701,15 +814,33 @@ def _fail_after_partial_write(real):
     return write
 
 
-def _fail_json(name):
+def _fail_json(name, nth=1):
+    """Fail the ``nth`` write of a file called ``name`` (manifest.json: the segment's
+    first, then the version's)."""
     def make(real):
+        seen = [0]
+
         def write(path, obj, raw=None):
             if Path(path).name == name:
-                Path(path).write_text('{"schema": 1, "ver')
-                raise _enospc(path)
+                seen[0] += 1
+                if seen[0] == nth:
+                    Path(path).write_text('{"schema": 3, "ver')
+                    raise _enospc(path)
             return real(path, obj, raw=raw)
         return write
     return make
+
+
+def _keyword_full(real):
+    def build_keyword_writer(texts):
+        real(texts)  # the postings are built, then writing them fails half-way
+
+        def write(folder):
+            folder.mkdir()
+            (folder / "vocab.json").write_text('["parti')
+            raise _enospc(folder / "vocab.json")
+        return write
+    return build_keyword_writer
 
 
 def _fail_always(real):
@@ -757,8 +888,9 @@ def _sqlite_full(real):
     ("sqlite3", "connect", _sqlite_full),
     ("faiss", "write_index", _faiss_full),
     ("faiss", "write_index", _fail_always),
-    ("bm25s.BM25", "save", _fail_always),
+    ("rag.index.keyword", "build_keyword_writer", _keyword_full),
     ("rag.index.store", "_write_json", _fail_json("manifest.json")),
+    ("rag.index.store", "_write_json", _fail_json("manifest.json", nth=2)),
     ("rag.index.store", "_write_json", _fail_json("CURRENT.tmp")),
     ("os", "fsync", _fail_always),
 ])
@@ -768,21 +900,28 @@ def test_disk_full_during_a_build_keeps_the_old_index(two_states, monkeypatch, t
 
     cfg, ans_a, ans_b = two_states
     live = store.current_version(cfg.index_dir)
+    segments = sorted(p.name for p in (cfg.index_dir / "segments").iterdir())
     set_source(cfg, STATE_B)
-    module, _, cls = target.partition(".BM25")
-    owner = importlib.import_module(module)
-    if cls or target.endswith("BM25"):
-        owner = owner.BM25
+    owner = importlib.import_module(target)
     monkeypatch.setattr(owner, attr, make(getattr(owner, attr)))
     with pytest.raises(OSError) as info:
         rag.build(config=cfg)
     monkeypatch.undo()
     assert info.value.errno == errno.ENOSPC
     assert store.current_version(cfg.index_dir) == live
+    # no partial file: no unfinished version or segment; a segment that was written
+    # whole before the version failed is listed by no version, and goes with the next
+    # build's clean-up
     assert not list(cfg.index_dir.glob(".tmp-*"))
+    assert not list(cfg.index_dir.glob("segments/.tmp-*"))
+    now = sorted(p.name for p in (cfg.index_dir / "segments").iterdir())
+    assert set(now) - set(segments) <= {p.name for p in (cfg.index_dir / "segments").iterdir()
+                                        if (p / "manifest.json").is_file()}
+    assert set(segments) <= set(now)  # the live version's, untouched
     assert answers(cfg) == ans_a
     r = rag.build(config=cfg)  # space again: the next build completes
     assert r.wrote and answers(cfg) == ans_b
+    assert_no_leftovers(cfg.index_dir)
 
 
 DISK_FULL_CHILD = r'''
@@ -792,7 +931,8 @@ import importlib
 import conftest, rag
 from pathlib import Path
 build_cli = importlib.import_module("rag.build")
-from rag.index import live, store
+from rag.answer.pipeline import forget_corpus
+from rag.index import store
 from rag.config import Config
 src, idx = Path(sys.argv[2]), Path(sys.argv[3])
 cfg = Config(source=src, index_dir=idx, model="fake", chunk_tokens=40, chunk_overlap=5,
@@ -807,12 +947,12 @@ with contextlib.redirect_stderr(err):
     out["code"] = build_cli.main(["--source", str(src), "--index", str(idx), "--quiet"])
 out["stderr"] = err.getvalue()
 out["same_version"] = store.current_version(idx) == published
-out["tmp_left"] = [p.name for p in idx.glob(".tmp-*")]
-live._indexes.clear()
+out["tmp_left"] = [p.name for p in [*idx.glob(".tmp-*"), *idx.glob("segments/.tmp-*")]]
+forget_corpus(idx)
 out["same_answers"] = [rag.ask(q, config=cfg) for q in sys.argv[4:]] == before
 (src / "huge.txt").write_text("Small again\n\nThe new article fits on the disk.")
 out["next"] = rag.build(config=cfg).wrote
-live._indexes.clear()
+forget_corpus(idx)
 out["new_found"] = rag.ask("Does the new article fit on the disk?",
                            config=cfg).citations[0].article_id
 print(json.dumps(out))

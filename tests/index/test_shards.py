@@ -1,7 +1,8 @@
 """A sharded index (rag.index.shards, rag.answer.shards) answers exactly as one index over
 the same articles: text, offsets, citations, scores and explanations, in the three
-retrieval modes, with filters; BM25 statistics summed over shards are what makes it so
-(shard-local statistics break it); incremental builds stay per shard. No Ray here: the
+retrieval modes, with filters; BM25 statistics summed over shards when asked are what
+makes it so (shard-local statistics break it); incremental builds write only the shards
+that changed. No Ray here: the
 shards are read in this process (tests/distributed/test_distributed.py puts them behind
 Ray Serve)."""
 
@@ -16,10 +17,9 @@ import pytest
 
 import rag
 from rag.config import Config
-from rag.index.keyword import build_keyword_writer, keyword_stats, load_keyword_index
+from rag.index.keyword import build_keyword_writer, keyword_tokens, load_keyword_index
 from rag.index.shards import (CLUSTER, build_sharded, is_cluster, read_cluster, shard_name,
                               shard_of)
-from rag.index.store import file_sha256
 from rag.types import BuildError
 from tests.conftest import DATA, SEEDS, SHARED
 
@@ -49,33 +49,21 @@ def test_an_article_always_lands_in_the_same_shard():
     assert counts.min() > 900  # balanced
 
 
-def test_corpus_statistics_reproduce_bm25s_byte_for_byte(tmp_path):
-    texts = [p for t in wiki_texts() for p in t.split("\n\n")]
-    build_keyword_writer(texts)(tmp_path / "bm25s")
-    build_keyword_writer(texts, keyword_stats(texts))(tmp_path / "ours")
-    names = sorted(p.name for p in (tmp_path / "bm25s").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "ours").iterdir())
-    for name in names:
-        assert file_sha256(tmp_path / "bm25s" / name) == file_sha256(tmp_path / "ours" / name)
-
-
 def test_a_shard_scores_bm25_as_the_whole_corpus_does_only_with_summed_statistics(tmp_path):
     texts = [p for t in wiki_texts() for p in t.split("\n\n")]
     a, b = texts[::2], texts[1::2]
-    total = keyword_stats(a).plus(keyword_stats(b))
-    assert total.n_docs == len(texts) and total == keyword_stats(texts)
-    build_keyword_writer(texts)(tmp_path / "all")
-    build_keyword_writer(a, total)(tmp_path / "global")
-    build_keyword_writer(a)(tmp_path / "local")
-    whole = load_keyword_index(tmp_path / "all")
-    shard = load_keyword_index(tmp_path / "global")
-    local = load_keyword_index(tmp_path / "local")
+    for name, part in (("all", texts), ("a", a), ("b", b)):
+        build_keyword_writer(part)(tmp_path / name)
+    whole, sa, sb = (load_keyword_index(tmp_path / n) for n in ("all", "a", "b"))
     for q in ("oil prices embargo", "Tesla alternating current", "parliament election",
               "chloroplast photosynthesis membrane"):
-        full = dict(whole.search(q, len(texts)))
-        got = shard.search(q, len(a))
-        assert got and all(full[2 * i] == s for i, s in got)  # bit for bit
-        assert any(full[2 * i] != s for i, s in local.search(q, len(a)))
+        words = keyword_tokens(q)
+        total = sa.stats(words).plus(sb.stats(words))
+        assert total == whole.stats(words)
+        full = whole.scores(words, whole.stats(words))
+        got = sa.scores(words, total)
+        assert got.any() and np.array_equal(full[0::2], got)  # bit for bit
+        assert not np.array_equal(full[0::2], sa.scores(words, sa.stats(words)))
 
 
 # -- answers: the real model on real articles ------------------------------------
@@ -138,11 +126,14 @@ def test_sharded_search_get_article_and_filters_equal_the_single_index(built):
 
 
 @pytest.mark.model
-def test_shard_local_bm25_statistics_make_the_equality_test_fail(built, tmp_path):
+def test_shard_local_bm25_statistics_make_the_equality_test_fail(built, monkeypatch):
+    from rag.answer.pipeline import forget_corpus
+    from rag.answer.shards import ShardedIndex
+
     single, sharded = built
-    wrong = sharded.replace(index_dir=tmp_path / "local-stats")
-    build_sharded(config=wrong, shards=3, local_keyword_stats=True)
-    assert read_cluster(tmp_path / "local-stats")[1]["keyword_stats"]["shard_local"]
+    wrong = sharded
+    forget_corpus(sharded.index_dir)
+    monkeypatch.setattr(ShardedIndex, "local_stats", True)
     differ = [q for q in questions() for mode in ("keyword", "hybrid")
               if comparable(rag.ask(q, config=single, retrieval=mode))
               != comparable(rag.ask(q, config=wrong, retrieval=mode))]
@@ -173,7 +164,7 @@ def test_incremental_builds_re_embed_only_the_changed_article(cfg, fake_embedder
     assert first.wrote and len(first.added) == 12
     before = [shard_manifest(cfg.index_dir, i) for i in range(3)]
     assert sum(m["counts"]["articles"] for m in before) == 12
-    assert all(m["shard"]["keyword_stats"]["n_docs"] == first.chunks for m in before)
+    assert sum(m["counts"]["chunks"] for m in before) == first.chunks
 
     again = build_sharded(config=cfg, shards=3)
     assert not again.wrote and again.version == first.version  # nothing changed
@@ -187,11 +178,11 @@ def test_incremental_builds_re_embed_only_the_changed_article(cfg, fake_embedder
                                           for t in fake_embedder.embedded)
     after = [shard_manifest(cfg.index_dir, i) for i in range(3)]
     home = shard_of("a05.txt", 3)
-    for i in range(3):
-        same_vectors = after[i]["files"]["chunk_vectors.npy"] == \
-            before[i]["files"]["chunk_vectors.npy"]
-        assert same_vectors == (i != home)  # only the changed article's shard re-embedded
-        assert after[i]["version"] != before[i]["version"]  # new corpus statistics: new BM25
+    for i in range(3):  # only the changed article's shard is written: a new segment
+        assert (after[i]["version"] == before[i]["version"]) == (i != home)
+    old_segments = {e["name"] for e in before[home]["segments"]}
+    new = [e for e in after[home]["segments"] if e["name"] not in old_segments]
+    assert len(new) == 1 and new[0]["articles"] == 1
     # and the result is the one a single index of the same folder answers with
     single = cfg.replace(index_dir=cfg.index_dir.parent / "single")
     rag.build(config=single)

@@ -210,30 +210,24 @@ def test_syndicated_copies_are_quoted_once_with_also_in(cfg, fake_embedder):
     assert all(not c.also_in for c in answer.citations)
 
 
-def test_schema_1_index_still_reads(cfg, fake_embedder):
-    """An index written before page tables and copies (schema 1) answers as before."""
-    import sqlite3
-
+def test_an_index_written_whole_by_an_older_rag_is_refused_then_rebuilt(cfg, fake_embedder):
+    """An index of schema 2 (every version written whole, before segments): asking says
+    to rebuild; the next build re-embeds everything into segments and answers."""
     (Path(cfg.source) / "notes.txt").write_text(LOCAL, encoding="utf-8")
     rag.build(config=cfg)
     path = Path(cfg.index_dir) / current_version(cfg.index_dir)
-    con = sqlite3.connect(path / "articles.sqlite")
-    con.executescript("CREATE TABLE old AS SELECT row, id, title, source, url, published, "
-                      "author, hash, text FROM articles; DROP TABLE articles; "
-                      "ALTER TABLE old RENAME TO articles;")
-    con.close()
     manifest = json.loads((path / "manifest.json").read_text())
-    from rag.index.store import _file_info
-
-    manifest["schema"] = 1
-    manifest["files"]["articles.sqlite"] = _file_info(path / "articles.sqlite")
+    manifest["schema"] = 2
     (path / "manifest.json").write_text(json.dumps(manifest))
-    from rag.index import live
+    from rag.answer.pipeline import forget_corpus
 
-    live._indexes.clear()  # this process loaded the version before it was rewritten
-    index = live.load_index(Path(cfg.index_dir), cfg)
-    assert index.manifest["schema"] == 1 and index.copies == {}
-    assert index.article(0).pages == ()
+    forget_corpus(cfg.index_dir)
+    with pytest.raises(rag.IndexMismatch, match="schema 2 .written whole by an older rag"
+                                                ".*reads schema 3.*--rebuild"):
+        rag.ask("When will the library open on Sundays?", config=cfg)
+    fake_embedder.embedded.clear()
+    report = rag.build(config=cfg)
+    assert report.added == ("notes.txt",) and fake_embedder.embedded
     answer = rag.ask("When will the library open on Sundays?", config=cfg)
     assert answer.citations[0].article_id == "notes.txt"
     assert answer.citations[0].page is None and answer.citations[0].also_in == ()

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 import rag
-from rag.index.store import read_manifest
+from rag.index.segments import read_layout
 from rag.ingest.loaders import Indexed, load_articles, load_sources
 
 FAKE_NILE = ("The Nile\n\nThe Nile is a small creek in Iceland. It flows south into a "
@@ -135,8 +135,7 @@ def test_an_indexed_text_keeps_its_id_against_a_copy_named_first(tmp_path):
 def test_builds_record_the_file_of_every_id_and_keep_it(cfg, fake_embedder):
     _write(Path(cfg.source) / "nile.txt", "The Nile\n\nThe Nile is a river in Africa.")
     rag.build(config=cfg)
-    _, manifest = read_manifest(cfg.index_dir)
-    assert manifest["origins"] == {"nile.txt": "nile.txt"}
+    assert read_layout(cfg.index_dir).origins() == {"nile.txt": "nile.txt"}
     _write(Path(cfg.source) / "a.json", json.dumps({"id": "nile.txt", "text": FAKE_NILE}))
     for rebuild in (False, True):
         report = rag.build(config=cfg, rebuild=rebuild)

@@ -1,0 +1,440 @@
+"""One index folder's published version as segments (issue 26): loading, the live rows,
+the merge policy and merging.
+
+A version lists segments in order; each segment is immutable (:mod:`rag.index.store`)
+and a version says which of its article rows are deleted (replaced by a later segment
+or removed). :func:`open_version` loads a version; loaded segments are kept per process
+and shared between versions, so a new version costs only its new segments.
+:class:`Version` is what asking reads (through :class:`rag.answer.shards.ShardReader`):
+its :class:`Part` s, the corpus statistics BM25 needs summed over the live passages, the
+live articles by id, the syndicated-copy groups.
+
+Merging (:func:`merge`): segments of similar size are merged into one, deleted rows
+purged, and published as a new version, like a build (:func:`merge_plan` says which;
+``python -m rag.build --optimize`` merges everything into one). Answers do not depend on
+how the articles are split into segments: every number is computed per passage from
+corpus-wide statistics, and rankings merge in one total order (tested against fresh
+builds after random updates, ``tests/index/test_segments.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..types import Article, IndexMismatch
+from .keyword import KeywordStats
+from .store import (REBUILD_HINT, Index, IndexData, publish_version, read_manifest,
+                    read_segment, write_segment)
+
+# The merge policy (tiered, as Lucene's): segments whose live article counts fall in
+# the same power of MERGE_FACTOR are merged once MERGE_FACTOR of them exist; beyond
+# MAX_SEGMENTS the smallest are merged together; a segment with more than PURGE_SHARE
+# of its rows deleted is rewritten. Adding one article per build, the segment count
+# stays <= MAX_SEGMENTS and each article is rewritten about log_4(archive) times
+# (benchmarks/updates.py measures it).
+MERGE_FACTOR = 4
+MAX_SEGMENTS = 10
+PURGE_SHARE = 0.3
+
+_cache: OrderedDict[str, Index] = OrderedDict()
+_cache_lock = threading.Lock()
+CACHED_SEGMENTS = 256
+
+
+def load_segment(index_dir: Path, name: str) -> Index:
+    """The segment ``name`` of ``index_dir``, loaded (its files verified) once per
+    process and kept while versions use it."""
+    key = str((Path(index_dir) / "segments" / name).resolve())
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    path, manifest = read_segment(index_dir, name)
+    index = Index(path, manifest)
+    with _cache_lock:
+        index = _cache.setdefault(key, index)
+        while len(_cache) > CACHED_SEGMENTS:
+            _cache.popitem(last=False)
+    return index
+
+
+def forget_segments(index_dir: Path) -> None:
+    """Drop the loaded segments of ``index_dir`` (loaded again when next used)."""
+    prefix = str((Path(index_dir) / "segments").resolve())
+    with _cache_lock:
+        for key in [k for k in _cache if k.startswith(prefix)]:
+            del _cache[key]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One segment as a version sees it: ``deleted`` article rows (sorted), and the
+    masks of its live articles and passages (None: everything is live)."""
+
+    index: Index
+    deleted: np.ndarray
+    live_articles: np.ndarray | None
+    live_chunks: np.ndarray | None
+    live_ids: np.ndarray | None  # sorted live passage ids (None: all)
+
+    @classmethod
+    def of(cls, index: Index, deleted: np.ndarray) -> "Part":
+        if not len(deleted):
+            return cls(index, deleted, None, None, None)
+        arts = np.ones(len(index.article_ids), dtype=bool)
+        arts[deleted] = False
+        chunks = arts[np.asarray(index.chunks[:, 0])] if index.n_chunks \
+            else np.zeros(0, dtype=bool)
+        return cls(index, deleted, arts, chunks, np.flatnonzero(chunks))
+
+    @property
+    def n_live_chunks(self) -> int:
+        return self.index.n_chunks if self.live_ids is None else len(self.live_ids)
+
+    def restrict(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        """The sorted passage ids ``allowed`` (None: all) that are live (None: all)."""
+        if self.live_ids is None:
+            return allowed
+        if allowed is None:
+            return self.live_ids
+        return allowed[self.live_chunks[allowed]]
+
+    def live_rows(self) -> np.ndarray:
+        n = len(self.index.article_ids)
+        return np.arange(n) if self.live_articles is None else np.flatnonzero(self.live_articles)
+
+
+class Version:
+    """One published version: its parts, in order, the live articles by id, copy groups.
+    Read-only; safe to share between threads."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], parts: list[Part]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.version = manifest["version"]
+        self.parts = parts
+        self.groups = [list(g) for g in manifest.get("copy_groups", ())]
+        self.where: dict[str, tuple[int, int]] = {}
+        for p, part in enumerate(parts):
+            ids = part.index.article_ids
+            for row in part.live_rows().tolist():
+                self.where[ids[row]] = (p, row)
+        self.n_chunks = sum(part.n_live_chunks for part in parts)
+        self._dated: bool | None = None
+
+    @property
+    def n_articles(self) -> int:
+        return len(self.where)
+
+    def stats(self, terms: list[str]) -> KeywordStats:
+        """The corpus statistics of the live passages, with the document frequency of
+        each of ``terms``."""
+        total = KeywordStats(0, 0, {t: 0 for t in terms})
+        for part in self.parts:
+            total = total.plus(part.index.keyword.stats(terms, part.live_chunks))
+        return total
+
+    def article(self, article_id: str) -> Article | None:
+        at = self.where.get(article_id)
+        return None if at is None else self.parts[at[0]].index.article(at[1])
+
+    def dated(self) -> bool:
+        """Whether any live article has a publication date."""
+        if self._dated is None:
+            self._dated = any(
+                r[3] is not None for part in self.parts
+                for r in _rows_of(part.index, part.live_rows()))
+        return self._dated
+
+    def list_articles(self) -> list[dict[str, Any]]:
+        """Every live article (id, title, source, url, published, author, file_date,
+        date_source, chunks, ``copy_of``: the id of the article whose story it repeats),
+        segment by segment."""
+        rep = {aid: g[0] for g in self.groups for aid in g[1:]}
+        out = []
+        for part in self.parts:
+            for row in part.index.list_articles(None if part.live_articles is None
+                                                else part.live_rows()):
+                out.append({**row, "copy_of": rep.get(row["id"])})
+        return out
+
+    def single(self) -> Index:
+        """The one segment, when this version is one segment with nothing deleted (a
+        fresh build, or after ``--optimize``), presented as one index with the copy
+        groups; IndexMismatch otherwise. For tools that read an index's arrays directly
+        (evaluation and fitting)."""
+        if len(self.parts) != 1 or len(self.parts[0].deleted):
+            raise IndexMismatch(f"the index at {self.path.parent} has {len(self.parts)} "
+                                "segment(s) and deleted rows; run `python -m rag.build "
+                                "--optimize` to merge it into one")
+        index = copy.copy(self.parts[0].index)
+        row_of = {aid: i for i, aid in enumerate(index.article_ids)}
+        index.copies = {row_of[a]: tuple(row_of[x] for x in g)
+                        for g in self.groups for a in g if all(x in row_of for x in g)}
+        return index
+
+    def describe(self) -> dict[str, Any]:
+        """Segment count, live and deleted rows, and the last merge, for status lines."""
+        return describe(self.manifest)
+
+
+def _rows_of(index: Index, rows: np.ndarray) -> list[tuple]:
+    all_rows = index.article_rows()
+    return [all_rows[r] for r in rows.tolist()]
+
+
+def describe(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a version manifest says of its segments (no segment is read)."""
+    segs = manifest.get("segments", ())
+    return {"segments": len(segs),
+            "deleted_articles": sum(int(e.get("articles", 0)) - int(e.get("live_articles", 0))
+                                    for e in segs),
+            "last_merge": manifest.get("last_merge")}
+
+
+def open_version(index_dir: Path, version: str | None = None) -> Version:
+    """The live version of ``index_dir`` (or ``version``), loaded; IndexMissing or
+    IndexMismatch (with what to do) when it cannot be."""
+    index_dir = Path(index_dir)
+    path, manifest = read_manifest(index_dir, version)
+    parts = []
+    for entry in manifest["segments"]:
+        index = load_segment(index_dir, entry["name"])
+        deleted = np.zeros(0, dtype=np.int64)
+        if entry.get("deleted"):
+            try:
+                deleted = np.load(path / entry["deleted"], allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} are "
+                                    f"damaged ({exc}); {REBUILD_HINT}") from exc
+            if deleted.ndim != 1 or deleted.dtype != np.int32 or (len(deleted) and (
+                    deleted.min() < 0 or deleted.max() >= len(index.article_ids))):
+                raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} do not "
+                                    f"fit segment {entry['name']}; {REBUILD_HINT}")
+        parts.append(Part.of(index, deleted.astype(np.int64)))
+    return Version(path, manifest, parts)
+
+
+# -- what a build reads: manifests only ------------------------------------------
+
+@dataclass(frozen=True)
+class Layout:
+    """The live version as a build sees it, from manifests alone (nothing verified or
+    loaded: a build costs what changed): the version manifest, each segment's manifest,
+    and each segment's deleted rows."""
+
+    manifest: dict[str, Any]
+    segments: list[dict[str, Any]]
+    deleted: list[np.ndarray]
+
+    def live(self) -> dict[str, tuple[int, int]]:
+        """Live article id -> (segment position, row)."""
+        out = {}
+        for p, (seg, dead) in enumerate(zip(self.segments, self.deleted)):
+            dead_set = set(dead.tolist())
+            for row, aid in enumerate(seg.get("articles", {})):
+                if row not in dead_set:
+                    out[aid] = (p, row)
+        return out
+
+    def hashes(self) -> dict[str, str]:
+        """Live article id -> content hash."""
+        return {aid: self.segments[p]["articles"][aid] for aid, (p, _) in self.live().items()}
+
+    def origins(self) -> dict[str, str]:
+        out = {}
+        for aid, (p, _) in self.live().items():
+            origin = self.segments[p].get("origins", {}).get(aid)
+            if isinstance(origin, str):
+                out[aid] = origin
+        return out
+
+
+def read_layout(index_dir: Path) -> Layout:
+    """The live version's :class:`Layout`; IndexMissing / IndexMismatch."""
+    path, manifest = read_manifest(index_dir, verify=False)
+    segments, deleted = [], []
+    for entry in manifest["segments"]:
+        _, seg = read_segment(index_dir, entry["name"], verify=False)
+        if not isinstance(seg.get("articles"), dict):
+            raise IndexMismatch(f"segment {entry['name']} does not list its articles; "
+                                f"{REBUILD_HINT}")
+        segments.append(seg)
+        dead = np.zeros(0, dtype=np.int32)
+        if entry.get("deleted"):
+            try:
+                dead = np.load(path / entry["deleted"], allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise IndexMismatch(f"the deleted rows in {path} are damaged ({exc}); "
+                                    f"{REBUILD_HINT}") from exc
+        deleted.append(dead)
+    return Layout(manifest, segments, deleted)
+
+
+def entry_of(name: str, seg_manifest: dict[str, Any], deleted: np.ndarray) -> dict[str, Any]:
+    """A version's entry for a segment: its name, article and passage counts, and how
+    many of its articles are live."""
+    n, chunks = int(seg_manifest["counts"]["articles"]), int(seg_manifest["counts"]["chunks"])
+    per = seg_manifest.get("chunks_per_article") or [0] * n
+    return {"name": name, "articles": n, "chunks": chunks, "live_articles": n - len(deleted),
+            "live_chunks": chunks - sum(per[r] for r in np.asarray(deleted).tolist())}
+
+
+# -- merging ----------------------------------------------------------------------
+
+def merge_plan(entries: list[dict[str, Any]], optimize: bool = False,
+               factor: int = MERGE_FACTOR, max_segments: int = MAX_SEGMENTS,
+               purge: float = PURGE_SHARE) -> list[list[int]]:
+    """Which segments (positions in ``entries``) to merge, as groups, each merged into
+    one: tiers of similar size (live articles in the same power of ``factor``) with
+    ``factor`` members or more; then, while more than ``max_segments`` would remain,
+    the smallest together; a lone segment with more than ``purge`` of its articles
+    deleted is rewritten. ``optimize``: everything into one (when that changes
+    anything). Deterministic."""
+    n = len(entries)
+    live = [int(e.get("live_articles", 0)) for e in entries]
+    dead = [int(e.get("articles", 0)) - lv for e, lv in zip(entries, live)]
+    if optimize:
+        return [list(range(n))] if n > 1 or (n == 1 and dead[0]) else []
+    groups: list[list[int]] = []
+    tiers: dict[int, list[int]] = {}
+    for i in range(n):
+        tiers.setdefault(int(math.log(max(live[i], 1), factor)), []).append(i)
+    for tier in sorted(tiers):
+        members = tiers[tier]
+        if len(members) >= factor:
+            groups.append(members)
+    taken = {i for g in groups for i in g}
+    remaining = n - sum(len(g) - 1 for g in groups)
+    if remaining > max_segments:
+        rest = sorted((i for i in range(n) if i not in taken), key=lambda i: (live[i], i))
+        extra = rest[:remaining - max_segments + 1]
+        if len(extra) > 1:
+            groups.append(sorted(extra))
+            taken |= set(extra)
+    for i in range(n):
+        total = live[i] + dead[i]
+        if i not in taken and total and dead[i] / total > purge:
+            groups.append([i])
+    return [sorted(g) for g in groups]
+
+
+def merged_data(version: Version, positions: list[int], dim: int) -> IndexData:
+    """The live rows of the parts at ``positions``, in order, as one segment's data."""
+    articles, chunk_rows, sent_rows, cvecs, svecs = [], [], [], [], []
+    n_sent = 0
+    for p in positions:
+        part = version.parts[p]
+        index = part.index
+        starts = np.searchsorted(index.chunks[:, 0], np.arange(len(index.article_ids) + 1))
+        for row in part.live_rows().tolist():
+            new_row = len(articles)
+            articles.append(index.article(row))
+            lo, hi = int(starts[row]), int(starts[row + 1])
+            ch = np.array(index.chunks[lo:hi], dtype=np.int64)
+            s_lo, s_hi = (int(ch[0, 3]), int(ch[-1, 4])) if len(ch) else (0, 0)
+            ch[:, 0] = new_row
+            ch[:, 3:5] += n_sent - s_lo
+            chunk_rows.append(ch)
+            sent_rows.append(np.array(index.sentences[s_lo:s_hi]))
+            cvecs.append(np.array(index.chunk_vectors[lo:hi]))
+            svecs.append(np.array(index.sentence_vectors[s_lo:s_hi]))
+            n_sent += s_hi - s_lo
+    return IndexData(
+        articles=articles,
+        chunks=np.concatenate(chunk_rows).astype(np.int32) if chunk_rows
+        else np.zeros((0, 5), np.int32),
+        sentences=np.concatenate(sent_rows).astype(np.int32) if sent_rows
+        else np.zeros((0, 2), np.int32),
+        chunk_vectors=np.ascontiguousarray(np.concatenate(cvecs), dtype=np.float32)
+        if cvecs else np.zeros((0, dim), np.float32),
+        sentence_vectors=np.ascontiguousarray(np.concatenate(svecs), dtype=np.float16)
+        if svecs else np.zeros((0, dim), np.float16))
+
+
+def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
+                       dim: int) -> tuple[str, dict[str, Any]]:
+    """Write ``data`` as a new segment: its FAISS index and keyword postings built here;
+    ``manifest`` holds the model, settings and origins (the rest is added)."""
+    from .dense import build_index as build_vector_index
+    from .keyword import build_keyword_writer
+
+    vector_index, vector_info = build_vector_index(data.chunk_vectors, dim)
+    texts = [data.articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
+    origins = manifest.get("origins", {})
+    per = np.bincount(data.chunks[:, 0], minlength=len(data.articles)) if len(data.chunks) \
+        else np.zeros(len(data.articles), int)
+    seg = {**{k: v for k, v in manifest.items() if k != "origins"},
+           "vector_index": vector_info,
+           "chunks_per_article": [int(x) for x in per],
+           "counts": {"articles": len(data.articles), "chunks": len(data.chunks),
+                      "sentences": len(data.sentences)},
+           "articles": {a.id: a.content_hash for a in data.articles},
+           "origins": {a.id: origins[a.id] for a in data.articles if a.id in origins}}
+    return write_segment(index_dir, data, seg, vector_index, build_keyword_writer(texts))
+
+
+def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | None:
+    """Merge the live version's segments as :func:`merge_plan` says and publish the
+    result as a new version (call holding the build lock). Returns the new version's
+    name, or None when there was nothing to merge. Answers are unchanged."""
+    index_dir = Path(index_dir)
+    _, manifest = read_manifest(index_dir, verify=False)  # decide from the manifest alone
+    if not merge_plan(manifest["segments"], optimize):
+        return None
+    version = open_version(index_dir)
+    entries = version.manifest["segments"]
+    plan = merge_plan(entries, optimize)
+    if not plan:
+        return None
+    started = time.perf_counter()
+    dim = int(version.manifest["dim"])
+    new_entries: list[dict[str, Any] | None] = list(entries)
+    deleted = {e["name"]: version.parts[i].deleted.astype(np.int32)
+               for i, e in enumerate(entries) if len(version.parts[i].deleted)}
+    merged_rows = 0
+    for group in plan:
+        data = merged_data(version, group, dim)
+        origins: dict[str, str] = {}
+        for p in group:
+            origins.update(version.parts[p].index.manifest.get("origins", {}))
+        base = {k: version.parts[group[0]].index.manifest[k]
+                for k in ("model", "dim", "settings", "source")
+                if k in version.parts[group[0]].index.manifest}
+        name, seg = write_data_segment(index_dir, data, {**base, "origins": origins,
+                                                         "created": _now()}, dim)
+        merged_rows += len(data.articles)
+        for p in group:
+            deleted.pop(entries[p]["name"], None)
+            new_entries[p] = None
+        new_entries[group[0]] = entry_of(name, seg, np.zeros(0))
+        say(f"merged {len(group)} segment(s) into {name} ({len(data.articles)} articles)")
+    kept = [e for e in new_entries if e is not None]
+    info = {"at": _now(), "merged_segments": sum(len(g) for g in plan),
+            "into": len(plan), "articles": merged_rows,
+            "seconds": round(time.perf_counter() - started, 3),
+            "optimize": bool(optimize)}
+    return publish_version(index_dir, {**{k: v for k, v in version.manifest.items()
+                                          if k not in ("version", "files", "segments")},
+                                       "segments": kept, "last_merge": info,
+                                       "created": _now()}, deleted)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def open_index(index_dir: Path) -> Index:
+    """The live version of ``index_dir`` as one index (:meth:`Version.single`): for
+    tools and tests that read the arrays of a freshly built index."""
+    return open_version(index_dir).single()

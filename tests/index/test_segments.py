@@ -1,0 +1,268 @@
+"""Segments (rag/index/segments.py, issue 26): a build writes only what changed, and every
+answer equals the answer of an index built fresh over the same articles, after any
+sequence of adds, changes and removals, merged or not, in the three retrieval modes and
+with filters. The fake embedder: these are about the index, not the model."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag
+from rag.index.segments import (MAX_SEGMENTS, merge_plan, open_version, read_layout)
+from rag.index.store import SEGMENTS, current_version, read_manifest
+from tests.conftest import DATA
+
+MODES = ("hybrid", "dense", "keyword")
+FILTERS = (None, {"sources": ["wire"]}, {"since": "2024-01-01"}, {"folders": ["desk"]})
+
+
+def comparable(answer) -> dict:
+    """An answer as JSON, less its timings (the only field allowed to differ)."""
+    d = json.loads(json.dumps(answer.to_dict(), ensure_ascii=False))
+    d.pop("timings_ms", None)
+    return d
+
+
+def paragraphs() -> list[str]:
+    texts = [json.loads(line)["text"] for line in open(DATA / "wiki_sample.jsonl")]
+    return [p for t in texts for p in t.split("\n\n") if len(p.split()) > 25]
+
+
+def article(i: int, pool: list[str], version: int = 0) -> tuple[str, str]:
+    """(relative path, file text) of article ``i``: two paragraphs of the sample, a
+    source and a date in a JSON record for every third, a folder for every fifth."""
+    body = f"{pool[(3 * i + version) % len(pool)]}\n\n{pool[(7 * i + 1) % len(pool)]}"
+    if i % 3 == 0:
+        record = {"id": f"rec-{i}", "title": f"Story {i}", "text": body,
+                  "source": "wire" if i % 2 else "paper",
+                  "published": f"202{3 + i % 3}-0{1 + i % 9}-1{i % 10}"}
+        return f"rec{i:03d}.json", json.dumps(record)
+    folder = "desk/" if i % 5 == 0 else ""
+    return f"{folder}a{i:03d}.txt", f"Story {i} v{version}\n\n{body}"
+
+
+def write(src: Path, i: int, pool: list[str], version: int = 0) -> Path:
+    rel, text = article(i, pool, version)
+    path = src / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+QUESTIONS = ["When was the company founded?", "Who designed the alternating current motor?",
+             "What is the capital?", "How many people live there?", "oil embargo prices",
+             "Which river flows through the city?"]
+
+
+def assert_same_answers(seg_cfg, fresh_cfg, modes=MODES, filters=FILTERS) -> int:
+    """Every question, mode and filter: the segmented index answers as the fresh one.
+    Returns how many answers quoted something (the comparison is not vacuous)."""
+    quoted = 0
+    for q in QUESTIONS:
+        for mode in modes:
+            for f in filters:
+                a = rag.ask(q, config=seg_cfg, retrieval=mode, filters=f)
+                b = rag.ask(q, config=fresh_cfg, retrieval=mode, filters=f)
+                assert comparable(a) == comparable(b), (q, mode, f)
+                quoted += bool(a.citations)
+    return quoted
+
+
+@pytest.mark.parametrize("seed, merge", [(1, False), (2, True), (3, True)])
+def test_random_updates_answer_as_a_fresh_build(cfg, fake_embedder, tmp_path, seed, merge):
+    rnd = random.Random(seed)
+    pool = paragraphs()
+    seg_cfg = cfg.replace(merge=merge)
+    present: dict[int, int] = {}  # article -> its text version
+    for i in range(6):
+        write(cfg.source, i, pool)
+        present[i] = 0
+    rag.build(config=seg_cfg)
+    for step in range(7):
+        for _ in range(rnd.randint(1, 3)):
+            op = rnd.choice(["add", "add", "change", "remove"])
+            if op == "add" or len(present) < 3:
+                i = max(present, default=-1) + 1 + rnd.randint(0, 2)
+                write(cfg.source, i, pool)
+                present[i] = 0
+            elif op == "change":
+                i = rnd.choice(sorted(present))
+                present[i] += 1
+                write(cfg.source, i, pool, present[i])
+            else:
+                i = rnd.choice(sorted(present))
+                (cfg.source / article(i, pool)[0]).unlink()
+                del present[i]
+        rag.build(config=seg_cfg)
+    version = open_version(seg_cfg.index_dir)
+    layout = read_layout(seg_cfg.index_dir)
+    if not merge:  # one segment per build, the replaced rows deleted, not rewritten
+        assert len(version.parts) >= 3 and any(len(p.deleted) for p in version.parts)
+    assert sorted(version.where) == sorted(layout.hashes())
+    fresh = cfg.replace(index_dir=tmp_path / "fresh")
+    rag.build(config=fresh)
+    assert current_version(fresh.index_dir)
+    assert open_version(fresh.index_dir).n_chunks == version.n_chunks
+    assert assert_same_answers(seg_cfg, fresh) > 20
+    # searching and reading articles agree too
+    for q in QUESTIONS[:3]:
+        assert [p.to_dict() for p in rag.search(q, k=8, config=seg_cfg)] == \
+            [p.to_dict() for p in rag.search(q, k=8, config=fresh)]
+    some = sorted(version.where)[0]
+    assert rag.get_article(some, config=seg_cfg) == rag.get_article(some, config=fresh)
+    # and --optimize merges everything into one segment, answers unchanged
+    report = rag.build(config=seg_cfg, optimize=True)
+    assert report.wrote and len(open_version(seg_cfg.index_dir).parts) == 1
+    assert assert_same_answers(seg_cfg, fresh, modes=("hybrid",), filters=(None,)) > 3
+
+
+def test_a_build_writes_a_segment_of_the_change_only(cfg, fake_embedder):
+    pool = paragraphs()
+    cfg = cfg.replace(merge=False)
+    for i in range(12):
+        write(cfg.source, i, pool)
+    rag.build(config=cfg)
+    seg_dir = cfg.index_dir / SEGMENTS
+    before = {p.name: sorted(f.stat().st_mtime_ns for f in p.rglob("*") if f.is_file())
+              for p in seg_dir.iterdir()}
+    new_texts = [write(cfg.source, 41, pool).read_text(), write(cfg.source, 4, pool, 1).read_text()]
+    (cfg.source / article(7, pool)[0]).unlink()
+    fake_embedder.embedded.clear()
+    report = rag.build(config=cfg)
+    assert report.added == ("a041.txt",) and report.updated == ("a004.txt",)
+    assert report.removed == ("a007.txt",)
+    assert fake_embedder.embedded and all(any(t in new for new in new_texts)
+                                          for t in fake_embedder.embedded)
+    after = {p.name: sorted(f.stat().st_mtime_ns for f in p.rglob("*") if f.is_file())
+             for p in seg_dir.iterdir()}
+    assert all(after[name] == files for name, files in before.items())  # untouched
+    new = [name for name in after if name not in before]
+    assert len(new) == 1
+    _, manifest = read_manifest(cfg.index_dir)
+    entries = {e["name"]: e for e in manifest["segments"]}
+    assert entries[new[0]]["articles"] == 2
+    old = entries[next(iter(before))]
+    assert old["live_articles"] == 10 and old["deleted"].startswith("deleted-")
+    deleted = np.load(cfg.index_dir / current_version(cfg.index_dir) / old["deleted"])
+    assert deleted.dtype == np.int32 and len(deleted) == 2
+    assert manifest["counts"]["articles"] == 12
+
+
+def test_merge_plan_keeps_the_segment_count_bounded():
+    assert merge_plan([]) == [] and merge_plan([{"articles": 5, "live_articles": 5}]) == []
+    # four of a size tier merge; a lone segment with a third of its rows deleted is rewritten
+    four = [{"articles": 3, "live_articles": 3} for _ in range(4)]
+    assert merge_plan(four) == [[0, 1, 2, 3]]
+    assert merge_plan([{"articles": 10, "live_articles": 6}]) == [[0]]
+    assert merge_plan([{"articles": 10, "live_articles": 8}]) == []
+    assert merge_plan([{"articles": 10, "live_articles": 10}] * 2, optimize=True) == [[0, 1]]
+    # adding one article per build: the count never passes the cap, and each build
+    # rewrites a bounded share of the archive on average
+    entries: list[dict] = []
+    rewritten = 0
+    for _ in range(3000):
+        entries.append({"articles": 1, "live_articles": 1})
+        for group in merge_plan(entries):
+            size = sum(entries[i]["live_articles"] for i in group)
+            rewritten += size
+            keep = [e for i, e in enumerate(entries) if i not in group]
+            entries = keep + [{"articles": size, "live_articles": size}]
+        assert len(entries) <= MAX_SEGMENTS
+    assert sum(e["live_articles"] for e in entries) == 3000
+    assert rewritten / 3000 < 12  # each article rewritten ~log4(3000) ~ 6 times
+
+
+def test_near_duplicates_fold_across_segments_as_in_a_fresh_build(cfg, fake_embedder, tmp_path):
+    pool = paragraphs()
+    for i in range(5):
+        write(cfg.source, i, pool)
+    rag.build(config=cfg)
+    rel, text = article(1, pool)
+    (cfg.source / "copy-of-1.txt").write_text("Reprinted by the Courier\n\n" + text,
+                                             encoding="utf-8")
+    report = rag.build(config=cfg)
+    assert [f.article_id for f in report.folded] == ["copy-of-1.txt"]
+    fresh = cfg.replace(index_dir=tmp_path / "fresh")
+    rag.build(config=fresh)
+    assert read_manifest(cfg.index_dir)[1]["copy_groups"] == \
+        read_manifest(fresh.index_dir)[1]["copy_groups"]
+    assert assert_same_answers(cfg, fresh, modes=("hybrid",), filters=(None,)) > 3
+
+
+def test_unreferenced_segments_are_collected_and_old_versions_kept_one_build(cfg, fake_embedder):
+    pool = paragraphs()
+    cfg = cfg.replace(merge=False)
+    write(cfg.source, 0, pool)
+    first = rag.build(config=cfg)
+    write(cfg.source, 1, pool)
+    second = rag.build(config=cfg)
+    rag.build(config=cfg, optimize=True)
+    names = {p.name for p in (cfg.index_dir / SEGMENTS).iterdir()}
+    live = {e["name"] for e in read_manifest(cfg.index_dir)[1]["segments"]}
+    previous = {e["name"] for e in read_manifest(cfg.index_dir, second.version)[1]["segments"]}
+    assert names == live | previous  # the first version's segments live on in the second
+    assert not (cfg.index_dir / first.version).exists()
+    (cfg.index_dir / SEGMENTS / "s1-1").mkdir()  # an orphan, as a killed build leaves
+    (cfg.index_dir / SEGMENTS / ".tmp-s2-2").mkdir()
+    write(cfg.source, 2, pool)
+    rag.build(config=cfg)
+    left = {p.name for p in (cfg.index_dir / SEGMENTS).iterdir()}
+    assert "s1-1" not in left and ".tmp-s2-2" not in left
+
+
+def test_status_and_the_articles_tab_show_segments_and_the_last_merge(cfg, fake_embedder):
+    from rag.app.render import render_status
+    from rag.app.watch import index_status
+
+    pool = paragraphs()
+    cfg = cfg.replace(merge=False)
+    for i in range(3):
+        write(cfg.source, i, pool)
+        rag.build(config=cfg)
+    status = index_status(cfg)
+    assert status["segments"] == 3 and status["last_merge"] is None
+    assert "3 segments" in render_status(status)
+    rag.build(config=cfg, optimize=True)
+    status = index_status(cfg)
+    assert status["segments"] == 1 and status["last_merge"]["merged_segments"] == 3
+    assert "1 segment (last merge " in render_status(status)
+
+
+def test_the_build_command_optimizes(cfg, fake_embedder, monkeypatch, capsys):
+    from rag.cli import build_main
+
+    pool = paragraphs()
+    monkeypatch.setenv("RAG_MODEL", "fake")
+    monkeypatch.setenv("RAG_MERGE", "0")
+    for i in range(3):
+        write(cfg.source, i, pool)
+        assert build_main(["--source", str(cfg.source), "--index", str(cfg.index_dir),
+                           "--quiet"]) == 0
+    assert len(read_manifest(cfg.index_dir)[1]["segments"]) == 3
+    assert build_main(["--source", str(cfg.source), "--index", str(cfg.index_dir),
+                       "--optimize", "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["wrote"]
+    assert len(read_manifest(cfg.index_dir)[1]["segments"]) == 1
+
+
+def test_sharded_index_of_segments_answers_as_a_fresh_single_index(cfg, fake_embedder,
+                                                                 tmp_path):
+    pool = paragraphs()
+    sharded = cfg.replace(merge=False)
+    for i in range(9):
+        write(cfg.source, i, pool)
+    rag.build(config=sharded, shards=3)
+    write(cfg.source, 20, pool)
+    write(cfg.source, 2, pool, 1)
+    (cfg.source / article(4, pool)[0]).unlink()
+    rag.build(config=sharded)
+    fresh = cfg.replace(index_dir=tmp_path / "fresh")
+    rag.build(config=fresh)
+    assert assert_same_answers(sharded, fresh) > 20
+    shutil.rmtree(tmp_path / "fresh")
