@@ -195,6 +195,15 @@ def test_loader_refuses_wrong_dtype_or_shape(built, name, make, says):
     assert "--rebuild" in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["chunks.npy", "terms/indptr.npy", "terms/lengths.npy"])
+def test_a_garbled_npy_header_is_a_damaged_index_not_a_crash(built, name):
+    """numpy parses the header with ast: a garbled one raises tokenize's TokenError."""
+    replace_consistently(built, name, lambda f: f.write_bytes(
+        b"\x93NUMPY\x01\x00\x20\x00{'descr': '<i4', " + bytes(64)))
+    with pytest.raises(IndexMismatch, match="is damaged.*--rebuild"):
+        rag.ask("solar", config=built)
+
+
 @pytest.mark.parametrize("name", ["chunks.npy", "sentences.npy", "chunk_vectors.npy",
                                   "sentence_vectors.npy", "terms/indptr.npy", "terms/docs.npy",
                                   "terms/tf.npy", "terms/lengths.npy"])

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -159,8 +160,11 @@ def build_keyword_writer(texts: list[str]):
     return write
 
 
+# What a damaged numpy file raises while loading: numpy parses the header with
+# ast.literal_eval, so a garbled one can raise SyntaxError or tokenize.TokenError too.
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, TokenError)
 # What a damaged keyword index raises while loading (the caller reports it as such).
-LOAD_ERRORS = (ValueError, OSError, KeyError, TypeError, EOFError)
+LOAD_ERRORS = (*NPY_ERRORS, KeyError, TypeError)
 
 
 def load_keyword_index(folder: Path) -> "KeywordIndex":

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Article, IndexMismatch
-from .keyword import KeywordStats
+from .keyword import NPY_ERRORS, KeywordStats
 from .store import (REBUILD_HINT, Index, IndexData, publish_version, read_manifest,
                     read_segment, write_segment)
 
@@ -214,7 +214,7 @@ def open_version(index_dir: Path, version: str | None = None) -> Version:
         if entry.get("deleted"):
             try:
                 deleted = np.load(path / entry["deleted"], allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
+            except NPY_ERRORS as exc:
                 raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} are "
                                     f"damaged ({exc}); {REBUILD_HINT}") from exc
             if deleted.ndim != 1 or deleted.dtype != np.int32 or (len(deleted) and (
@@ -274,7 +274,7 @@ def read_layout(index_dir: Path) -> Layout:
         if entry.get("deleted"):
             try:
                 dead = np.load(path / entry["deleted"], allow_pickle=False)
-            except (ValueError, OSError, EOFError) as exc:
+            except NPY_ERRORS as exc:
                 raise IndexMismatch(f"the deleted rows in {path} are damaged ({exc}); "
                                     f"{REBUILD_HINT}") from exc
         deleted.append(dead)

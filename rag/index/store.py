@@ -59,6 +59,7 @@ import numpy as np
 
 from ..types import Article, IndexMismatch, IndexMissing
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
+from .keyword import NPY_ERRORS
 from .keyword import load_keyword_index
 
 SCHEMA_VERSION = 3
@@ -537,7 +538,7 @@ def check_compatible(manifest: dict[str, Any], model_id: str, settings: dict[str
 def _load_npy(path: Path, dtype, ndim: int, width: int) -> np.ndarray:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except NPY_ERRORS as exc:
         raise IndexMismatch(f"index file {path.name} is damaged ({exc}); {REBUILD_HINT}") from exc
     if arr.dtype != dtype or arr.ndim != ndim or (arr.shape[1] != width):
         raise IndexMismatch(f"index file {path.name} has shape {arr.shape} {arr.dtype}, "
