@@ -128,7 +128,7 @@ def test_selector_mode_rescores_and_cites_what_it_read(seed_index):
 
     cfg = seed_index.replace(selector=True)
     model = answer_model(True)
-    index = load_index(cfg.index_dir, cfg)
+    index = load_index(cfg.index_dir, cfg).single()
     q = "How much did it cost to train R1?"
     qvec = get_embedder(cfg).embed_queries([q])[0]
     hits = search(index, q, qvec, cfg.candidates, cfg.retrieval)
