@@ -51,11 +51,13 @@ QUESTIONS = ["oil prices", "election campaign", "football match", "mobile phone 
 
 
 class HashEmbedder:
-    """Bag of hashed words -> unit vector (64 dimensions): deterministic and instant."""
+    """Bag of hashed words -> unit vector (64 dimensions): deterministic and instant (each
+    word's crc32 picks a row of one fixed random table)."""
 
     dim = 64
     max_tokens = 254
     model_id = "hash-64"
+    _table = np.random.default_rng(0).standard_normal((1 << 16, 64)).astype(np.float32)
 
     def __init__(self, **_settings) -> None:
         pass
@@ -64,11 +66,10 @@ class HashEmbedder:
         return len(re.findall(r"\w+|[^\w\s]", text))
 
     def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self.dim, dtype=np.float32)
-        for w in re.findall(r"\w+", text.lower()):
-            v += np.random.default_rng(zlib.crc32(w.encode())).standard_normal(self.dim)
+        rows = [zlib.crc32(w.encode()) & 0xFFFF for w in re.findall(r"\w+", text.lower())]
+        v = self._table[rows].sum(axis=0) if rows else np.zeros(self.dim, np.float32)
         n = np.linalg.norm(v)
-        return v / n if n else np.eye(self.dim, dtype=np.float32)[0]
+        return (v / n).astype(np.float32) if n else np.eye(self.dim, dtype=np.float32)[0]
 
     def embed_queries(self, texts):
         return np.stack([self._vec(t) for t in texts]).astype(np.float32)
@@ -203,6 +204,8 @@ def baseline_code(rev: str, work: Path) -> Path:
         archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    # the same measuring code (this file) on both sides: only rag/ differs
+    shutil.copy(Path(__file__), out / "benchmarks" / "updates.py")
     return out
 
 
