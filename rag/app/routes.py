@@ -89,11 +89,12 @@ def article_routes(cfg: Config) -> APIRouter:
                                    "until": until, "folders": folder})
         except RagError as exc:
             return failure(exc)
-        rows = index.list_articles()  # segment by segment, live rows in order
+        rows = index.list_articles()
         if chosen:
-            keep = [k for part in index.parts
-                    for k in article_mask(part.index, chosen)[part.live_rows()].tolist()]
-            rows = [row for row, k in zip(rows, keep) if k]
+            ids = {part.index.article_ids[r] for part in index.parts
+                   for r in part.live_rows()[article_mask(part.index, chosen)[
+                       part.live_rows()]].tolist()}
+            rows = [row for row in rows if row["id"] in ids]
         if q and q.strip():
             words = q.casefold().split()
             rows = [row for row in rows

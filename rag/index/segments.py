@@ -159,14 +159,18 @@ class Version:
     def list_articles(self) -> list[dict[str, Any]]:
         """Every live article (id, title, source, url, published, author, file_date,
         date_source, chunks, ``copy_of``: the id of the article whose story it repeats),
-        segment by segment."""
+        in the order of the files they came from (a fresh build's order), records of a
+        file in their order."""
         rep = {aid: g[0] for g in self.groups for aid in g[1:]}
-        out = []
-        for part in self.parts:
-            for row in part.index.list_articles(None if part.live_articles is None
-                                                else part.live_rows()):
-                out.append({**row, "copy_of": rep.get(row["id"])})
-        return out
+        keyed = []
+        for p, part in enumerate(self.parts):
+            origins = part.index.manifest.get("origins", {})
+            rows = part.index.list_articles(None if part.live_articles is None
+                                            else part.live_rows())
+            for n, row in enumerate(rows):
+                keyed.append(((origins.get(row["id"], row["id"]), p, n),
+                              {**row, "copy_of": rep.get(row["id"])}))
+        return [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
 
     def single(self) -> Index:
         """The one segment, when this version is one segment with nothing deleted (a
