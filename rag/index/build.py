@@ -99,10 +99,13 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         keep = set(unchanged)
         fresh = [a for a in articles if a.id not in keep]
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
-        copies = copies_stage(articles, cfg)
+        copies, signatures = copies_stage(
+            articles, cfg, [(out, old)] if old else (), {a.id for a in fresh},
+            prior_copies(old.manifest) if old else None)
         step("writing", 0, 0)
         version, chunks = publish_update(out, old, articles, fresh, new_parts, copies,
-                                         embedder, settings, src, loaded.files, say)
+                                         embedder, settings, src, loaded.files, say,
+                                         signatures)
         if optimize or cfg.merge:
             version = merge(out, optimize=optimize, say=say) or version
         step("done", 0, 0)
@@ -113,8 +116,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
 
 def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Sequence,
                    new_parts: dict, copies: dict[str, tuple[str, float]], embedder: Embedder,
-                   settings: dict, src: Path, files: dict[str, str], say
-                   ) -> tuple[str, int]:
+                   settings: dict, src: Path, files: dict[str, str], say,
+                   signatures: dict[str, np.ndarray] | None = None) -> tuple[str, int]:
     """Publish the version of ``articles`` (in corpus order) over ``old``: one new
     segment of the ``fresh`` articles (new or changed; embedded in ``new_parts``), the
     old segments with the rows of changed and removed articles marked deleted, and the
@@ -141,20 +144,14 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
         data = _assemble(fresh, set(), None, {}, new_parts, embedder.dim)
         say(f"writing segment: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
         name, seg = write_data_segment(out, data, segment_manifest(
-            embedder, settings, src, files, data), embedder.dim)
+            embedder, settings, src, files, data), embedder.dim, signatures)
         entry = entry_of(name, seg, np.zeros(0, dtype=np.int32))
         live_chunks += len(data.chunks)
         entries.append(entry)
-    order = {a.id: n for n, a in enumerate(articles)}
-    groups: dict[str, list[str]] = {}
-    for aid, (target, _sim) in copies.items():
-        groups.setdefault(target, [target]).append(aid)
     manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
                 "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "counts": {"articles": len(articles), "chunks": live_chunks},
-                "segments": entries,
-                # syndicated copies, each group in corpus order (representative first)
-                "copy_groups": [sorted(g, key=order.__getitem__) for g in groups.values()],
+                "segments": entries, **copy_manifest(articles, copies),
                 "last_merge": old.manifest.get("last_merge") if old else None}
     return publish_version(out, manifest, deleted), live_chunks
 
@@ -192,14 +189,87 @@ def recorded_settings(cfg: Config) -> dict:
             "sentences": SENTENCE_SPLITTER}
 
 
-def copies_stage(articles: Sequence, cfg: Config) -> dict[str, tuple[str, float]]:
-    """Syndicated copies over all ``articles`` (id -> (representative id, similarity)),
-    none when ``cfg.fold_copies`` is off."""
+def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path, Layout]] = (),
+                 fresh_ids: set[str] | None = None,
+                 prior: dict[str, tuple[str, float]] | None = None
+                 ) -> tuple[dict[str, tuple[str, float]], dict[str, np.ndarray]]:
+    """Syndicated copies over all ``articles`` (corpus order): (id -> (representative id,
+    similarity), the MinHash of each article computed here, by id). Incremental: the
+    live version's copies (``prior``) stand unless an end of them changed; the new and
+    changed articles (``fresh_ids``; default all) and the copies whose representative
+    went are folded against the representatives, whose signatures come from their
+    segments (``previous``: each index folder and its layout). None when
+    ``cfg.fold_copies`` is off."""
     if not cfg.fold_copies:
-        return {}
-    from .copies import find_copies
+        return {}, {}
+    from .copies import NUM_PERM, fold, minhash, shingles
+    from .segments import stored_signatures
 
-    return find_copies(articles)
+    by_id = {a.id: a for a in articles}
+    order = [a.id for a in articles]
+    fresh = set(order) if fresh_ids is None else set(fresh_ids)
+    kept, orphans = {}, []
+    for member, (rep, sim) in (prior or {}).items():
+        if member not in by_id or member in fresh:
+            continue
+        if rep in by_id and rep not in fresh:
+            kept[member] = (rep, sim)
+        else:
+            orphans.append(member)
+    moving = fresh | set(orphans)
+    reps = [aid for aid in order if aid not in moving and aid not in kept]
+    rep_sigs = np.empty((len(reps), NUM_PERM), dtype=np.uint32)
+    located: dict[str, tuple[Path, int]] = {}
+    for folder, layout in previous:
+        names = [seg["segment"] for seg in layout.segments]
+        for aid, (p, row) in layout.live().items():
+            located[aid] = (Path(folder) / "segments" / names[p], row)
+    sets: dict[str, np.ndarray] = {}
+    computed: dict[str, np.ndarray] = {}
+
+    def set_of(aid: str) -> np.ndarray:
+        if aid not in sets:
+            sets[aid] = shingles(by_id[aid].text)
+        return sets[aid]
+
+    def signature_of(aid: str) -> np.ndarray:
+        if aid not in computed:
+            computed[aid] = minhash(set_of(aid))
+        return computed[aid]
+
+    by_segment: dict[Path, list[tuple[int, int]]] = {}
+    for i, aid in enumerate(reps):
+        if aid in located:
+            path, row = located[aid]
+            by_segment.setdefault(path, []).append((i, row))
+        else:
+            rep_sigs[i] = signature_of(aid)
+    for path, items in by_segment.items():
+        found = stored_signatures(path, np.array([row for _, row in items]))
+        for j, (i, _) in enumerate(items):
+            rep_sigs[i] = found[j] if found is not None else signature_of(reps[i])
+    new = fold(order, [aid for aid in order if aid in moving], reps, rep_sigs,
+               signature_of, set_of)
+    return {**kept, **new}, {aid: computed[aid] for aid in computed if aid in fresh}
+
+
+def prior_copies(manifest: dict) -> dict[str, tuple[str, float]]:
+    """The copies a version or cluster manifest records: member -> (representative,
+    similarity)."""
+    sims = manifest.get("copy_similarity") or {}
+    return {m: (g[0], float(sims.get(m, 1.0)))
+            for g in manifest.get("copy_groups") or () for m in g[1:]}
+
+
+def copy_manifest(articles: Sequence, copies: dict[str, tuple[str, float]]) -> dict:
+    """The copy groups (each in corpus order, representative first) and similarities a
+    manifest records."""
+    order = {a.id: n for n, a in enumerate(articles)}
+    groups: dict[str, list[str]] = {}
+    for aid, (target, _sim) in copies.items():
+        groups.setdefault(target, [target]).append(aid)
+    return {"copy_groups": [sorted(g, key=order.__getitem__) for g in groups.values()],
+            "copy_similarity": {aid: round(sim, 6) for aid, (_, sim) in copies.items()}}
 
 
 def folded_of(copies: dict[str, tuple[str, float]]) -> tuple[Folded, ...]:

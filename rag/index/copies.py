@@ -202,3 +202,92 @@ def group(pairs: dict[tuple[int, int], float]) -> dict[int, tuple[int, float]]:
             s, i = max(reps)
             folded[j] = (-i, s)
     return folded
+
+
+# -- incremental folding (issue 26): what a build adds, against what the index holds --
+
+_PRIME61 = np.uint64((1 << 61) - 1)
+
+
+def _permutations(num_perm: int = NUM_PERM, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(seed)
+    a = rng.randint(1, (1 << 61) - 1, size=num_perm, dtype=np.uint64)
+    b = rng.randint(0, (1 << 61) - 1, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+_PERMS = _permutations()
+
+
+def minhash(shingle_set: np.ndarray) -> np.ndarray:
+    """The MinHash signature (NUM_PERM uint32) of one shingle set: per permutation the
+    least ``(a * x + b) mod 2**61-1`` (wrapping in 64 bits, as datasketch does) over the
+    low 32 bits of each shingle; all ones for an empty set."""
+    if not len(shingle_set):
+        return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    x = (shingle_set & np.uint64(0xFFFFFFFF)).astype(np.uint64)[:, None]
+    a, b = _PERMS
+    h = ((x * a + b) % _PRIME61) & np.uint64(0xFFFFFFFF)
+    return h.min(axis=0).astype(np.uint32)
+
+
+def band_keys(signatures: np.ndarray, rows: int = LSH_PARAMS[1]) -> np.ndarray:
+    """(n, bands) uint64: each band of ``rows`` signature values as one key (two values
+    of 32 bits per key with the default 2 rows)."""
+    sig = np.asarray(signatures, dtype=np.uint64).reshape(len(signatures), -1, rows)
+    keys = sig[:, :, 0]
+    for r in range(1, rows):
+        keys = (keys << np.uint64(32)) ^ sig[:, :, r]
+    return keys
+
+
+def fold(order: Sequence[str], to_fold: Sequence[str], reps: Sequence[str],
+         rep_signatures: np.ndarray, signature_of, set_of, *,
+         threshold: float = THRESHOLD, min_shingles: int = MIN_SHINGLES,
+         min_ratio: float = MIN_RATIO) -> dict[str, tuple[str, float]]:
+    """Fold the articles ``to_fold`` (ids) into representatives, in corpus ``order``:
+    each one joins the most similar representative it matches (``reps``, the index's,
+    with their MinHash ``rep_signatures``; then those made in this pass before it; the
+    earlier in ``order`` on a tie) or becomes one itself. ``signature_of(id)`` gives the
+    MinHash of an article to fold, ``set_of(id)`` any article's shingle set.
+
+    Matching is :func:`find_copies`'s (containment >= ``threshold``, size ratio >=
+    ``min_ratio``, at least ``min_shingles`` shingles each; LSH with the same bands
+    proposes, every proposal is verified exactly) without its boilerplate filter, which
+    needs the shingles of the whole corpus. A build without an index folds everything
+    this way, so a fresh build and a sequence of builds agree whenever articles arrive
+    in corpus order; otherwise the first to arrive represents its story. Cost: one scan
+    of the index's representatives' band keys per article folded, and hash tables for
+    the rest. Returns {id: (representative, similarity)} for the articles folded."""
+    position = {aid: i for i, aid in enumerate(order)}
+    old_ids = list(reps)
+    old_keys = band_keys(rep_signatures) if len(old_ids) \
+        else np.zeros((0, LSH_PARAMS[0]), np.uint64)
+    new_ids: list[str] = []
+    tables: list[dict[int, list[int]]] = [{} for _ in range(LSH_PARAMS[0])]
+    folded: dict[str, tuple[str, float]] = {}
+    for aid in sorted(to_fold, key=position.__getitem__):
+        mine = set_of(aid)
+        keys = band_keys(signature_of(aid)[None])[0].tolist()
+        best: tuple[float, int, str] | None = None
+        if len(mine) >= min_shingles:
+            found = {old_ids[i] for i in np.flatnonzero(
+                (old_keys == np.array(keys, dtype=np.uint64)).any(axis=1)).tolist()}
+            for b, k in enumerate(keys):
+                found.update(new_ids[i] for i in tables[b].get(k, ()))
+            for other_id in sorted(found, key=lambda x: position.get(x, -1)):
+                other = set_of(other_id)
+                if len(other) < min_shingles:
+                    continue
+                _, contain, ratio = scores(mine, other)
+                if contain >= threshold and ratio >= min_ratio:
+                    cand = (contain, -position.get(other_id, -1), other_id)
+                    if best is None or cand[:2] > best[:2]:
+                        best = cand
+        if best is not None:
+            folded[aid] = (best[2], float(best[0]))
+            continue
+        for b, k in enumerate(keys):
+            tables[b].setdefault(k, []).append(len(new_ids))
+        new_ids.append(aid)
+    return folded

@@ -366,10 +366,37 @@ def merged_data(version: Version, positions: list[int], dim: int) -> IndexData:
         if svecs else np.zeros((0, dim), np.float16))
 
 
+SIGNATURES = "minhash.npy"
+
+
+def signatures_for(articles: list[Article], known: dict[str, np.ndarray] | None = None
+                   ) -> np.ndarray:
+    """uint32 (len(articles), NUM_PERM): each article's MinHash (``known`` ones reused)."""
+    from .copies import NUM_PERM, minhash, shingles
+
+    known = known or {}
+    out = np.empty((len(articles), NUM_PERM), dtype=np.uint32)
+    for i, a in enumerate(articles):
+        sig = known.get(a.id)
+        out[i] = sig if sig is not None else minhash(shingles(a.text))
+    return out
+
+
+def stored_signatures(segment_path: Path, rows: np.ndarray) -> np.ndarray | None:
+    """The MinHash rows of a segment (None when it has none: then recompute)."""
+    try:
+        sigs = np.load(segment_path / SIGNATURES, mmap_mode="r", allow_pickle=False)
+        return np.asarray(sigs[rows], dtype=np.uint32)
+    except (*NPY_ERRORS, IndexError):
+        return None
+
+
 def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
-                       dim: int) -> tuple[str, dict[str, Any]]:
-    """Write ``data`` as a new segment: its FAISS index and keyword postings built here;
-    ``manifest`` holds the model, settings and origins (the rest is added)."""
+                       dim: int, signatures: dict[str, np.ndarray] | None = None
+                       ) -> tuple[str, dict[str, Any]]:
+    """Write ``data`` as a new segment: its FAISS index, keyword postings and copy
+    signatures (``signatures``: those already computed, by id) built here; ``manifest``
+    holds the model, settings and origins (the rest is added)."""
     from .dense import build_index as build_vector_index
     from .keyword import build_keyword_writer
 
@@ -385,7 +412,8 @@ def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any
                       "sentences": len(data.sentences)},
            "articles": {a.id: a.content_hash for a in data.articles},
            "origins": {a.id: origins[a.id] for a in data.articles if a.id in origins}}
-    return write_segment(index_dir, data, seg, vector_index, build_keyword_writer(texts))
+    return write_segment(index_dir, data, seg, vector_index, build_keyword_writer(texts),
+                         {SIGNATURES: signatures_for(data.articles, signatures)})
 
 
 def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | None:
@@ -410,13 +438,20 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
     for group in plan:
         data = merged_data(version, group, dim)
         origins: dict[str, str] = {}
+        sigs: dict[str, np.ndarray] = {}
         for p in group:
-            origins.update(version.parts[p].index.manifest.get("origins", {}))
+            part = version.parts[p]
+            origins.update(part.index.manifest.get("origins", {}))
+            rows = part.live_rows()
+            found = stored_signatures(part.index.path, rows)
+            if found is not None:
+                ids = part.index.article_ids
+                sigs.update((ids[r], sig) for r, sig in zip(rows.tolist(), found))
         base = {k: version.parts[group[0]].index.manifest[k]
                 for k in ("model", "dim", "settings", "source")
                 if k in version.parts[group[0]].index.manifest}
         name, seg = write_data_segment(index_dir, data, {**base, "origins": origins,
-                                                         "created": _now()}, dim)
+                                                         "created": _now()}, dim, sigs)
         merged_rows += len(data.articles)
         for p in group:
             deleted.pop(entries[p]["name"], None)

@@ -108,9 +108,9 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     shard count that does not match the existing index.
     """
     from ..embedding.model import get_embedder
-    from .build import (_build_lock, check_source, compare, copies_stage, embed_articles,
-                        folded_of, previous_layout, publish_update, read_stage,
-                        recorded_settings)
+    from .build import (_build_lock, check_source, compare, copy_manifest, copies_stage,
+                        embed_articles, folded_of, previous_layout, prior_copies,
+                        publish_update, read_stage, recorded_settings)
     from .segments import merge
 
     step = on_progress or (lambda phase, done, total: None)
@@ -165,10 +165,10 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         say(f"embedding {len(fresh)} article(s) on engine {engine}")
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
 
-        copies = copies_stage(articles, cfg)  # over the whole corpus, in its order
-        groups: dict[str, list[str]] = {}
-        for aid, (target, _sim) in copies.items():
-            groups.setdefault(target, [target]).append(aid)
+        copies, signatures = copies_stage(  # over the whole corpus, in its order
+            articles, cfg, [(out / shard_name(i), o) for i, o in enumerate(olds) if o],
+            {a.id for a in fresh}, prior_copies(old_cluster) if old_cluster and not rebuild
+            else None)
         folded = folded_of(copies)
 
         step("writing", 0, 0)
@@ -181,7 +181,8 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             if changed:
                 fresh_here = [a for a in arts if a.id not in keep]
                 version, chunks = publish_update(sdir, old, arts, fresh_here, new_parts, {},
-                                                 embedder, settings, src, loaded.files, say)
+                                                 embedder, settings, src, loaded.files, say,
+                                                 signatures)
             else:
                 version = old.manifest["version"]
                 chunks = int(old.manifest["counts"]["chunks"])
@@ -190,7 +191,6 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             shard_entries.append({"dir": shard_name(i), "version": version,
                                   "articles": len(arts), "chunks": chunks})
             say(f"{shard_name(i)}: {len(arts)} articles, {chunks} chunks -> {version}")
-        order = {a.id: n for n, a in enumerate(articles)}
         name = _publish_cluster(out, {
             "schema": CLUSTER_SCHEMA, "shards": shards, "partition": PARTITION,
             "model": embedder.model_id, "dim": embedder.dim, "settings": settings,
@@ -199,7 +199,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                        "chunks": sum(e["chunks"] for e in shard_entries)},
             "shard_versions": shard_entries,
             # syndicated copies, each group in corpus order (representative first)
-            "copy_groups": [sorted(g, key=order.__getitem__) for g in groups.values()]})
+            **copy_manifest(articles, copies)})
         step("done", 0, 0)
         return BuildReport(**report, articles=len(articles),
                            chunks=sum(e["chunks"] for e in shard_entries),

@@ -21,6 +21,8 @@ Layout (schema 3, issue 26)::
                            IVF from 50k chunks (see dense.py); memory-mapped on load
         terms/             keyword postings (keyword.py: scored with corpus statistics
                            summed at question time)
+        minhash.npy        uint32 (articles, 128): each article's MinHash (copies.py), so
+                           a build folds new articles without reading the old ones
       v<time>-<pid>/       one version: the segments that make it up, in order
         manifest.json      schema, model, dim, settings, segments (name, live counts, its
                            deleted rows' file), syndicated-copy groups, the last merge
@@ -109,10 +111,12 @@ def new_name(prefix: str) -> str:
 
 
 def write_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
-                  faiss_index, keyword_writer) -> tuple[str, dict[str, Any]]:
+                  faiss_index, keyword_writer, extras: dict[str, np.ndarray] | None = None
+                  ) -> tuple[str, dict[str, Any]]:
     """Write ``data`` as a new immutable segment of ``index_dir`` (not yet part of any
-    version). Returns (its name, its manifest). Raises OSError (disk full) after
-    removing what it wrote."""
+    version); ``extras`` are more arrays saved as ``<name>`` (the copy signatures).
+    Returns (its name, its manifest). Raises OSError (disk full) after removing what it
+    wrote."""
     index_dir = Path(index_dir)
     (index_dir / SEGMENTS).mkdir(parents=True, exist_ok=True)
     name = new_name("s")
@@ -122,7 +126,8 @@ def write_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
         _write_articles(tmp / "articles.sqlite", data.articles, {})
         for fname, arr in (("chunks.npy", data.chunks), ("sentences.npy", data.sentences),
                            ("chunk_vectors.npy", data.chunk_vectors),
-                           ("sentence_vectors.npy", data.sentence_vectors)):
+                           ("sentence_vectors.npy", data.sentence_vectors),
+                           *(extras or {}).items()):
             with open(tmp / fname, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
         import faiss
@@ -135,7 +140,8 @@ def write_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
                           os.strerror(errno.ENOSPC) if full else f"cannot write ({exc})",
                           str(tmp / "vectors.faiss")) from exc
         keyword_writer(tmp / "terms")
-        names = [*FILES, *sorted(f"terms/{p.name}" for p in (tmp / "terms").iterdir())]
+        names = [*FILES, *(extras or {}),
+                 *sorted(f"terms/{p.name}" for p in (tmp / "terms").iterdir())]
         manifest = {**manifest, "schema": SCHEMA_VERSION, "segment": name,
                     "files": {n: _file_info(tmp / n) for n in names}}
         _write_json(tmp / "manifest.json", manifest)

@@ -16,7 +16,7 @@ import pytest
 import rag
 from rag.index.segments import (MAX_SEGMENTS, merge_plan, open_version, read_layout)
 from rag.index.store import SEGMENTS, current_version, read_manifest
-from tests.conftest import DATA
+from tests.conftest import DATA, SHARED
 
 MODES = ("hybrid", "dense", "keyword")
 FILTERS = (None, {"sources": ["wire"]}, {"since": "2024-01-01"}, {"folders": ["desk"]})
@@ -266,3 +266,36 @@ def test_sharded_index_of_segments_answers_as_a_fresh_single_index(cfg, fake_emb
     rag.build(config=fresh)
     assert assert_same_answers(sharded, fresh) > 20
     shutil.rmtree(tmp_path / "fresh")
+
+
+@pytest.mark.skipif(not (SHARED / "corpus" / "news" / "articles.jsonl").is_file(),
+                    reason="needs ../shared/corpus/news")
+def test_incremental_folding_finds_the_copies_find_copies_finds_on_the_bbc_corpus():
+    """The build folds copies incrementally (rag.index.build.copies_stage): on the 2,225
+    BBC stories, in one pass, in five arrivals in corpus order, and after removing
+    representatives, it finds the groups the whole-corpus find_copies finds."""
+    from rag.config import Config
+    from rag.index.build import copies_stage
+    from rag.index.copies import find_copies
+    from rag.ingest.loaders import make_article
+
+    rows = [json.loads(line) for line in open(SHARED / "corpus" / "news" / "articles.jsonl")]
+    arts = [make_article(f"n{i:04d}", r.get("title", ""), r["text"], "bbc")
+            for i, r in enumerate(rows) if r.get("text")]
+    cfg = Config(model="fake")
+    want = find_copies(arts)
+    assert len(want) > 100
+
+    def reps(found):
+        return {k: v[0] for k, v in found.items()}
+
+    whole, _ = copies_stage(arts, cfg)
+    assert reps(whole) == reps(want)
+    prior, cuts = None, [0, 900, 1500, 2000, 2200, len(arts)]
+    for lo, hi in zip(cuts, cuts[1:]):
+        prior, _ = copies_stage(arts[:hi], cfg, (), {a.id for a in arts[lo:hi]}, prior)
+    assert reps(prior) == reps(want)
+    gone = {rep for rep, _ in list(want.values())[:20]}
+    left = [a for a in arts if a.id not in gone]
+    after, _ = copies_stage(left, cfg, (), set(), prior)
+    assert reps(after) == reps(find_copies(left))
