@@ -117,7 +117,8 @@ def prepare_index(cache: Path, articles: list[dict], distractors: Path | None,
         shutil.rmtree(index, ignore_errors=True)
         shutil.copytree(seed_from, index, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*"))
     icfg = cfg.replace(source=src, index_dir=index)
-    report = rag.build(config=icfg, progress=not quiet)
+    # one segment: the evaluation tools read the index's arrays (Version.single)
+    report = rag.build(config=icfg, progress=not quiet, optimize=True)
     if not quiet:
         print(report.summary(), file=sys.stderr)
     return icfg

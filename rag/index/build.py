@@ -76,7 +76,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
         # the live index decides contested ids, not file names (issue 22), also on rebuild
-        loaded = read_stage(src, cfg, progress, step, indexed_in(out))
+        loaded = read_stage(src, cfg, progress, step, indexed_in(out),
+                            cache_dir=None if rebuild else out)
         articles, skipped = loaded.articles, loaded.skipped
         embedder = get_embedder(cfg)
         settings = recorded_settings(cfg)
@@ -97,11 +98,11 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
                                wrote=version != old.manifest["version"])
 
         keep = set(unchanged)
-        fresh = [a for a in articles if a.id not in keep]
+        fresh = [loaded.full(a) for a in articles if a.id not in keep]
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
         copies, signatures = copies_stage(
             articles, cfg, [(out, old)] if old else (), {a.id for a in fresh},
-            prior_copies(old.manifest) if old else None)
+            prior_copies(old.manifest) if old else None, loaded.full)
         step("writing", 0, 0)
         version, chunks = publish_update(out, old, articles, fresh, new_parts, copies,
                                          embedder, settings, src, loaded.files, say,
@@ -166,16 +167,29 @@ def check_source(src: Path) -> Path:
     return src
 
 
-def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed) -> Loaded:
+SOURCE_CACHE = ".sources.sqlite"
+
+
+def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed,
+               cache_dir: Path | None = None) -> Loaded:
     """Read every article of ``src`` (PDF and DOCX in a limited worker, with the cache of
     parsed texts pruned to the files present), preferring ``indexed``'s claimant of a
     contested id; :class:`BuildError` naming the first skip reasons when none is
-    readable."""
+    readable. With ``cache_dir`` (the index folder), files unchanged since the last
+    build are not read again (:class:`~rag.ingest.loaders.SourceCache`)."""
+    from ..ingest.loaders import SourceCache
+
     step("reading", 0, 0)
-    with reading(reader_for(cfg)) as reader:
-        loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
-                              max_pdf_pages=cfg.max_pdf_pages, indexed=indexed)
-        reader.prune()  # the cached texts of documents gone from the folder
+    cache = SourceCache(cache_dir / SOURCE_CACHE) if cache_dir is not None else None
+    try:
+        with reading(reader_for(cfg)) as reader:
+            loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
+                                  max_pdf_pages=cfg.max_pdf_pages, indexed=indexed,
+                                  cache=cache)
+            reader.prune()  # the cached texts of documents gone from the folder
+    finally:
+        if cache is not None:
+            cache.close()
     step("reading", len(loaded.articles), len(loaded.articles))
     if not loaded.articles:
         why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
@@ -191,15 +205,17 @@ def recorded_settings(cfg: Config) -> dict:
 
 def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path, Layout]] = (),
                  fresh_ids: set[str] | None = None,
-                 prior: dict[str, tuple[str, float]] | None = None
+                 prior: dict[str, tuple[str, float]] | None = None,
+                 full=lambda article: article
                  ) -> tuple[dict[str, tuple[str, float]], dict[str, np.ndarray]]:
     """Syndicated copies over all ``articles`` (corpus order): (id -> (representative id,
     similarity), the MinHash of each article computed here, by id). Incremental: the
     live version's copies (``prior``) stand unless an end of them changed; the new and
     changed articles (``fresh_ids``; default all) and the copies whose representative
     went are folded against the representatives, whose signatures come from their
-    segments (``previous``: each index folder and its layout). None when
-    ``cfg.fold_copies`` is off."""
+    segments (``previous``: each index folder and its layout); ``full(article)`` gives
+    an article with its text (:meth:`rag.ingest.loaders.Loaded.full`: only the articles
+    compared are read). None when ``cfg.fold_copies`` is off."""
     if not cfg.fold_copies:
         return {}, {}
     from .copies import NUM_PERM, fold, minhash, shingles
@@ -229,7 +245,7 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
 
     def set_of(aid: str) -> np.ndarray:
         if aid not in sets:
-            sets[aid] = shingles(by_id[aid].text)
+            sets[aid] = shingles(full(by_id[aid]).text)
         return sets[aid]
 
     def signature_of(aid: str) -> np.ndarray:
@@ -483,7 +499,7 @@ def _assemble(articles, keep, old, old_rows, new_parts, dim) -> IndexData:
 LOCK_NAME = ".build.lock"
 # what a build leaves in an index folder besides the index itself: removed with the
 # lock when no index is there (an empty folder's build, a first build that failed)
-_SCRATCH = (LOCK_NAME, ".parsed")
+_SCRATCH = (LOCK_NAME, ".parsed", SOURCE_CACHE)
 
 
 class _build_lock:

@@ -135,7 +135,8 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                 raise BuildError(f"{out} has {old_cluster['shards']} shards, not {shards}; "
                                  "add --rebuild to re-partition (everything is re-embedded)")
         # the same reading stage as one index: the live shards decide contested ids
-        loaded = read_stage(src, cfg, progress, step, _indexed_shards(out, old_cluster))
+        loaded = read_stage(src, cfg, progress, step, _indexed_shards(out, old_cluster),
+                            cache_dir=None if rebuild else out)
         articles, skipped = loaded.articles, loaded.skipped
         embedder = get_embedder(cfg)
         settings = recorded_settings(cfg)
@@ -149,7 +150,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             added, updated, unchanged, removed = added + a, updated + u, unchanged + same, \
                 removed + gone
             keep = set(same)
-            fresh += [x for x in arts if x.id not in keep]
+            fresh += [loaded.full(x) for x in arts if x.id not in keep]
             keeps.append(keep)
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(sorted(removed)),
@@ -168,7 +169,8 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
         copies, signatures = copies_stage(  # over the whole corpus, in its order
             articles, cfg, [(out / shard_name(i), o) for i, o in enumerate(olds) if o],
             {a.id for a in fresh}, prior_copies(old_cluster) if old_cluster and not rebuild
-            else None)
+            else None, loaded.full)
+        full_of = {a.id: a for a in fresh}
         folded = folded_of(copies)
 
         step("writing", 0, 0)
@@ -179,7 +181,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             changed = old is None or len(keep) != len(arts) or \
                 len(old.live()) != len(keep)
             if changed:
-                fresh_here = [a for a in arts if a.id not in keep]
+                fresh_here = [full_of[a.id] for a in arts if a.id not in keep]
                 version, chunks = publish_update(sdir, old, arts, fresh_here, new_parts, {},
                                                  embedder, settings, src, loaded.files, say,
                                                  signatures)

@@ -469,11 +469,37 @@ class Indexed:
 @dataclass(frozen=True)
 class Loaded:
     """The result of :func:`load_sources`: the articles (file order), the skips, and the
-    file (relative path) each article was read from (id -> file)."""
+    file (relative path) each article was read from (id -> file). With a
+    :class:`SourceCache`, the articles of files unchanged since they were last read are
+    not read again: ``unread`` holds their ids, and those articles carry their id,
+    metadata and content hash but no text until :meth:`full` reads it."""
 
     articles: list[Article]
     skipped: list[Skipped]
     files: dict[str, str]
+    source: Path | None = None
+    unread: frozenset[str] = frozenset()
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_pdf_pages: int = MAX_PDF_PAGES
+    _read_now: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def full(self, article: Article) -> Article:
+        """``article`` with its text (read from its file now, once, when it was not)."""
+        if article.id not in self.unread:
+            return article
+        if article.id in self._read_now:
+            return self._read_now[article.id]
+        self._read_now[article.id] = got = self._read(article)
+        return got
+
+    def _read(self, article: Article) -> Article:
+        rel = self.files[article.id]
+        got, _ = load_file(self.source / rel, rel, max_file_bytes=self.max_file_bytes,
+                           max_pdf_pages=self.max_pdf_pages)
+        for a in got:
+            if a.id == article.id and a.content_hash == article.content_hash:
+                return a
+        raise BuildError(f"{rel} changed while the build read it; build again")
 
 
 def load_articles(
@@ -489,6 +515,7 @@ def load_articles(
 def load_sources(
     source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False,
     max_pdf_pages: int = MAX_PDF_PAGES, indexed: Indexed | None = None,
+    cache: "SourceCache | None" = None,
 ) -> Loaded:
     """Every article under ``source``, and every supported file or record that was not used.
 
@@ -516,6 +543,9 @@ def load_sources(
     The others are skipped: "duplicate id of <where the winner is>" (with "(the file the
     index read it from)" when rule 1 or 2 decided) or "duplicate of <winner's id>" for
     an identical text. Ids are settled first, then texts among the articles kept.
+
+    ``cache`` (:class:`SourceCache`): a file whose size, modification time and inode
+    are those it had when last read is not read again (:class:`Loaded`'s ``unread``).
     """
     from .progress import progress_bar
 
@@ -523,16 +553,34 @@ def load_sources(
     indexed = indexed or Indexed()
     files, skipped = _walk(source)
     found: list[_Claim] = []
+    unread: set[str] = set()
+    settings = (max_file_bytes, max_pdf_pages)
     with document_reader():  # one worker for the folder's PDF and DOCX files
         for path in progress_bar(files, desc="loading", unit="file", enabled=progress):
             rel = _relative_id(path, source)
-            located, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
+            # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
+            # their bytes), which keeps what the folder still holds
+            cached = cache is not None and path.suffix.lower() not in _BINARY_SUFFIXES
+            known = cache.get(rel, path, settings) if cached else None
+            if known is not None:
+                located, bad = known
+                unread.update(art.id for art, _, _ in located)
+            else:
+                got, bad = _load_located(path, rel, max_file_bytes, max_pdf_pages)
+                located = [(art, where, text_hash(art.text)) for art, where in got]
+                if cached:
+                    cache.put(rel, path, settings, located, bad)
             skipped.extend(bad)
-            found.extend(_Claim(len(found), art, where, rel) for art, where in located)
+            found.extend(_Claim(len(found), art, where, rel, digest)
+                         for art, where, digest in located)
+    if cache is not None:
+        cache.keep_only({_relative_id(p, source) for p in files})
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
     skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
-    return Loaded([c.article for c in kept], skipped, {c.article.id: c.file for c in kept})
+    ids = {c.article.id for c in kept}
+    return Loaded([c.article for c in kept], skipped, {c.article.id: c.file for c in kept},
+                  source, frozenset(unread & ids), max_file_bytes, max_pdf_pages)
 
 
 @dataclass(frozen=True)
@@ -544,6 +592,7 @@ class _Claim:
     article: Article
     where: str
     file: str
+    digest: str  # text_hash of the article's text (identical texts are one article)
 
 
 def _settle_ids(claims: list[_Claim], indexed: Indexed
@@ -580,7 +629,7 @@ def _settle_texts(claims: list[_Claim], indexed: Indexed
         return (0 if aid in indexed.files or aid in indexed.hashes else 1), c.order
 
     best: dict[str, _Claim] = {}
-    digests = [text_hash(c.article.text) for c in claims]
+    digests = [c.digest for c in claims]
     for c, digest in zip(claims, digests):
         held = best.get(digest)
         if held is None or rank(c) < rank(held):
@@ -588,3 +637,96 @@ def _settle_texts(claims: list[_Claim], indexed: Indexed
     copies = [(c.order, Skipped(c.where, f"duplicate of {best[d].article.id}"))
               for c, d in zip(claims, digests) if best[d] is not c]
     return [c for c, d in zip(claims, digests) if best[d] is c], copies
+
+
+class SourceCache:
+    """What each file of a source folder held when last read, keyed by its relative path
+    and checked by size, modification time (ns) and inode, as make and git do: an
+    unchanged file is not read again (issue 26: a build of one new article among 100k
+    costs a directory walk, not 100k reads). Kept in SQLite (``<index>/.sources.sqlite``)
+    so that a build writes only the rows of files that changed. Holds, per file, its
+    articles without their texts (id, title, source, url, published, author, pages,
+    file date, date source, content hash, where, text digest) and its skips. Entries
+    read with other limits (file size, PDF pages) or by another loader version do not
+    count. PDF and DOCX files are not kept here (their parsed texts have their own cache,
+    keyed by their bytes). Not thread-safe; one build uses it at a time (the build
+    lock)."""
+
+    VERSION = 1  # bump when the loaders read a file differently
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        self.path = Path(path)
+        self._puts: list[tuple[str, str, str]] = []
+        try:
+            self._con = sqlite3.connect(self.path)
+            self._con.execute("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY,"
+                              " key TEXT NOT NULL, entry TEXT NOT NULL)")
+        except sqlite3.Error:  # a damaged or unwritable cache: read every file
+            self._con = None
+
+    @staticmethod
+    def _key(path: Path, settings: tuple) -> str | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return json.dumps([SourceCache.VERSION, st.st_size, st.st_mtime_ns, st.st_ino,
+                           *settings])
+
+    def get(self, rel: str, path: Path, settings: tuple):
+        """(located stubs [(article, where, digest)], skips) of an unchanged file, or
+        None."""
+        import sqlite3
+
+        key = self._key(path, settings)
+        if key is None or self._con is None:
+            return None
+        try:
+            row = self._con.execute("SELECT key, entry FROM files WHERE rel = ?",
+                                    (rel,)).fetchone()
+            if row is None or row[0] != key:
+                return None
+            entry = json.loads(row[1])
+        except (sqlite3.Error, ValueError):
+            return None
+        located = [(Article(id=a[0], title=a[1], text="", source=a[2], url=a[3],
+                            published=a[4], author=a[5], content_hash=a[6],
+                            pages=tuple(a[7]), file_date=a[8], date_source=a[9]), a[10], a[11])
+                   for a in entry["articles"]]
+        return located, [Skipped(p, r) for p, r in entry["skipped"]]
+
+    def put(self, rel: str, path: Path, settings: tuple, located, skipped) -> None:
+        key = self._key(path, settings)
+        if key is None:
+            return
+        entry = {"articles": [[a.id, a.title, a.source, a.url, a.published, a.author,
+                               a.content_hash, list(a.pages), a.file_date, a.date_source,
+                               where, digest] for a, where, digest in located],
+                 "skipped": [[s.path, s.reason] for s in skipped]}
+        self._puts.append((rel, key, json.dumps(entry, ensure_ascii=False)))
+
+    def keep_only(self, rels: set[str]) -> None:
+        """Write what was read, and forget files no longer in the folder (a cache: when
+        that fails, e.g. on a full disk, the next build reads those files again)."""
+        import sqlite3
+
+        puts, self._puts = self._puts, []
+        if self._con is None:
+            return
+        try:
+            self._con.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", puts)
+            known = [r[0] for r in self._con.execute("SELECT rel FROM files")]
+            self._con.executemany("DELETE FROM files WHERE rel = ?",
+                                  [(r,) for r in known if r not in rels])
+            self._con.commit()
+        except sqlite3.Error:
+            try:
+                self._con.rollback()
+            except sqlite3.Error:
+                pass
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()

@@ -92,16 +92,19 @@ def _essence(answer: dict) -> tuple:
             [(c["article_id"], c["start"], c["end"], c["score"]) for c in answer["citations"]])
 
 
-def _mapped_versions(pid: int, index_dir: Path) -> set[str] | None:
-    """The version folders of ``index_dir`` that process ``pid`` has memory-mapped (its
-    loaded version), or None where /proc is not available."""
+def _loaded(pid: int, index_dir: Path, version: str) -> bool | None:
+    """Whether process ``pid`` has ``version`` loaded: every segment it lists is
+    memory-mapped (segments are shared between versions, so a version's own new segment
+    is what tells it apart); None where /proc is not available."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return None
-    root = str(index_dir.resolve()) + os.sep
-    return {line[line.index(root) + len(root):].split(os.sep)[0]
-            for line in maps.splitlines() if root in line}
+    root = str((index_dir / "segments").resolve()) + os.sep
+    mapped = {line[line.index(root) + len(root):].split(os.sep)[0]
+              for line in maps.splitlines() if root in line}
+    listed = json.loads((index_dir / version / "manifest.json").read_text())["segments"]
+    return {e["name"] for e in listed} <= mapped
 
 
 def _until(what: str, check, deadline: float):
@@ -230,7 +233,7 @@ def test_replicas_switch_to_a_new_version_on_their_own(library, replicas):
     assert _essence(answers[0]) == _essence(answers[1])
     for s in replicas:  # the new fact is not there yet (so the checks below can fail)
         assert not _answers(_ask(s.url, Q_FERRY[0]), *Q_FERRY[1:])
-        assert _mapped_versions(s.proc.pid, index_dir) in ({v1}, None)
+        assert _loaded(s.proc.pid, index_dir, v1) in (True, None)
 
     # a rebuild while replica a answers questions: none of them fails
     results: list[tuple[int, dict]] = []
@@ -258,14 +261,15 @@ def test_replicas_switch_to_a_new_version_on_their_own(library, replicas):
     # (it switches at its next question) and v1's files are all still there
     assert v2 != v1 and _versions_on_disk(index_dir) == {v1, v2}
     assert (index_dir / v1 / "manifest.json").is_file()
-    assert _mapped_versions(b.proc.pid, index_dir) in ({v1}, None)
+    assert _loaded(b.proc.pid, index_dir, v1) in (True, None)
+    assert _loaded(b.proc.pid, index_dir, v2) in (False, None)
 
     # both answer the new fact from v2, without a restart, and agree
     deadline = time.monotonic() + POLL_S
     new = [_switched(s, Q_FERRY, deadline) for s in replicas]
     assert _essence(new[0]) == _essence(new[1])
     for s in replicas:
-        assert v2 in (_mapped_versions(s.proc.pid, index_dir) or {v2})
+        assert _loaded(s.proc.pid, index_dir, v2) in (True, None)
         assert _http(s.url + "/api/health")[1]["index"] == v2
         assert s.proc.poll() is None  # the same processes, never restarted
 
@@ -278,7 +282,7 @@ def test_replicas_switch_to_a_new_version_on_their_own(library, replicas):
     for s in replicas:
         assert _answers(_ask(s.url, Q_FERRY[0]), *Q_FERRY[1:])
         assert _answers(_ask(s.url, Q_BAKERY[0]), *Q_BAKERY[1:])
-        assert v3 in (_mapped_versions(s.proc.pid, index_dir) or {v3})
+        assert _loaded(s.proc.pid, index_dir, v3) in (True, None)
         assert s.proc.poll() is None
 
 
@@ -314,7 +318,7 @@ def test_uvicorn_workers_switch_on_their_own(library, tmp_path):
             """Ask once; the worker processes once two have ``version`` loaded."""
             _switched(server, (Q_FERRY if version != v1 else Q_BAKERY), deadline)
             on = [p for p in _children(server.proc.pid)
-                  if version in (_mapped_versions(p, index_dir) or ())]
+                  if _loaded(p, index_dir, version)]
             return on if len(on) == 2 else None
 
         _until("two uvicorn workers with the index loaded", lambda: workers_on(v1), deadline)

@@ -876,6 +876,9 @@ def _sqlite_full(real):
             def commit(self):
                 con.commit()
 
+            def rollback(self):
+                con.rollback()
+
             def close(self):
                 con.close()
         return Full()
