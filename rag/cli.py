@@ -146,6 +146,9 @@ def build_main(argv: list[str] | None = None) -> int:
                     "near-duplicate copies of a story are folded in answers.")
     parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
+    parser.add_argument("--model", help="the embedding model: minilm (the bundled one, the "
+                        "default) or the path of a sentence-transformers model folder "
+                        "($RAG_MODEL; asking needs the same)")
     parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
     parser.add_argument("--optimize", action="store_true",
                         help="merge the index's segments into one (deleted rows purged); "
@@ -190,7 +193,7 @@ def build_main(argv: list[str] | None = None) -> int:
     from .types import RagError
 
     try:
-        cfg = Config.from_env(source=args.source, index_dir=args.index)
+        cfg = Config.from_env(source=args.source, index_dir=args.index, model=args.model)
         if args.list_feeds or args.remove_feed or args.prune:
             if _manage_feeds(cfg, args):
                 return 0

@@ -261,7 +261,7 @@ def index_status(cfg: Config, updater=None) -> dict:
             _, manifest = read_manifest(Path(cfg.index_dir), verify=False)
             out.update(version=manifest.get("version"), created=manifest.get("created"),
                        articles=manifest.get("counts", {}).get("articles"),
-                       **describe(manifest))
+                       model=manifest.get("model"), **describe(manifest))
     except RagError as exc:
         out["error"] = str(exc)
     if updater is not None:

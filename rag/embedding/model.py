@@ -276,10 +276,16 @@ def get_embedder(cfg) -> Embedder:
     ``backend`` argument."""
     name = cfg.model
     if name not in EMBEDDERS:
-        from ..types import RagError
+        from .folder import FolderEmbedder, is_model_folder
 
-        raise RagError(f"unknown model {name!r}; known: {', '.join(EMBEDDERS)}")
-    factory = EMBEDDERS[name]
+        if not is_model_folder(name):
+            from ..types import RagError
+
+            raise RagError(f"unknown model {name!r}: use {', '.join(EMBEDDERS)} or the "
+                           "path of a sentence-transformers model folder")
+        factory = lambda threads, batch_size: FolderEmbedder(name, threads, batch_size)  # noqa: E731
+    else:
+        factory = EMBEDDERS[name]
     try:
         takes_backend = "backend" in inspect.signature(factory).parameters
     except (TypeError, ValueError):

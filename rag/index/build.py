@@ -383,7 +383,9 @@ def embed_articles(articles: Sequence, embedder: Embedder, cfg: Config,
     from ..ingest.progress import progress_bar
 
     splitter = OffsetTextSplitter(length_function=embedder.count_tokens,
-                                  chunk_size=cfg.chunk_tokens, chunk_overlap=cfg.chunk_overlap)
+                                  # a model that reads less than the setting: its limit
+                                  chunk_size=min(cfg.chunk_tokens, embedder.max_tokens),
+                                  chunk_overlap=cfg.chunk_overlap)
     plans: list = [None] * len(articles)  # per article: list of (start, end, spans, passage)
     unique: dict[tuple, int] = {}
     texts, spans = [], []
