@@ -170,8 +170,23 @@ def _answer(corpus: Corpus, cfg: Config, model: AnswerModel, text: str, query: s
                   article_id=None if abstained else first.article_id,
                   start=None if abstained else first.start,
                   end=None if abstained else first.end,
-                  message=NO_ANSWER if abstained else note, timings_ms=timings,
+                  message=" ".join(x for x in (NO_ANSWER if abstained else note,
+                                               uncalibrated_note(cfg)) if x),
+                  timings_ms=timings,
                   filters=chosen, scope=scope, explain=explain)
+
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2 "  # the model ids the shipped answer model was fitted on
+
+
+def uncalibrated_note(cfg: Config) -> str:
+    """What an answer says when the embedding model is not the one the answer parameters
+    were fitted with (issue 27): the confidence is then only a rough guide."""
+    model_id = get_embedder(cfg).model_id
+    if model_id.startswith(BUNDLED_MODEL) or cfg.model == "fake":
+        return ""
+    return (f"The confidence is calibrated for the bundled MiniLM model, not for "
+            f"{model_id}: treat it as a rough guide.")
 
 
 def _filtered_out(text: str, chosen: Filters | None, scope: str, threshold: float,

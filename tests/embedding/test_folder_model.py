@@ -143,3 +143,14 @@ def test_the_build_command_takes_a_model_folder(model_dir, tmp_path, capsys):
                        "--model", str(model_dir), "--json", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["articles"] == 2
     assert index_status(cfg)["model"].startswith("st:tiny-bert:")
+
+
+def test_answers_say_the_confidence_is_not_calibrated_for_another_model(model_dir, tmp_path):
+    cfg = config(tmp_path, str(model_dir))
+    rag.build(config=cfg)
+    for threshold in (0.0, 1.0):  # answered and abstained
+        answer = rag.ask("Who founded the museum?", config=cfg.replace(
+            abstain_threshold=threshold))
+        assert answer.abstained == (threshold == 1.0)
+        assert "calibrated for the bundled MiniLM model, not for st:tiny-bert:" in \
+            answer.message
