@@ -44,7 +44,7 @@ from rag.answer.pipeline import forget_corpus
 from rag.index import live, store
 from rag.config import Config
 from rag.index.segments import open_version
-from rag.index.store import FILES, read_manifest, read_segment
+from rag.index.store import FILES, current_version, read_manifest, read_segment
 from rag.types import BuildError, IndexMismatch, IndexMissing
 from tests.conftest import TESTS  # children import it as conftest (the fake embedder)
 
@@ -552,6 +552,42 @@ def test_damaged_index_file_is_named_and_a_rebuild_repairs_it(two_states, name, 
     assert r.wrote and sorted(r.added) == sorted(["solar.txt", "chess.md", "volcano.txt",
                                                   "rail"])
     assert answers(cfg) == ans_a
+
+
+def test_sigkill_during_a_merge_leaves_the_unmerged_version_answering(two_states, zygote):
+    """`python -m rag.build --optimize` merges the segments into one and publishes like a
+    build: killed at any step of it, the version before the merge answers, and the next
+    merge completes and cleans up."""
+    cfg, ans_a, ans_b = two_states
+    set_source(cfg, STATE_B)
+    built = zygote.run(cfg, env={"RAG_MERGE": "0"})  # A's segment plus B's: two
+    assert built.exit_code == 0, built.stderr
+    assert len(read_manifest(cfg.index_dir)[1]["segments"]) >= 2
+    before = current_version(cfg.index_dir)
+    dry = zygote.start(cfg, "--optimize", halt="replace>#1")  # the merge's steps, unpublished
+    assert dry.wait_halt() == "replace>#1"
+    dry.kill()
+    dry.wait()
+    steps = [name for _, name in dry.events]
+    first = steps.index("write_segment>#1")
+    chosen = [n for n in range(first, len(steps))
+              if steps[n].split("#")[0] not in ("fsync>", "fsync<")]
+    assert len(chosen) >= 10
+    for n in chosen:
+        child = zygote.start(cfg, "--optimize", halt=steps[n])
+        assert child.wait_halt() == steps[n]
+        child.kill()
+        child.wait()
+        assert child.killed
+        assert live_state(cfg, ans_a, ans_b) == "B"  # the same answers, merged or not
+        if current_version(cfg.index_dir) != before:  # killed after publishing: merged
+            assert len(read_manifest(cfg.index_dir)[1]["segments"]) == 1
+            break
+    final = zygote.run(cfg, "--optimize")
+    assert final.exit_code == 0, final.stderr
+    assert len(read_manifest(cfg.index_dir)[1]["segments"]) == 1
+    assert live_state(cfg, ans_a, ans_b) == "B"
+    assert_no_leftovers(cfg.index_dir)
 
 
 def test_damaged_deleted_rows_of_a_version_are_refused(two_states):
