@@ -23,7 +23,7 @@ from ..index.keyword import keyword_tokens
 RRF_K = 60
 # Each ranking is read this much deeper than asked and re-sorted by (score, chunk key), so
 # that passages with equal scores (syndicated copies: the same text, the same vector) come
-# in one total order whatever FAISS's or bm25s's own tie order, on one index or over
+# in one total order whatever FAISS's or the keyword index's tie order, on one index or over
 # shards (rag.answer.shards). Exact as long as fewer than this many extra passages tie at
 # the cut.
 TIE_MARGIN = 16

@@ -1,7 +1,9 @@
-"""The index: one self-describing folder per version, published atomically.
+"""The index: immutable segments, versions that list them, published atomically.
 
-:mod:`.store` (versions, manifest, the loaded :class:`~.store.Index`), :mod:`.dense`
-(FAISS), :mod:`.keyword` (BM25, the only module that touches bm25s), :mod:`.build`
-(the incremental builder), :mod:`.live` (the published version, cached per process).
-Imports rag.ingest, rag.embedding, rag.config and rag.types; nothing above.
+:mod:`.store` (segments, versions, manifests, the loaded segment
+:class:`~.store.Index`), :mod:`.segments` (a loaded version, the merge policy),
+:mod:`.dense` (FAISS), :mod:`.keyword` (BM25 postings; bm25s only for its stop words),
+:mod:`.copies` (syndicated copies), :mod:`.build` (the incremental builder),
+:mod:`.shards` (a sharded index), :mod:`.live` (the published version, cached per
+process). Imports rag.ingest, rag.embedding, rag.config and rag.types; nothing above.
 """
