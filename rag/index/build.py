@@ -142,7 +142,7 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
             if len(rows):
                 deleted[seg["segment"]] = rows
     if fresh:
-        data = _assemble(fresh, set(), None, {}, new_parts, embedder.dim)
+        data = _assemble(fresh, new_parts, embedder.dim)
         say(f"writing segment: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
         name, seg = write_data_segment(out, data, segment_manifest(
             embedder, settings, src, files, data), embedder.dim, signatures)
@@ -461,26 +461,12 @@ def embed_articles(articles: Sequence, embedder: Embedder, cfg: Config,
     return parts, len(texts)
 
 
-def _assemble(articles, keep, old, old_rows, new_parts, dim) -> IndexData:
-    """Concatenate reused and new rows, in article order, renumbering rows and sentences."""
+def _assemble(articles, new_parts, dim) -> IndexData:
+    """One segment's data: the embedded parts of ``articles``, in their order, rows and
+    sentences numbered from 0."""
     chunk_rows, sent_rows, cvecs, svecs = [], [], [], []
     n_sent = 0
-    if old is not None:
-        starts = np.searchsorted(old.chunks[:, 0], np.arange(len(old.article_ids) + 1))
     for row, a in enumerate(articles):
-        if a.id in keep:
-            r = old_rows[a.id]
-            lo, hi = starts[r], starts[r + 1]
-            ch = np.array(old.chunks[lo:hi], dtype=np.int64)
-            s_lo, s_hi = (int(ch[0, 3]), int(ch[-1, 4])) if len(ch) else (0, 0)
-            ch[:, 0] = row
-            ch[:, 3:5] += n_sent - s_lo
-            chunk_rows.append(ch)
-            sent_rows.append(np.array(old.sentences[s_lo:s_hi]))
-            cvecs.append(np.array(old.chunk_vectors[lo:hi]))
-            svecs.append(np.array(old.sentence_vectors[s_lo:s_hi]))
-            n_sent += s_hi - s_lo
-            continue
         chunks, counts, sentences, cv, sv = new_parts[a.id]
         bounds = np.cumsum([0, *counts]) + n_sent
         ch = np.array([(row, s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(chunks)],

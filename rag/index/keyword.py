@@ -101,14 +101,6 @@ class KeywordStats:
     def idf_all(self, terms: list[str]) -> dict[str, float]:
         return {t: self.idf(t) for t in terms}
 
-    def to_dict(self) -> dict:
-        return {"n_docs": self.n_docs, "total_len": self.total_len, "df": dict(self.df)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "KeywordStats":
-        return cls(int(d["n_docs"]), int(d["total_len"]),
-                   {str(k): int(v) for k, v in d["df"].items()})
-
 
 def tokenize_passages(texts: list[str]) -> list[tuple[str, ...]]:
     """Each passage's terms, in order (:func:`keyword_tokens`, uncached: passages are
@@ -213,9 +205,6 @@ class KeywordIndex:
             return KeywordStats(self.n_docs, int(np.sum(self.lengths, dtype=np.int64)), df)
         return KeywordStats(int(np.count_nonzero(live)),
                             int(np.sum(self.lengths[live], dtype=np.int64)), df)
-
-    def doc_freqs(self, terms: list[str], live: np.ndarray | None = None) -> dict[str, int]:
-        return self.stats(terms, live).df
 
     def scores(self, terms: list[str], stats: KeywordStats) -> np.ndarray:
         """BM25 of every passage of this segment for the question ``terms`` (in order,

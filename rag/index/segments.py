@@ -187,10 +187,6 @@ class Version:
                         for g in self.groups for a in g if all(x in row_of for x in g)}
         return index
 
-    def describe(self) -> dict[str, Any]:
-        """Segment count, live and deleted rows, and the last merge, for status lines."""
-        return describe(self.manifest)
-
 
 def _rows_of(index: Index, rows: np.ndarray) -> list[tuple]:
     all_rows = index.article_rows()
@@ -206,6 +202,18 @@ def describe(manifest: dict[str, Any]) -> dict[str, Any]:
             "last_merge": manifest.get("last_merge")}
 
 
+def deleted_rows(path: Path, entry: dict[str, Any]) -> np.ndarray:
+    """The deleted article rows a version (folder ``path``) lists for a segment's
+    ``entry`` (none: an empty array); IndexMismatch when the file is damaged."""
+    if not entry.get("deleted"):
+        return np.zeros(0, dtype=np.int32)
+    try:
+        return np.load(path / entry["deleted"], allow_pickle=False)
+    except NPY_ERRORS as exc:
+        raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} are damaged "
+                            f"({exc}); {REBUILD_HINT}") from exc
+
+
 def open_version(index_dir: Path, version: str | None = None) -> Version:
     """The live version of ``index_dir`` (or ``version``), loaded; IndexMissing or
     IndexMismatch (with what to do) when it cannot be."""
@@ -214,13 +222,8 @@ def open_version(index_dir: Path, version: str | None = None) -> Version:
     parts = []
     for entry in manifest["segments"]:
         index = load_segment(index_dir, entry["name"])
-        deleted = np.zeros(0, dtype=np.int64)
+        deleted = deleted_rows(path, entry)
         if entry.get("deleted"):
-            try:
-                deleted = np.load(path / entry["deleted"], allow_pickle=False)
-            except NPY_ERRORS as exc:
-                raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} are "
-                                    f"damaged ({exc}); {REBUILD_HINT}") from exc
             if deleted.ndim != 1 or deleted.dtype != np.int32 or (len(deleted) and (
                     deleted.min() < 0 or deleted.max() >= len(index.article_ids))):
                 raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} do not "
@@ -274,14 +277,7 @@ def read_layout(index_dir: Path) -> Layout:
             raise IndexMismatch(f"segment {entry['name']} does not list its articles; "
                                 f"{REBUILD_HINT}")
         segments.append(seg)
-        dead = np.zeros(0, dtype=np.int32)
-        if entry.get("deleted"):
-            try:
-                dead = np.load(path / entry["deleted"], allow_pickle=False)
-            except NPY_ERRORS as exc:
-                raise IndexMismatch(f"the deleted rows in {path} are damaged ({exc}); "
-                                    f"{REBUILD_HINT}") from exc
-        deleted.append(dead)
+        deleted.append(deleted_rows(path, entry))
     return Layout(manifest, segments, deleted)
 
 

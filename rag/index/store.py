@@ -83,7 +83,6 @@ class IndexData:
     sentences: np.ndarray  # int32 (m, 2)
     chunk_vectors: np.ndarray  # float32 (n, dim)
     sentence_vectors: np.ndarray  # float16 (m, dim)
-    copies: dict[str, tuple[str, float]] | None = None  # id -> (copy_of id, similarity)
 
 
 # A sharded index (rag.index.shards) names its live cluster manifest in this file.
