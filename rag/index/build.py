@@ -237,9 +237,9 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     rep_sigs = np.empty((len(reps), NUM_PERM), dtype=np.uint32)
     located: dict[str, tuple[Path, int]] = {}
     for folder, layout in previous:
-        names = [seg["segment"] for seg in layout.segments]
+        paths = [Path(folder) / "segments" / seg["segment"] for seg in layout.segments]
         for aid, (p, row) in layout.live().items():
-            located[aid] = (Path(folder) / "segments" / names[p], row)
+            located[aid] = (paths[p], row)
     sets: dict[str, np.ndarray] = {}
     computed: dict[str, np.ndarray] = {}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -245,14 +246,21 @@ class Layout:
     deleted: list[np.ndarray]
 
     def live(self) -> dict[str, tuple[int, int]]:
-        """Live article id -> (segment position, row)."""
-        out = {}
-        for p, (seg, dead) in enumerate(zip(self.segments, self.deleted)):
-            dead_set = set(dead.tolist())
-            for row, aid in enumerate(seg.get("articles", {})):
-                if row not in dead_set:
-                    out[aid] = (p, row)
-        return out
+        """Live article id -> (segment position, row); computed once (do not modify)."""
+        got = self.__dict__.get("_live")
+        if got is None:
+            got = {}
+            for p, (seg, dead) in enumerate(zip(self.segments, self.deleted)):
+                rows = seg.get("articles", {})
+                if not len(dead):
+                    got.update(zip(rows, ((p, r) for r in range(len(rows)))))
+                    continue
+                dead_set = set(dead.tolist())
+                for row, aid in enumerate(rows):
+                    if row not in dead_set:
+                        got[aid] = (p, row)
+            object.__setattr__(self, "_live", got)
+        return got
 
     def hashes(self) -> dict[str, str]:
         """Live article id -> content hash."""
@@ -267,12 +275,37 @@ class Layout:
         return out
 
 
+_manifests: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
+
+
+def _segment_manifest(index_dir: Path, name: str) -> dict[str, Any]:
+    """A segment's manifest, unverified, read once per process while its file stays
+    the same (segments are immutable; a build reads them twice: for contested ids and
+    for the diff). Shared: do not modify."""
+    path = Path(index_dir) / "segments" / name / "manifest.json"
+    try:
+        st = os.stat(path)
+        key = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    hit = _manifests.get(str(path))
+    if key is not None and hit is not None and hit[0] == key:
+        return hit[1]
+    _, seg = read_segment(index_dir, name, verify=False)
+    if key is not None:
+        with _cache_lock:
+            _manifests[str(path)] = (key, seg)
+            while len(_manifests) > CACHED_SEGMENTS:
+                _manifests.popitem(last=False)
+    return seg
+
+
 def read_layout(index_dir: Path) -> Layout:
     """The live version's :class:`Layout`; IndexMissing / IndexMismatch."""
     path, manifest = read_manifest(index_dir, verify=False)
     segments, deleted = [], []
     for entry in manifest["segments"]:
-        _, seg = read_segment(index_dir, entry["name"], verify=False)
+        seg = _segment_manifest(index_dir, entry["name"])
         if not isinstance(seg.get("articles"), dict):
             raise IndexMismatch(f"segment {entry['name']} does not list its articles; "
                                 f"{REBUILD_HINT}")

@@ -130,48 +130,62 @@ def iter_source_files(source: Path) -> list[Path]:
     followed, but each real folder is visited once, so symlink loops terminate.
     Raises :class:`BuildError` when ``source`` is missing or not a folder.
     """
-    return [Path(path) for _, path in _walk(Path(source))[0]]
+    return [Path(path) for _, path, _ in _walk(Path(source))[0]]
 
 
-def _walk(source: Path) -> tuple[list[tuple[str, str]], list[Skipped]]:
-    """Supported files under ``source`` (sorted), and folders that could not be listed."""
+def _walk(source: Path) -> tuple[list[tuple[str, str, tuple | None]], list[Skipped]]:
+    """Supported files under ``source`` (sorted by relative path) as (relative id, path,
+    (size, modification time ns, inode) or None when it cannot be stat-ed), and the
+    folders that could not be listed. One ``scandir`` per folder, string work only
+    (pathlib and a second ``stat`` per file were most of a 100k-file build's reading)."""
     if not source.exists():
         raise BuildError(f"source folder not found: {source}")
     if not source.is_dir():
         raise BuildError(f"source is a file, not a folder: {source}")
     seen_dirs = {os.path.realpath(source)}
-    found: list[Path] = []
+    found: list[tuple[str, str, tuple | None]] = []
     errors: list[Skipped] = []
-
-    def on_error(exc: OSError) -> None:
-        where = Path(exc.filename) if exc.filename else source
+    stack = [(os.fspath(source), "")]  # depth first, each folder's entries in name order
+    while stack:
+        dirpath, rel_dir = stack.pop()
         try:
-            rel = _relative_id(where, source)
-        except ValueError:
-            rel = str(where)
-        errors.append(Skipped(rel + "/", exc.strerror or str(exc)))
-
-    for dirpath, dirnames, filenames in os.walk(source, followlinks=True, onerror=on_error):
-        keep = []
-        for name in sorted(dirnames):
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            try:
+                rel = _relative_id(Path(exc.filename or dirpath), source)
+            except ValueError:
+                rel = str(exc.filename or dirpath)
+            errors.append(Skipped(rel + "/", exc.strerror or str(exc)))
+            continue
+        below = []
+        for entry in entries:
+            name = entry.name
             if name.startswith("."):
                 continue
-            real = os.path.realpath(os.path.join(dirpath, name))
-            if real in seen_dirs:
-                continue  # a symlink loop, or a folder already reached another way
-            seen_dirs.add(real)
-            keep.append(name)
-        dirnames[:] = keep
-        # string work, not pathlib (a third of a 10k-file build's reading time went there)
-        rel_dir = os.path.relpath(dirpath, source)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for name in filenames:
-            if not name.startswith(".") and \
-                    os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:
-                rel = (rel_dir + name).encode("utf-8", "surrogateescape").decode(
-                    "utf-8", "replace")
-                found.append((rel, os.path.join(dirpath, name)))
-    return sorted(found, key=lambda rp: rp[0]), errors
+            try:
+                is_dir = entry.is_dir()  # follows symlinks, as os.walk(followlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                real = os.path.realpath(entry.path)
+                if real in seen_dirs:
+                    continue  # a symlink loop, or a folder already reached another way
+                seen_dirs.add(real)
+                below.append((entry.path, rel_dir + name + "/"))
+                continue
+            dot = name.rfind(".")
+            if dot <= 0 or name[dot:].lower() not in SUPPORTED_SUFFIXES:
+                continue
+            try:
+                st = entry.stat()
+                key = (st.st_size, st.st_mtime_ns, st.st_ino)
+            except OSError:
+                key = None
+            rel = (rel_dir + name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            found.append((rel, entry.path, key))
+        stack.extend(reversed(below))
+    return sorted(found, key=lambda f: f[0]), errors
 
 
 def _relative_id(path: Path, source: Path) -> str:
@@ -562,13 +576,14 @@ def load_sources(
     unread: set[str] = set()
     settings = (max_file_bytes, max_pdf_pages)
     with document_reader():  # one worker for the folder's PDF and DOCX files
-        for rel, path in progress_bar(walked, desc="loading", unit="file",
-                                      enabled=progress):
+        for rel, path, stat in progress_bar(walked, desc="loading", unit="file",
+                                            enabled=progress):
             # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
             # their bytes), which keeps what the folder still holds
-            cached = cache is not None and \
-                os.path.splitext(path)[1].lower() not in _BINARY_SUFFIXES
-            known = cache.get(rel, path, settings) if cached else None
+            cached = cache is not None and stat is not None and \
+                rel[rel.rfind("."):].lower() not in _BINARY_SUFFIXES
+            key = SourceCache.key(stat, settings) if cached else ""
+            known = cache.get(rel, key) if cached else None
             if known is not None:
                 located, bad = known
                 unread.update(art.id for art, _, _ in located)
@@ -576,12 +591,12 @@ def load_sources(
                 got, bad = _load_located(Path(path), rel, max_file_bytes, max_pdf_pages)
                 located = [(art, where, text_hash(art.text)) for art, where in got]
                 if cached:
-                    cache.put(rel, path, settings, located, bad)
+                    cache.put(rel, key, located, bad)
             skipped.extend(bad)
             found.extend(_Claim(len(found), art, where, rel, digest)
                          for art, where, digest in located)
     if cache is not None:
-        cache.keep_only({rel for rel, _ in walked})
+        cache.keep_only({f[0] for f in walked})
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
     skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
@@ -678,18 +693,17 @@ class SourceCache:
             self._con = None
 
     @staticmethod
-    def _key(path: str | Path, settings: tuple) -> str | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return f"{SourceCache.VERSION}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{settings}"
+    def key(stat: tuple[int, int, int], settings: tuple) -> str:
+        """A file's cache key: its (size, modification time ns, inode), the limits it
+        was read with and this cache's version."""
+        size, mtime_ns, ino = stat
+        return f"{SourceCache.VERSION}:{size}:{mtime_ns}:{ino}:{settings}"
 
-    def get(self, rel: str, path: str | Path, settings: tuple):
-        """(located stubs [(article, where, digest)], skips) of an unchanged file, or
-        None."""
+    def get(self, rel: str, key: str):
+        """(located stubs [(article, where, digest)], skips) of a file whose entry has
+        ``key`` (:meth:`key` of its stat taken before reading), or None."""
         row = self._rows.get(rel)
-        if row is None or row[0] != self._key(path, settings):
+        if row is None or row[0] != key:
             return None
         try:
             entry = json.loads(row[1])
@@ -701,10 +715,9 @@ class SourceCache:
                    for a in entry["articles"]]
         return located, [Skipped(p, r) for p, r in entry["skipped"]]
 
-    def put(self, rel: str, path: str | Path, settings: tuple, located, skipped) -> None:
-        key = self._key(path, settings)
-        if key is None:
-            return
+    def put(self, rel: str, key: str, located, skipped) -> None:
+        """Remember what the file ``rel`` held when its stat gave ``key`` (taken before
+        it was read: a file changed while being read gets a new key next time)."""
         entry = {"articles": [[a.id, a.title, a.source, a.url, a.published, a.author,
                                a.content_hash, list(a.pages), a.file_date, a.date_source,
                                where, digest] for a, where, digest in located],
