@@ -576,13 +576,13 @@ def load_sources(
     unread: set[str] = set()
     settings = (max_file_bytes, max_pdf_pages)
     with document_reader():  # one worker for the folder's PDF and DOCX files
-        for rel, path, stat in progress_bar(walked, desc="loading", unit="file",
-                                            enabled=progress):
+        for rel, path, fstat in progress_bar(walked, desc="loading", unit="file",
+                                             enabled=progress):
             # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
             # their bytes), which keeps what the folder still holds
-            cached = cache is not None and stat is not None and \
+            cached = cache is not None and fstat is not None and \
                 rel[rel.rfind("."):].lower() not in _BINARY_SUFFIXES
-            key = SourceCache.key(stat, settings) if cached else ""
+            key = SourceCache.key(fstat, settings) if cached else ""
             known = cache.get(rel, key) if cached else None
             if known is not None:
                 located, bad = known
