@@ -19,6 +19,7 @@ from pathlib import Path
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
 from ..index.keyword import keyword_tokens
+from ..ingest.language import is_english
 from ..index.live import forget_index, load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
@@ -81,9 +82,13 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     :func:`rag.answer.params.answer_model`).
     """
     cfg = config or Config.from_env()
-    model = model or answer_model(cfg.selector)
     k, mode = check_options(cfg, cfg.k if k is None else k, retrieval)
     text, note = clean_question(question, cfg.max_question_chars)
+    if cfg.selector and model is None and not is_english(text):
+        # the answer selector learned English question/sentence pairs: another language
+        # is answered by the fitted evidence alone (the fast path)
+        cfg = cfg.replace(selector=False)
+    model = model or answer_model(cfg.selector)
     today = read_as_of(as_of)
     chosen = make_filters(filters, today)
     t0 = time.perf_counter()

@@ -329,6 +329,9 @@ def render_status(status: dict[str, Any]) -> str:
         parts.append(f"{segs:,} segment{'s' if segs != 1 else ''}"
                      + (f" (last merge {esc(str(merged.get('at', '')).replace('T', ' ')[:19])})"
                         if merged.get("at") else ""))
+    langs = {k or "unknown": int(v) for k, v in (status.get("languages") or {}).items()}
+    if langs and (len(langs) > 1 or "en" not in langs):
+        parts.append("languages: " + ", ".join(f"{esc(k)} {v:,}" for k, v in langs.items()))
     if status.get("watching"):
         parts.append("watching the articles folder")
     if status.get("poll_seconds"):

@@ -24,13 +24,14 @@ from ..config import Config
 from ..embedding.model import Embedder, get_embedder
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import Indexed, Loaded, load_sources
+from .keyword import KEYWORD_TERMS
 from ..ingest.sandbox import reader_for, reading
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
 from .segments import Layout, entry_of, merge, read_layout, write_data_segment
 from .store import IndexData, check_compatible, collect_garbage, is_cluster, publish_version
 
-SENTENCE_SPLITTER = "lines+blingfire"
+SENTENCE_SPLITTER = "lines+blingfire+scripts"  # + the sentence ends of other scripts
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
 
 
@@ -200,7 +201,7 @@ def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed,
 def recorded_settings(cfg: Config) -> dict:
     """The settings a manifest records (a different value means a rebuild)."""
     return {**cfg.index_settings(), "separators": list(SEPARATORS),
-            "sentences": SENTENCE_SPLITTER}
+            "sentences": SENTENCE_SPLITTER, "terms": KEYWORD_TERMS}
 
 
 def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path, Layout]] = (),

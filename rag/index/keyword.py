@@ -30,6 +30,8 @@ from tokenize import TokenError
 import numpy as np
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+# what the terms are, recorded in the settings of an index (another value: a rebuild)
+KEYWORD_TERMS = "bm25s-english+scripts"
 _local = threading.local()
 
 
@@ -44,18 +46,106 @@ def _stemmer():
 
 
 def keyword_tokens(text: str) -> list[str]:
-    """The lower-cased, stemmed, stop-word-free terms BM25 indexes for ``text``: exactly
-    what ``bm25s.tokenize(..., stemmer=...)`` gives (same pattern, stop words and stemmer),
-    without its per-call set-up (~15 ms a question; this takes ~0.05 ms)."""
+    """The lower-cased, stemmed, stop-word-free terms BM25 indexes for ``text``: for
+    English (any ASCII text) exactly what ``bm25s.tokenize(..., stemmer=...)`` gives
+    (same pattern, stop words and stemmer), without its per-call set-up (~15 ms a
+    question; this takes ~0.05 ms). Other scripts: see :func:`_analyze`."""
     return list(_keyword_tokens(text))
 
 
 @lru_cache(maxsize=1 << 16)
 def _keyword_tokens(text: str) -> tuple[str, ...]:
     """Cached: the sentences of popular passages are scored again and again."""
+    return _analyze(text)
+
+
+# Scripts written without spaces between words: their runs are indexed as overlapping
+# character pairs (CJK ideographs, kana, Thai, Lao, Khmer, Myanmar), as Lucene's CJK
+# analyzer does; \w\w+ made a whole Chinese clause one term, which matched nothing.
+_UNSPACED = "\u0E00-\u0EFF\u1000-\u109F\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF" \
+            "\u4E00-\u9FFF\uF900-\uFAFF"
+_RUNS = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
+_IS_UNSPACED = re.compile(f"[{_UNSPACED}]")
+# A word's stemmer by the script of its first letter (Snowball, PyStemmer): a rule of
+# the text alone, so an article and a question agree without knowing their language;
+# Latin-script words keep the English stemmer (as before: English terms are unchanged).
+_SCRIPT_STEMMERS = ((re.compile("[\u0400-\u04FF]"), "russian"),
+                    (re.compile("[\u0370-\u03FF\u1F00-\u1FFF]"), "greek"),
+                    (re.compile("[\u0600-\u06FF\u0750-\u077F]"), "arabic"),
+                    (re.compile("[\u0900-\u097F]"), "hindi"))
+
+
+def _analyze(text: str) -> tuple[str, ...]:
+    """The terms of ``text``: words of two or more word characters, lower-cased, without
+    English stop words, stemmed. ASCII text takes bm25s's path unchanged. Otherwise
+    words keep their combining marks, and each word is cut into runs of unspaced scripts (each run -> its character pairs; a
+    lone character stays) and the rest (stemmed by its script's Snowball stemmer, and
+    Cyrillic words lose Russian stop words too)."""
     stop = _STOPWORDS if _STOPWORDS is not None else _stopwords()
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
-    return tuple(_stemmer()(words)) if words else ()
+    if text.isascii():
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
+        return tuple(_stemmer()(words)) if words else ()
+    # letters with their combining marks (Devanagari and Thai vowel signs are marks, not
+    # \w: "पैंथर्स" came out as "थर"); two characters or more, as \w\w+
+    words = [w for w in _word_pattern().findall(text.lower())
+             if len(w) > 1 and w not in stop]
+    out: list[str] = []
+    plain: list[str] = []  # Latin words waiting for one call of the English stemmer
+
+    def flush() -> None:
+        if plain:
+            out.extend(_stemmer()(plain))
+            plain.clear()
+
+    for word in words:
+        if word.isascii():
+            plain.append(word)
+            continue
+        for run in _RUNS.findall(word) if _IS_UNSPACED.search(word) else (word,):
+            if _IS_UNSPACED.match(run):
+                flush()
+                out.extend([run] if len(run) == 1 else
+                           [run[i:i + 2] for i in range(len(run) - 1)])
+                continue
+            lang = next((name for pat, name in _SCRIPT_STEMMERS if pat.match(run)), None)
+            if lang is None:
+                if len(run) > 1 or run == word:
+                    plain.append(run)
+                continue
+            flush()
+            if lang == "russian" and run in _russian_stopwords():
+                continue
+            stem = _script_stemmer(lang)(run)
+            if len(stem) > 1:  # Hindi postpositions stem to one letter (की -> क)
+                out.append(stem)
+    flush()
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _word_pattern():
+    import regex  # Unicode properties (\p{M}); re has none
+
+    return regex.compile(r"[\w\p{M}]+")
+
+
+def _script_stemmer(lang: str):
+    """The Snowball stemmer of ``lang`` for this thread, as a function of one word."""
+    cache = getattr(_local, "scripts", None)
+    if cache is None:
+        cache = _local.scripts = {}
+    if lang not in cache:
+        import Stemmer
+
+        cache[lang] = Stemmer.Stemmer(lang).stemWord
+    return cache[lang]
+
+
+@lru_cache(maxsize=1)
+def _russian_stopwords() -> frozenset:
+    from bm25s.stopwords import STOPWORDS_RUSSIAN
+
+    return frozenset(STOPWORDS_RUSSIAN)
 
 
 def _stopwords() -> frozenset:
@@ -105,13 +195,7 @@ class KeywordStats:
 def tokenize_passages(texts: list[str]) -> list[tuple[str, ...]]:
     """Each passage's terms, in order (:func:`keyword_tokens`, uncached: passages are
     read once)."""
-    stop = _STOPWORDS if _STOPWORDS is not None else _stopwords()
-    stem = _stemmer()
-    out = []
-    for text in texts:
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
-        out.append(tuple(stem(words)) if words else ())
-    return out
+    return [_analyze(text) for text in texts]
 
 
 FILES = ("vocab.json", "indptr.npy", "docs.npy", "tf.npy", "lengths.npy")

@@ -69,4 +69,6 @@ def forget_index(index_dir: Path) -> None:
 
 def _settings(cfg: Config, manifest: dict) -> dict:
     built = manifest.get("settings", {})
-    return {**cfg.index_settings(), **{k: built.get(k) for k in ("separators", "sentences")}}
+    # how passages, sentences and terms were cut is the index's own (a build updates it)
+    return {**cfg.index_settings(),
+            **{k: built.get(k) for k in ("separators", "sentences", "terms")}}

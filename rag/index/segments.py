@@ -24,7 +24,7 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,10 +197,16 @@ def _rows_of(index: Index, rows: np.ndarray) -> list[tuple]:
 def describe(manifest: dict[str, Any]) -> dict[str, Any]:
     """What a version manifest says of its segments (no segment is read)."""
     segs = manifest.get("segments", ())
+    languages: Counter = Counter()
+    for e in segs:
+        languages.update(e.get("languages") or {})
     return {"segments": len(segs),
             "deleted_articles": sum(int(e.get("articles", 0)) - int(e.get("live_articles", 0))
                                     for e in segs),
-            "last_merge": manifest.get("last_merge")}
+            "last_merge": manifest.get("last_merge"),
+            # live articles per language ("" where no language could be told; segments
+            # written before languages were detected count in none)
+            "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0])))}
 
 
 def deleted_rows(path: Path, entry: dict[str, Any]) -> np.ndarray:
@@ -319,8 +325,15 @@ def entry_of(name: str, seg_manifest: dict[str, Any], deleted: np.ndarray) -> di
     many of its articles are live."""
     n, chunks = int(seg_manifest["counts"]["articles"]), int(seg_manifest["counts"]["chunks"])
     per = seg_manifest.get("chunks_per_article") or [0] * n
-    return {"name": name, "articles": n, "chunks": chunks, "live_articles": n - len(deleted),
-            "live_chunks": chunks - sum(per[r] for r in np.asarray(deleted).tolist())}
+    dead = np.asarray(deleted).tolist()
+    entry = {"name": name, "articles": n, "chunks": chunks, "live_articles": n - len(dead),
+             "live_chunks": chunks - sum(per[r] for r in dead)}
+    langs = seg_manifest.get("languages")
+    if isinstance(langs, list) and len(langs) == n:
+        counts = Counter(langs)
+        counts.subtract(langs[r] for r in dead)
+        entry["languages"] = {k: v for k, v in counts.most_common() if v > 0}
+    return entry
 
 
 # -- merging ----------------------------------------------------------------------
@@ -421,11 +434,14 @@ def stored_signatures(segment_path: Path, rows: np.ndarray) -> np.ndarray | None
 
 
 def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
-                       dim: int, signatures: dict[str, np.ndarray] | None = None
+                       dim: int, signatures: dict[str, np.ndarray] | None = None,
+                       languages: dict[str, str] | None = None
                        ) -> tuple[str, dict[str, Any]]:
     """Write ``data`` as a new segment: its FAISS index, keyword postings and copy
     signatures (``signatures``: those already computed, by id) built here; ``manifest``
-    holds the model, settings and origins (the rest is added)."""
+    holds the model, settings and origins (the rest is added), including each article's
+    language (``languages``: those known, by id; the others detected here)."""
+    from ..ingest.language import detect
     from .dense import build_index as build_vector_index
     from .keyword import build_keyword_writer
 
@@ -440,7 +456,9 @@ def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any
            "counts": {"articles": len(data.articles), "chunks": len(data.chunks),
                       "sentences": len(data.sentences)},
            "articles": {a.id: a.content_hash for a in data.articles},
-           "origins": {a.id: origins[a.id] for a in data.articles if a.id in origins}}
+           "origins": {a.id: origins[a.id] for a in data.articles if a.id in origins},
+           "languages": [(languages or {}).get(a.id) or detect(a.text)
+                         for a in data.articles]}
     return write_segment(index_dir, data, seg, vector_index, build_keyword_writer(texts),
                          {SIGNATURES: signatures_for(data.articles, signatures)})
 
@@ -468,9 +486,12 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
         data = merged_data(version, group, dim)
         origins: dict[str, str] = {}
         sigs: dict[str, np.ndarray] = {}
+        languages: dict[str, str] = {}
         for p in group:
             part = version.parts[p]
             origins.update(part.index.manifest.get("origins", {}))
+            languages.update(zip(part.index.article_ids,
+                                 part.index.manifest.get("languages") or ()))
             rows = part.live_rows()
             found = stored_signatures(part.index.path, rows)
             if found is not None:
@@ -480,7 +501,8 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
                 for k in ("model", "dim", "settings", "source")
                 if k in version.parts[group[0]].index.manifest}
         name, seg = write_data_segment(index_dir, data, {**base, "origins": origins,
-                                                         "created": _now()}, dim, sigs)
+                                                         "created": _now()}, dim, sigs,
+                                       languages)
         merged_rows += len(data.articles)
         for p in group:
             deleted.pop(entries[p]["name"], None)
