@@ -29,7 +29,8 @@ from ..ingest.sandbox import reader_for, reading
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
 from .segments import Layout, entry_of, merge, read_layout, write_data_segment
-from .store import IndexData, check_compatible, collect_garbage, is_cluster, publish_version
+from .store import (IndexData, check_compatible, collect_garbage, copy_files_for, is_cluster,
+                    publish_version, read_copies)
 
 SENTENCE_SPLITTER = "lines+blingfire+scripts"  # + the sentence ends of other scripts
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
@@ -100,14 +101,15 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
 
         keep = set(unchanged)
         fresh = [loaded.full(a) for a in articles if a.id not in keep]
+        languages = _languages_meanwhile(fresh)
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
         copies, signatures = copies_stage(
             articles, cfg, [(out, old)] if old else (), {a.id for a in fresh},
-            prior_copies(old.manifest) if old else None, loaded.full)
+            prior_copies(old.manifest, out) if old else None, loaded.full)
         step("writing", 0, 0)
         version, chunks = publish_update(out, old, articles, fresh, new_parts, copies,
                                          embedder, settings, src, loaded.files, say,
-                                         signatures)
+                                         signatures, languages())
         if optimize or cfg.merge:
             version = merge(out, optimize=optimize, say=say) or version
         step("done", 0, 0)
@@ -119,11 +121,13 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
 def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Sequence,
                    new_parts: dict, copies: dict[str, tuple[str, float]], embedder: Embedder,
                    settings: dict, src: Path, files: dict[str, str], say,
-                   signatures: dict[str, np.ndarray] | None = None) -> tuple[str, int]:
+                   signatures: dict[str, np.ndarray] | None = None,
+                   languages: dict[str, str] | None = None) -> tuple[str, int]:
     """Publish the version of ``articles`` (in corpus order) over ``old``: one new
-    segment of the ``fresh`` articles (new or changed; embedded in ``new_parts``), the
-    old segments with the rows of changed and removed articles marked deleted, and the
-    syndicated-copy groups of ``copies``. Returns (version name, live passages)."""
+    segment of the ``fresh`` articles (new or changed; embedded in ``new_parts``; their
+    ``languages`` by id, detected when missing), the old segments with the rows of
+    changed and removed articles marked deleted, and the syndicated-copy groups of
+    ``copies``. Returns (version name, live passages)."""
     ids = {a.id for a in articles}
     fresh_ids = {a.id for a in fresh}
     entries, deleted, live_chunks = [], {}, 0
@@ -146,16 +150,43 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
         data = _assemble(fresh, new_parts, embedder.dim)
         say(f"writing segment: {len(data.chunks)} chunks, {len(data.sentences)} sentences")
         name, seg = write_data_segment(out, data, segment_manifest(
-            embedder, settings, src, files, data), embedder.dim, signatures)
+            embedder, settings, src, files, data), embedder.dim, signatures, languages)
         entry = entry_of(name, seg, np.zeros(0, dtype=np.int32))
         live_chunks += len(data.chunks)
         entries.append(entry)
+    groups = copy_manifest(articles, copies)
     manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
                 "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "counts": {"articles": len(articles), "chunks": live_chunks},
-                "segments": entries, **copy_manifest(articles, copies),
+                "segments": entries,
+                "copy_files": copy_files_for(out, old.manifest if old else None,
+                                             groups["copy_groups"], groups["copy_similarity"]),
                 "last_merge": old.manifest.get("last_merge") if old else None}
     return publish_version(out, manifest, deleted), live_chunks
+
+
+def _languages_meanwhile(articles: Sequence) -> Callable[[], dict[str, str]]:
+    """Detect the language of each of ``articles`` in a thread while they are embedded
+    (the model runs outside the GIL; about 1 ms an article, and the detector's first
+    load ~0.7 s, hidden that way); the returned function waits and gives {id: code}."""
+    from ..ingest.language import detect
+
+    found: dict[str, str] = {}
+
+    def run() -> None:
+        try:
+            for a in articles:
+                found[a.id] = detect(a.text)
+        except Exception:  # noqa: BLE001 - the segment writer detects what is missing
+            pass
+
+    worker = threading.Thread(target=run, name="rag-languages", daemon=True)
+    worker.start()
+
+    def result() -> dict[str, str]:
+        worker.join()
+        return found
+    return result
 
 
 # -- stages: one index (build above) and a sharded one (rag.index.shards) both run them --
@@ -270,12 +301,12 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     return {**kept, **new}, {aid: computed[aid] for aid in computed if aid in fresh}
 
 
-def prior_copies(manifest: dict) -> dict[str, tuple[str, float]]:
-    """The copies a version or cluster manifest records: member -> (representative,
-    similarity)."""
-    sims = manifest.get("copy_similarity") or {}
-    return {m: (g[0], float(sims.get(m, 1.0)))
-            for g in manifest.get("copy_groups") or () for m in g[1:]}
+def prior_copies(manifest: dict, index_dir: Path | None = None
+                 ) -> dict[str, tuple[str, float]]:
+    """The copies a version (of ``index_dir``) or cluster manifest records: member ->
+    (representative, similarity)."""
+    groups, sims = read_copies(Path(index_dir or "."), manifest)
+    return {m: (g[0], float(sims.get(m, 1.0))) for g in groups for m in g[1:]}
 
 
 def copy_manifest(articles: Sequence, copies: dict[str, tuple[str, float]]) -> dict:

@@ -33,8 +33,8 @@ import numpy as np
 
 from ..types import Article, IndexMismatch
 from .keyword import NPY_ERRORS, KeywordStats
-from .store import (REBUILD_HINT, Index, IndexData, publish_version, read_manifest,
-                    read_segment, write_segment)
+from .store import (REBUILD_HINT, Index, IndexData, publish_version, read_copies,
+                    read_manifest, read_segment, write_segment)
 
 # The merge policy (tiered, as Lucene's): segments whose live article counts fall in
 # the same power of MERGE_FACTOR are merged once MERGE_FACTOR of them exist; beyond
@@ -124,7 +124,7 @@ class Version:
         self.manifest = manifest
         self.version = manifest["version"]
         self.parts = parts
-        self.groups = [list(g) for g in manifest.get("copy_groups", ())]
+        self.groups = read_copies(Path(path).parent, manifest)[0]
         self.where: dict[str, tuple[int, int]] = {}
         for p, part in enumerate(parts):
             ids = part.index.article_ids

@@ -24,10 +24,13 @@ Layout (schema 3, issue 26)::
         minhash.npy        uint32 (articles, 128): each article's MinHash (copies.py), so
                            a build folds new articles without reading the old ones
       v<time>-<pid>/       one version: the segments that make it up, in order
-        manifest.json      schema, model, dim, settings, segments (name, live counts, its
-                           deleted rows' file), syndicated-copy groups, the last merge
+        manifest.json      schema, model, dim, settings, segments (name, live counts per
+                           language, its deleted rows' file), the copy-group files, the
+                           last merge
         deleted-<segment>.npy  int32 sorted article rows of that segment that are
                            replaced or removed in this version (absent: none)
+      copies/c<sha256:16>.json  syndicated-copy groups a build changed (COPIES below):
+                           content-addressed, shared by the versions that list them
 
 A build writes a new segment for new and changed articles (or none) and a new version
 that lists it with the old segments and their deleted rows; nothing written before is
@@ -35,7 +38,8 @@ touched. A merge (segments.py) writes one segment from several and a version wit
 them. Everything goes to ``.tmp-*`` first and is renamed into place; ``CURRENT`` is
 replaced last, so a build or merge killed at any point leaves the previous version
 answering; :func:`collect_garbage` (under the build lock) removes what such a build
-left, versions but the two newest, and segments no kept version lists. Readers that
+left, versions but the two newest, and segments and copy-group files no kept version
+lists. Readers that
 loaded a removed version keep reading it (open files and maps stay valid).
 
 Nothing is pickled: numpy arrays load with ``allow_pickle=False``, the rest is JSON,
@@ -72,6 +76,14 @@ REBUILD_HINT = "run `python -m rag.build --rebuild`"
 FILES = ("articles.sqlite", "chunks.npy", "sentences.npy", "chunk_vectors.npy",
          "sentence_vectors.npy", "vectors.faiss")
 SEGMENTS = "segments"
+# Syndicated-copy groups: a version lists files of changes (``copy_files``), each
+# content-addressed in this folder and never rewritten: {"groups": {representative:
+# [representative, members in corpus order]}, "removed": [representatives],
+# "similarity": {member: similarity}}; applied in order they give the groups. A build
+# writes only the groups it changed (at 100k articles the whole groups were 5 MB per
+# version); past COPY_CHAIN files the next change writes them all into one.
+COPIES = "copies"
+COPY_CHAIN = 8
 
 
 @dataclass
@@ -191,6 +203,105 @@ def publish_version(index_dir: Path, manifest: dict[str, Any],
     return version
 
 
+CopyGroups = tuple[list[list[str]], dict[str, float]]
+_copy_files: dict[str, dict[str, Any]] = {}  # name -> contents (immutable files)
+
+
+def read_copies(index_dir: Path, manifest: dict[str, Any]) -> CopyGroups:
+    """The copy groups of a version or cluster ``manifest`` (groups sorted by their
+    representative, each as recorded: representative first, members in corpus order)
+    and each member's similarity. Inline ``copy_groups`` (cluster manifests) are read
+    as they are. IndexMismatch when a listed file is missing or damaged."""
+    if "copy_files" not in manifest:
+        return ([list(g) for g in manifest.get("copy_groups") or ()],
+                dict(manifest.get("copy_similarity") or {}))
+    groups: dict[str, list[str]] = {}
+    sims: dict[str, float] = {}
+    for name in manifest["copy_files"]:
+        change = _copy_file(Path(index_dir), name)
+        for rep in change.get("removed", ()):
+            groups.pop(rep, None)
+        groups.update(change.get("groups", {}))
+        sims.update(change.get("similarity", {}))
+    ordered = [groups[rep] for rep in sorted(groups)]
+    return ordered, {m: sims[m] for g in ordered for m in g[1:] if m in sims}
+
+
+def _copy_file(index_dir: Path, name: str) -> dict[str, Any]:
+    hit = _copy_files.get(name)
+    if hit is not None:
+        return hit
+    if not (name.startswith("c") and name.endswith(".json")) or "/" in name or "\\" in name:
+        raise IndexMismatch(f"bad copy-group file name {name!r} in {index_dir}; "
+                            f"{REBUILD_HINT}")
+    path = index_dir / COPIES / name
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw)
+    except FileNotFoundError as exc:
+        raise IndexMismatch(f"the copy-group file {name} of {index_dir} is missing; "
+                            f"{REBUILD_HINT}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexMismatch(f"the copy-group file {name} of {index_dir} is damaged; "
+                            f"{REBUILD_HINT}") from exc
+    if not isinstance(data, dict) or hashlib.sha256(raw).hexdigest()[:16] != name[1:17]:
+        raise IndexMismatch(f"the copy-group file {name} of {index_dir} does not match "
+                            f"its name; {REBUILD_HINT}")
+    if len(_copy_files) > 256:
+        _copy_files.clear()
+    _copy_files[name] = data
+    return data
+
+
+def copy_files_for(index_dir: Path, before: dict[str, Any] | None, groups: list[list[str]],
+                   sims: dict[str, float]) -> list[str]:
+    """The ``copy_files`` of a new version whose copy groups are ``groups`` (each
+    representative first) with ``sims``, over the version manifest ``before`` (None:
+    none): ``before``'s list plus one file of what changed (nothing when nothing did),
+    or one file of everything once the list would pass :data:`COPY_CHAIN` or
+    ``before`` holds its groups inline. Files are written here (fsynced); a build
+    killed after this leaves only unreferenced files, which garbage collection
+    removes. Call holding the build lock."""
+    index_dir = Path(index_dir)
+    new = {g[0]: list(g) for g in groups}
+    sims = {m: round(float(sims[m]), 6) for g in groups for m in g[1:] if m in sims}
+    chain = list(before.get("copy_files", ())) if before and "copy_files" in before else None
+    if chain is not None:
+        old_groups, old_sims = read_copies(index_dir, before)
+        old = {g[0]: g for g in old_groups}
+        changed = {rep: g for rep, g in new.items()
+                   if old.get(rep) != g or any(old_sims.get(m) != sims.get(m) for m in g[1:])}
+        removed = sorted(rep for rep in old if rep not in new)
+        if not changed and not removed:
+            return chain
+        if len(chain) < COPY_CHAIN:
+            return chain + [_write_copy_file(index_dir, {
+                "groups": changed, "removed": removed,
+                "similarity": {m: sims[m] for g in changed.values() for m in g[1:]
+                               if m in sims}})]
+    if not new:
+        return []
+    return [_write_copy_file(index_dir, {"groups": new, "removed": [], "similarity": sims})]
+
+
+def _write_copy_file(index_dir: Path, change: dict[str, Any]) -> str:
+    raw = json.dumps(change, ensure_ascii=False, sort_keys=True,
+                     separators=(",", ":")).encode("utf-8")
+    name = f"c{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    folder = index_dir / COPIES
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    if not path.exists():
+        tmp = folder / f".tmp-{name}-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    return name
+
+
 def collect_garbage(index_dir: Path, keep: int = 2) -> None:
     """Remove unfinished temporary versions and segments, versions newer than the live
     one (a build killed after renaming its version into place but before publishing
@@ -216,10 +327,12 @@ def collect_garbage(index_dir: Path, keep: int = 2) -> None:
         else:
             shutil.rmtree(old, ignore_errors=True)
     used: set[str] = set()
+    used_copies: set[str] = set()
     for v in kept:
         try:
             listed = json.loads((v / "manifest.json").read_text(encoding="utf-8"))
             used.update(e["name"] for e in listed.get("segments", ()))
+            used_copies.update(listed.get("copy_files", ()))
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             continue  # a damaged version: its segments go unless another lists them
     seg_dir = index_dir / SEGMENTS
@@ -227,6 +340,11 @@ def collect_garbage(index_dir: Path, keep: int = 2) -> None:
         for seg in seg_dir.iterdir():
             if seg.name.startswith("s") and seg.name not in used:
                 shutil.rmtree(seg, ignore_errors=True)
+    copies_dir = index_dir / COPIES
+    if copies_dir.is_dir():
+        for f in copies_dir.iterdir():
+            if f.name not in used_copies:
+                f.unlink(missing_ok=True)
 
 
 def _version_time(name: str) -> int:

@@ -15,7 +15,8 @@ import pytest
 
 import rag
 from rag.index.segments import (MAX_SEGMENTS, merge_plan, open_version, read_layout)
-from rag.index.store import SEGMENTS, current_version, read_manifest
+from rag.index.store import SEGMENTS, current_version, read_copies, read_manifest
+from rag.types import IndexMismatch
 from tests.conftest import DATA, SHARED
 
 MODES = ("hybrid", "dense", "keyword")
@@ -190,8 +191,8 @@ def test_near_duplicates_fold_across_segments_as_in_a_fresh_build(cfg, fake_embe
     assert [f.article_id for f in report.folded] == ["copy-of-1.txt"]
     fresh = cfg.replace(index_dir=tmp_path / "fresh")
     rag.build(config=fresh)
-    assert read_manifest(cfg.index_dir)[1]["copy_groups"] == \
-        read_manifest(fresh.index_dir)[1]["copy_groups"]
+    assert read_copies(cfg.index_dir, read_manifest(cfg.index_dir)[1]) == \
+        read_copies(fresh.index_dir, read_manifest(fresh.index_dir)[1])
     assert assert_same_answers(cfg, fresh, modes=("hybrid",), filters=(None,)) > 3
 
 
@@ -299,3 +300,53 @@ def test_incremental_folding_finds_the_copies_find_copies_finds_on_the_bbc_corpu
     left = [a for a in arts if a.id not in gone]
     after, _ = copies_stage(left, cfg, (), set(), prior)
     assert reps(after) == reps(find_copies(left))
+
+
+def test_copy_groups_are_written_as_changes_and_collected(cfg, fake_embedder, monkeypatch):
+    """A version lists copy-group files; a build writes only the groups it changed (none
+    for an article that is nobody's copy), a long chain is written whole again, files no
+    kept version lists are removed, and a damaged one is refused with the rebuild
+    hint."""
+    from rag.index import store
+
+    pool = paragraphs()
+    for i in range(4):
+        write(cfg.source, i, pool)
+    rel, text = article(1, pool)
+    (cfg.source / "copy-a.txt").write_text("Reprinted\n\n" + text, encoding="utf-8")
+    rag.build(config=cfg)
+    first = read_manifest(cfg.index_dir)[1]["copy_files"]
+    assert len(first) == 1
+    groups, sims = read_copies(cfg.index_dir, read_manifest(cfg.index_dir)[1])
+    assert groups == [[rel, "copy-a.txt"]] and set(sims) == {"copy-a.txt"}
+    write(cfg.source, 4, pool)  # a new story, nobody's copy: no copy file written
+    rag.build(config=cfg)
+    assert read_manifest(cfg.index_dir)[1]["copy_files"] == first
+    (cfg.source / "copy-b.txt").write_text("Also reprinted\n\n" + text, encoding="utf-8")
+    rag.build(config=cfg)
+    chain = read_manifest(cfg.index_dir)[1]["copy_files"]
+    assert chain[:1] == first and len(chain) == 2
+    change = json.loads((cfg.index_dir / store.COPIES / chain[1]).read_text())
+    assert change["groups"] == {rel: [rel, "copy-a.txt", "copy-b.txt"]}
+    (cfg.source / "copy-a.txt").unlink()
+    rag.build(config=cfg)
+    assert read_copies(cfg.index_dir, read_manifest(cfg.index_dir)[1])[0] == \
+        [[rel, "copy-b.txt"]]
+    monkeypatch.setattr(store, "COPY_CHAIN", 3)
+    (cfg.source / "copy-c.txt").write_text("Third\n\n" + text, encoding="utf-8")
+    rag.build(config=cfg)  # the chain would pass 3: one file of every group
+    assert len(read_manifest(cfg.index_dir)[1]["copy_files"]) == 1
+    stray = cfg.index_dir / store.COPIES / "c0000000000000000.json"
+    stray.write_text("{}")
+    rag.build(config=cfg, rebuild=False)  # nothing changed: garbage is still collected
+    assert not stray.exists()
+    kept = {n for v in cfg.index_dir.glob("v*")
+            for n in json.loads((v / "manifest.json").read_text()).get("copy_files", ())}
+    assert {f.name for f in (cfg.index_dir / store.COPIES).iterdir()} == kept
+    live = read_manifest(cfg.index_dir)[1]["copy_files"][0]
+    (cfg.index_dir / store.COPIES / live).write_text('{"groups": {}}')
+    store._copy_files.clear()
+    from rag.index.live import forget_index
+    forget_index(cfg.index_dir)
+    with pytest.raises(IndexMismatch, match="rebuild"):
+        rag.ask("anything at all", config=cfg)
