@@ -60,7 +60,7 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if module in ("rag.types", "rag.config"):
         return "base"
-    if module == "rag.eval" or parts[1:2] == ["evaluation"]:
+    if module in ("rag.eval", "rag.fit") or parts[1:2] == ["evaluation"]:
         return "evaluation"
     if len(parts) > 2 or (len(parts) == 2 and parts[1] in ALLOWED):
         return parts[1]

@@ -121,6 +121,34 @@ class AnswerModel:
                               encoding="utf-8")
 
 
+# beside an index: the answer model `python -m rag.fit` fitted for another embedding model
+INDEX_PARAMS = "answer_model.json"
+_fitted: dict[tuple, AnswerModel | None] = {}
+
+
+def fitted_for(index_dir: Path, model_id: str) -> AnswerModel | None:
+    """The answer model stored beside the index ``index_dir`` (:data:`INDEX_PARAMS`,
+    written by ``python -m rag.fit``) when it was fitted for the embedding model
+    ``model_id``; None when there is none, it is another model's or it cannot be read.
+    Read again when the file changes."""
+    path = Path(index_dir) / INDEX_PARAMS
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _fitted:
+        try:
+            got: AnswerModel | None = AnswerModel.load(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            got = None
+        if len(_fitted) > 64:
+            _fitted.clear()
+        _fitted[key] = got
+    found = _fitted[key]
+    return found if found is not None and found.provenance.get("model") == model_id else None
+
+
 @functools.cache
 def answer_model(selector: bool = False) -> AnswerModel:
     """The shipped model (``answer_model.json``; ``answer_model_selector.json`` for

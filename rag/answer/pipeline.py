@@ -28,7 +28,8 @@ from .corpus import Corpus
 from .dates import DateRange, about_articles, resolve_dates
 from .extract import make_citations, score_sentences
 from .filters import make_filters
-from .params import FEATURES, AnswerModel, abstain_threshold, answer_model, sigmoid
+from .params import (FEATURES, AnswerModel, abstain_threshold, answer_model, fitted_for,
+                     sigmoid)
 from .question import question_terms
 from .shards import LocalShards, ShardReader, ShardedIndex, one_folder
 from .selector import SelectorError, get_selector
@@ -82,17 +83,20 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     :func:`rag.answer.params.answer_model`).
     """
     cfg = config or Config.from_env()
+    if index_dir is not None:
+        cfg = cfg.replace(index_dir=Path(index_dir))
     k, mode = check_options(cfg, cfg.k if k is None else k, retrieval)
     text, note = clean_question(question, cfg.max_question_chars)
     if cfg.selector and model is None and not is_english(text):
         # the answer selector learned English question/sentence pairs: another language
         # is answered by the fitted evidence alone (the fast path)
         cfg = cfg.replace(selector=False)
-    model = model or answer_model(cfg.selector)
     today = read_as_of(as_of)
     chosen = make_filters(filters, today)
     t0 = time.perf_counter()
-    corpus = load_corpus(Path(index_dir or cfg.index_dir), cfg)
+    corpus = load_corpus(Path(cfg.index_dir), cfg)
+    if model is None:
+        model, cfg = _answer_model_for(cfg, Path(cfg.index_dir))
     found, dated, scope = _dates_from_question(corpus, text, chosen, today) if dates \
         else (None, chosen, chosen.describe() if chosen else "")
     # the time words, once read as dates, are not matched against the sentences: "last
@@ -184,14 +188,34 @@ def _answer(corpus: Corpus, cfg: Config, model: AnswerModel, text: str, query: s
 BUNDLED_MODEL = "all-MiniLM-L6-v2 "  # the model ids the shipped answer model was fitted on
 
 
+def _shipped_for(cfg: Config) -> bool:
+    """Whether the shipped answer model was fitted for ``cfg``'s embedding model."""
+    return cfg.model in ("minilm", "fake") or \
+        get_embedder(cfg).model_id.startswith(BUNDLED_MODEL)
+
+
+def _answer_model_for(cfg: Config, index_dir: Path) -> tuple[AnswerModel, Config]:
+    """The answer model for ``cfg``'s embedding model: the shipped one for MiniLM, else
+    the one ``python -m rag.fit`` stored beside the index for that model (with the fast
+    path: the selector's answer model is MiniLM's), else the shipped one (answers then
+    say so: :func:`uncalibrated_note`)."""
+    if not _shipped_for(cfg):
+        fitted = fitted_for(index_dir, get_embedder(cfg).model_id)
+        if fitted is not None:
+            return fitted, cfg.replace(selector=False)
+    return answer_model(cfg.selector), cfg
+
+
 def uncalibrated_note(cfg: Config) -> str:
     """What an answer says when the embedding model is not the one the answer parameters
-    were fitted with (issue 27): the confidence is then only a rough guide."""
-    model_id = get_embedder(cfg).model_id
-    if model_id.startswith(BUNDLED_MODEL) or cfg.model == "fake":
+    were fitted with and none were fitted for it (issue 27): the confidence is then only
+    a rough guide."""
+    if _shipped_for(cfg) or fitted_for(Path(cfg.index_dir), get_embedder(cfg).model_id):
         return ""
+    model_id = get_embedder(cfg).model_id
     return (f"The confidence is calibrated for the bundled MiniLM model, not for "
-            f"{model_id}: treat it as a rough guide.")
+            f"{model_id}: treat it as a rough guide, or fit it: python -m rag.fit "
+            f"--model {cfg.model} --index {cfg.index_dir}.")
 
 
 def _filtered_out(text: str, chosen: Filters | None, scope: str, threshold: float,

@@ -1,0 +1,62 @@
+"""``python -m rag.fit --model``: answer parameters fitted for another embedding model,
+stored beside the index and used by asking (issue 27, item 2)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import rag
+from rag.answer.params import INDEX_PARAMS, answer_model
+from rag.embedding import model as embed
+from tests.conftest import FakeEmbedder
+
+
+class OtherFake(FakeEmbedder):
+    model_id = "other-fake-64"
+
+
+@pytest.fixture
+def other_model(monkeypatch):
+    instance = OtherFake()
+    monkeypatch.setitem(embed.EMBEDDERS, "other", lambda **settings: instance)
+    monkeypatch.setattr(embed, "_cache", {})
+    return instance
+
+
+def test_fit_stores_parameters_beside_the_index_and_asking_uses_them(cfg, other_model,
+                                                                     capsys):
+    from rag.fit import main
+
+    cfg = dataclasses.replace(cfg, model="other", abstain_threshold=None)  # the fitted one
+    (cfg.source / "museum.txt").write_text(
+        "The museum was founded in 1901 by Ada Voss. It holds four thousand paintings.",
+        encoding="utf-8")
+    rag.build(config=cfg)
+    before = rag.ask("Who founded the museum?", config=cfg)
+    assert "calibrated for the bundled MiniLM" in before.message
+    assert "python -m rag.fit --model other" in before.message
+    assert main(["--model", "other", "--index", str(cfg.index_dir), "--limit", "120",
+                 "--quiet"]) == 0
+    stored = json.loads((cfg.index_dir / INDEX_PARAMS).read_text())
+    assert stored["provenance"]["model"] == "other-fake-64"
+    assert stored["provenance"]["command"] == "python -m rag.fit --model other"
+    assert 0.0 < stored["threshold"] < 1.0 and stored["calibration"]
+    after = rag.ask("Who founded the museum?", config=cfg)
+    assert "calibrated" not in after.message
+    # the stored threshold decides now, not the shipped one
+    assert after.explain.threshold == stored["threshold"] != answer_model(False).threshold
+
+
+def test_parameters_of_another_model_are_not_used(cfg, other_model):
+    cfg = cfg.replace(model="other")
+    (cfg.source / "a.txt").write_text("The bridge opened in 1932 after six years of work.",
+                                      encoding="utf-8")
+    rag.build(config=cfg)
+    shipped = answer_model(False).to_dict()
+    (cfg.index_dir / INDEX_PARAMS).write_text(json.dumps(
+        {**shipped, "provenance": {"model": "some-other-model"}}))
+    assert "calibrated for the bundled MiniLM" in rag.ask("When did the bridge open?",
+                                                          config=cfg).message
