@@ -24,6 +24,10 @@ from collections.abc import Iterable, Sequence
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
+# scripts written without spaces between words (Chinese, Japanese kana, Thai, Lao,
+# Khmer, Myanmar): an answer there is a run of characters, not of whole tokens
+_UNSPACED = re.compile("[\u0E00-\u0EFF\u1000-\u109F\u1780-\u17FF\u3040-\u30FF"
+                       "\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]")
 
 
 def normalize_answer(text: str) -> str:
@@ -43,11 +47,23 @@ def exact_match(prediction: str, golds: Sequence[str]) -> float:
 def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     """1.0 when the normalised prediction contains a normalised gold answer as whole
     tokens (``"in 1066 ad"`` contains ``"1066"``, not ``"06"``), else 0.0. A gold answer
-    that normalises to nothing never matches."""
-    p = f" {normalize_answer(prediction)} "
+    that normalises to nothing never matches. A gold answer in a script written without
+    spaces (Chinese, Thai...) matches as a run of characters, as MLQA's evaluation does
+    for Chinese (whole tokens never matched there: XQuAD zh hit@1 read 0.48 at R@1
+    0.91)."""
+    plain = normalize_answer(prediction)
+    p = f" {plain} "
+    unspaced = _UNSPACED.search(plain) is not None
     for g in golds:
         g = normalize_answer(g)
-        if g and f" {g} " in p:
+        if not g:
+            continue
+        if f" {g} " in p:
+            return 1.0
+        # between such characters a word ends without a space ("308分"); Latin letters
+        # and digits still end only at a non-letter ("1308" does not hold "308")
+        if (unspaced or _UNSPACED.search(g)) and re.search(
+                rf"(?<![0-9a-z]){re.escape(g)}(?![0-9a-z])", plain):
             return 1.0
     return 0.0
 

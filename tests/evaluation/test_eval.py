@@ -35,6 +35,14 @@ def test_exact_match_and_contains():
     assert metrics.contains_answer(sent, ["Battle"]) == 1.0
     assert metrics.contains_answer(sent, ["the"]) == 0.0  # normalises to nothing
     assert metrics.contains_answer("", ["1066"]) == 0.0
+    # scripts without spaces between words: a run of characters (XQuAD zh, th)
+    zh = "黑豹队的防守只丢了 308分，在联赛中排名第六。"
+    assert metrics.contains_answer(zh, ["第六"]) == 1.0
+    assert metrics.contains_answer(zh, ["第七"]) == 0.0
+    assert metrics.contains_answer("ได้อันดับที่หกของลีก", ["อันดับที่หก"]) == 1.0
+    assert metrics.contains_answer(zh, ["308"]) == 1.0  # "308分": a word ends at 分
+    assert metrics.contains_answer(zh, ["08"]) == 0.0   # not inside a number
+    assert metrics.contains_answer("in 1308 AD", ["308"]) == 0.0  # English as before
 
 
 def test_token_f1_hand_computed():
