@@ -19,7 +19,7 @@ from pathlib import Path
 from ..config import RETRIEVAL_HINT, RETRIEVAL_MODES, Config
 from ..embedding.model import get_embedder
 from ..index.keyword import keyword_tokens
-from ..ingest.language import is_english
+from ..ingest.language import latin_script
 from ..index.live import forget_index, load_index
 from ..index.shards import is_cluster, read_cluster
 from ..types import (NO_ANSWER, Answer, Article, ArticleNotFound, Evidence, Explanation,
@@ -87,9 +87,10 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
         cfg = cfg.replace(index_dir=Path(index_dir))
     k, mode = check_options(cfg, cfg.k if k is None else k, retrieval)
     text, note = clean_question(question, cfg.max_question_chars)
-    if cfg.selector and model is None and not is_english(text):
-        # the answer selector learned English question/sentence pairs: another language
-        # is answered by the fitted evidence alone (the fast path)
+    if cfg.selector and model is None and not latin_script(text):
+        # the answer selector learned English question/sentence pairs: a question in
+        # another script (Cyrillic, Arabic, Chinese...) is answered by the fitted
+        # evidence alone (the fast path; measured in rag.ingest.language.latin_script)
         cfg = cfg.replace(selector=False)
     today = read_as_of(as_of)
     chosen = make_filters(filters, today)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from rag.ingest.chunking import split_sentences
-from rag.ingest.language import detect, is_english
+from rag.ingest.language import detect, latin_script
 from tests.conftest import SHARED
 
 XQUAD = SHARED / "eval-multilingual"
@@ -30,30 +30,24 @@ def test_the_language_of_every_xquad_article(lang):
     assert [detect(a["text"]) for a in articles] == [lang] * len(articles)
 
 
+LATIN = ("de", "en", "es", "ro", "tr", "vi")
+
+
 @pytest.mark.parametrize("lang", LANGS)
-def test_questions_in_other_languages_are_not_taken_for_english(lang):
+def test_the_script_of_xquad_questions(lang):
+    """The answer selector reads Latin-script questions only (rag.answer.pipeline)."""
     questions = [q["question"] for q in xquad(lang, "questions")[:200]]
-    english = sum(is_english(q) for q in questions) / len(questions)
-    if lang == "en":
-        assert english >= 0.99
-    else:  # Chinese questions are often read as Japanese: the script decides first
-        assert english <= 0.06, english
-
-
-def test_english_questions_stay_english_without_the_model(monkeypatch):
-    from rag.ingest import language
-
-    monkeypatch.setattr(language, "_model", lambda: pytest.fail("loaded the model"))
-    for q in ("Who founded the museum?", "What did the mayor say last week?", "Why?",
-              "How much did it cost to train R1?", "R1 cost"):
-        assert is_english(q)
+    latin = sum(latin_script(q) for q in questions) / len(questions)
+    assert latin >= 0.99 if lang in LATIN else latin <= 0.01, latin
 
 
 def test_short_texts_here():
-    assert not is_english("Wer hat das Museum gegründet?")
-    assert not is_english("¿Quién fundó el museo?")
-    assert not is_english("谁创立了博物馆？")
-    assert not is_english("Кто основал музей?")
+    assert latin_script("Wer hat das Museum gegründet?")
+    assert latin_script("Ai đã thành lập bảo tàng?")
+    assert latin_script("R1 2025?")
+    assert not latin_script("谁创立了博物馆？ (R1)")
+    assert not latin_script("Кто основал музей?")
+    assert not latin_script("من أسس المتحف؟")
     assert detect("Das Museum wurde 1901 von Ada Voss gegründet und zeigt Gemälde.") == "de"
     assert detect("1234 -- 56!") == ""
 
