@@ -253,7 +253,8 @@ EVIL = [
     "' onmouseover='window.__xss=9",
 ]
 SAFE_TAGS = {"div", "span", "p", "mark", "sup", "a", "article", "header", "section", "h3",
-             "table", "thead", "tbody", "tr", "th", "td", "b"}
+             "table", "thead", "tbody", "tr", "th", "td", "b",
+             "bdi"}  # isolates a title's direction (right-to-left scripts)
 
 
 class _Tags(HTMLParser):
@@ -279,7 +280,9 @@ def assert_inert(markup: str, *literal: str) -> None:
     for tag, key, value in p.attrs:
         assert not key.startswith("on"), (tag, key, value)
         assert key in {"class", "id", "href", "target", "rel", "title", "style", "role",
-                       "data-n", "data-article-id", "data-copy"}, key
+                       "data-n", "data-article-id", "data-copy", "dir"}, key
+        if key == "dir":  # the browser picks the direction from the text, never ours
+            assert value == "auto", value
         if key == "href":
             assert value.startswith(("http://", "https://")), value
         if key == "style":

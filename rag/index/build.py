@@ -32,7 +32,7 @@ from .segments import Layout, entry_of, merge, read_layout, write_data_segment
 from .store import (IndexData, check_compatible, collect_garbage, copy_files_for, is_cluster,
                     publish_version, read_copies)
 
-SENTENCE_SPLITTER = "lines+blingfire+scripts"  # + the sentence ends of other scripts
+SENTENCE_SPLITTER = "lines+blingfire+scripts-2"  # + the sentence ends of other scripts
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
 
 

@@ -57,12 +57,13 @@ def test_devanagari_and_thai_sentences_end_where_their_scripts_end_them():
     spans = split_sentences(hindi)
     assert [hindi[a:b] for a, b in spans] == [
         "पैंथर्स ने लीग में छठे स्थान पर रहे।", "साथी मारिओ एडिसन ने 6½ सैक जोड़े।", "अंत"]
-    thai = ("ทีมรับของแพนเธอร์สถอดใจที่คะแนน 308 ได้อันดับที่หกของลีก "
-            "ในขณะที่เป็นผู้นำในเอ็นเอฟแอลด้วยการอินเตอร์เซป 24 ครั้ง")
-    got = [thai[a:b] for a, b in split_sentences(thai)]
-    assert got == ["ทีมรับของแพนเธอร์สถอดใจที่คะแนน 308 ได้อันดับที่หกของลีก",
-                   "ในขณะที่เป็นผู้นำในเอ็นเอฟแอลด้วยการอินเตอร์เซป 24 ครั้ง"]
-    # a short Thai clause is not a sentence; digits next to a space do not cut
+    first = ("ทีมรับของแพนเธอร์สถอดใจที่คะแนน 308 ได้อันดับที่หกของลีกในขณะที่เป็นผู้นำใน"
+             "เอ็นเอฟแอลด้วยการอินเตอร์เซป 24 ครั้ง")
+    second = "คาวันน์ ชอร์ต ผู้เล่นตำแหน่งดีเฟนซีฟแทคเกิลในโปรโบว์ล นำทีมด้วยการแซ็ค 11 ครั้ง"
+    thai = first + " " + second
+    assert [thai[a:b] for a, b in split_sentences(thai)] == [first, second]
+    # a Thai clause under MIN_THAI_SENTENCE characters is not a sentence ("คาวันน์
+    # ชอร์ต" stays whole above); digits next to a space do not cut
     assert len(split_sentences("ทีมรับ 24 ครั้ง ได้อ ดี")) == 1
 
 
