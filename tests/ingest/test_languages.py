@@ -76,3 +76,21 @@ def test_xquad_paragraphs_become_sentences_at_exact_offsets(lang):
         assert all(e <= s2 for (_, e), (s2, _) in zip(spans, spans[1:]))
         # BlingFire alone gave Hindi and Thai paragraphs of 1,100-1,400 characters
         assert max(e - s for s, e in spans) < 700
+
+
+def test_the_language_model_is_unpacked_once_and_agrees_with_py3langid(tmp_path, monkeypatch):
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from rag.ingest import language
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path))
+    ours = language._load()
+    cached = list((tmp_path / "langid").glob("*/*.npy"))
+    assert len(cached) == 6
+    theirs = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    for text in ("Das Museum wurde 1901 gegründet.", "谁创立了博物馆？", "Кто основал музей?",
+                 "The museum was founded in 1901.", "من أسس المتحف؟"):
+        assert ours.classify(text) == theirs.classify(text)
+    for f in cached:
+        f.write_bytes(b"damaged")  # a damaged cache: py3langid's own loader
+    assert language._load().classify("Das Museum wurde 1901 gegründet.")[0] == "de"
