@@ -22,12 +22,10 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from ..index.keyword import UNSPACED_CHAR
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
-# scripts written without spaces between words (Chinese, Japanese kana, Thai, Lao,
-# Khmer, Myanmar): an answer there is a run of characters, not of whole tokens
-_UNSPACED = re.compile("[\u0E00-\u0EFF\u1000-\u109F\u1780-\u17FF\u3040-\u30FF"
-                       "\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF]")
 
 
 def normalize_answer(text: str) -> str:
@@ -53,7 +51,7 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
     0.91)."""
     plain = normalize_answer(prediction)
     p = f" {plain} "
-    unspaced = _UNSPACED.search(plain) is not None
+    unspaced = UNSPACED_CHAR.search(plain) is not None
     for g in golds:
         g = normalize_answer(g)
         if not g:
@@ -62,7 +60,7 @@ def contains_answer(prediction: str, golds: Sequence[str]) -> float:
             return 1.0
         # between such characters a word ends without a space ("308分"); Latin letters
         # and digits still end only at a non-letter ("1308" does not hold "308")
-        if (unspaced or _UNSPACED.search(g)) and re.search(
+        if (unspaced or UNSPACED_CHAR.search(g)) and re.search(
                 rf"(?<![0-9a-z]){re.escape(g)}(?![0-9a-z])", plain):
             return 1.0
     return 0.0

@@ -65,7 +65,7 @@ def _keyword_tokens(text: str) -> tuple[str, ...]:
 _UNSPACED = "\u0E00-\u0EFF\u1000-\u109F\u1780-\u17FF\u3040-\u30FF\u3400-\u4DBF" \
             "\u4E00-\u9FFF\uF900-\uFAFF"
 _RUNS = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
-_IS_UNSPACED = re.compile(f"[{_UNSPACED}]")
+UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")  # one character of those scripts
 # A word's stemmer by the script of its first letter (Snowball, PyStemmer): a rule of
 # the text alone, so an article and a question agree without knowing their language;
 # Latin-script words keep the English stemmer (as before: English terms are unchanged).
@@ -101,8 +101,8 @@ def _analyze(text: str) -> tuple[str, ...]:
         if word.isascii():
             plain.append(word)
             continue
-        for run in _RUNS.findall(word) if _IS_UNSPACED.search(word) else (word,):
-            if _IS_UNSPACED.match(run):
+        for run in _RUNS.findall(word) if UNSPACED_CHAR.search(word) else (word,):
+            if UNSPACED_CHAR.match(run):
                 flush()
                 out.extend([run] if len(run) == 1 else
                            [run[i:i + 2] for i in range(len(run) - 1)])
