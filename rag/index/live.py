@@ -18,13 +18,12 @@ from ..types import IndexMismatch, IndexMissing, ShardedIndexHere
 from .segments import Version, forget_segments, open_version
 from .store import check_compatible, current_version, is_cluster, read_manifest
 
-_indexes: dict[str, Version] = {}
+_indexes: dict[tuple[str, str, str], Version] = {}  # (folder, model, settings)
 _load_lock = threading.Lock()
 
 
 def load_index(index_dir: Path, cfg: Config) -> Version:
     """The live version of the index in ``index_dir``, loaded once and cached."""
-    key = str(Path(index_dir).resolve())
     version = current_version(Path(index_dir))
     if version is None:
         if is_cluster(Path(index_dir)):
@@ -32,6 +31,9 @@ def load_index(index_dir: Path, cfg: Config) -> Version:
                 f"{index_dir} holds a sharded index: listing, adding and removing articles "
                 "work on one index only (asking, searching and reading articles work)")
         raise IndexMissing(f"no index in {index_dir}: run `python -m rag.build` first")
+    # an index loaded for one model or settings is checked again for another
+    key = (str(Path(index_dir).resolve()), get_embedder(cfg).model_id,
+           repr(sorted(cfg.index_settings().items())))
     cached = _indexes.get(key)
     if cached is not None and cached.version == version:
         return cached
@@ -63,7 +65,9 @@ def load_version(index_dir: Path, cfg: Config, version: str | None = None) -> Ve
 def forget_index(index_dir: Path) -> None:
     """Drop the cached index of ``index_dir`` (loaded again on the next call)."""
     with _load_lock:
-        _indexes.pop(str(Path(index_dir).resolve()), None)
+        folder = str(Path(index_dir).resolve())
+        for key in [k for k in _indexes if k[0] == folder]:
+            del _indexes[key]
     forget_segments(Path(index_dir))
 
 
