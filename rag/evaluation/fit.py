@@ -59,7 +59,7 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None,
 
 
 def collect(questions: list[dict], cfg, kind: str, mode: str,
-            model: AnswerModel | None = None) -> list[dict]:
+            model: AnswerModel | None = None, progress: bool = True) -> list[dict]:
     """Per question: the evidence of every candidate sentence, their texts and labels
     (with the selector's ``sel`` on the rows it reads when ``model`` rescores)."""
     from tqdm import tqdm
@@ -76,7 +76,7 @@ def collect(questions: list[dict], cfg, kind: str, mode: str,
 
         selector = get_selector(cfg.threads)
     out = []
-    for q in tqdm(questions, desc=f"features ({kind})", unit="q"):
+    for q in tqdm(questions, desc=f"features ({kind})", unit="q", disable=not progress):
         text = " ".join(q["question"].split())
         qvec = emb.embed_queries([text])[0]
         hits = search(index, text, qvec, max(cfg.candidates, cfg.k), mode)
@@ -245,19 +245,20 @@ def fit_and_print(questions, full_cfg, off_cfg, held, mode, dump=None, save=Fals
     return 0
 
 
-def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: AnswerModel
-                     ) -> AnswerModel:
-    """A new answer model fitted on ``questions`` (printing how it compares)."""
+def fit_answer_model(questions, full_cfg, off_cfg, held, mode, dump, model: AnswerModel,
+                     progress: bool = True) -> AnswerModel:
+    """A new answer model fitted on ``questions`` (printing how it compares; a progress
+    bar per pass unless ``progress`` is False)."""
     from ..index.live import load_index
 
     items = collect(questions, full_cfg,
-                    "answerable", mode, model)
+                    "answerable", mode, model, progress)
     for it in items:
         if it["q"].get("is_impossible"):
             it["kind"], it["golds"] = "unanswerable", []
     if off_cfg is not None:
         items += collect([q for q in questions if q["article_id"] in held], off_cfg,
-                         "offtopic", mode, model)
+                         "offtopic", mode, model, progress)
     full_index = load_index(full_cfg.index_dir, full_cfg).single()
     off_index = load_index(off_cfg.index_dir, off_cfg).single() if off_cfg is not None else None
     if dump is not None:  # the evidence, for fitting other models without asking again

@@ -3,6 +3,8 @@ the fit of :mod:`rag.evaluation.fit` on the development set, stored beside an in
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 from .fit import fit_answer_model
@@ -38,8 +40,10 @@ def fit_for_model(model: str, index_dir: Path, out: Path | None = None,
         full = prepare_index(where, articles, None, cfg, quiet=quiet)
         off = prepare_index(where, articles, None, cfg, exclude=held, name="holdout-8",
                             seed_from=full.index_dir, quiet=quiet) if held else None
-        fitted = fit_answer_model(questions, full, off, held, cfg.retrieval, None,
-                                  answer_model(False))
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else \
+                contextlib.nullcontext():  # --quiet: no comparison tables, no bars
+            fitted = fit_answer_model(questions, full, off, held, cfg.retrieval, None,
+                                      answer_model(False), progress=not quiet)
     fitted = fitted.replace(provenance={
         "model": model_id, "fitted_on": f"{data_dir.name}: {len(questions)} questions, "
         f"{len(held)} articles held out for off-topic ones",

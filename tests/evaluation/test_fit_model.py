@@ -38,8 +38,11 @@ def test_fit_stores_parameters_beside_the_index_and_asking_uses_them(cfg, other_
     before = rag.ask("Who founded the museum?", config=cfg)
     assert "calibrated for the bundled MiniLM" in before.message
     assert "python -m rag.fit --model other" in before.message
+    capsys.readouterr()
     assert main(["--model", "other", "--index", str(cfg.index_dir), "--limit", "120",
                  "--quiet"]) == 0
+    said = capsys.readouterr()
+    assert "features (" not in said.err and "sentence selection" not in said.out  # quiet
     stored = json.loads((cfg.index_dir / INDEX_PARAMS).read_text())
     assert stored["provenance"]["model"] == "other-fake-64"
     assert stored["provenance"]["command"] == "python -m rag.fit --model other"
