@@ -97,7 +97,7 @@ def ask(question: str, k: int | None = None, index_dir: str | Path | None = None
     t0 = time.perf_counter()
     corpus = load_corpus(Path(cfg.index_dir), cfg)
     if model is None:
-        model, cfg = _answer_model_for(cfg, Path(cfg.index_dir))
+        model, cfg = answer_model_for(cfg, Path(cfg.index_dir))
     found, dated, scope = _dates_from_question(corpus, text, chosen, today) if dates \
         else (None, chosen, chosen.describe() if chosen else "")
     # the time words, once read as dates, are not matched against the sentences: "last
@@ -195,7 +195,7 @@ def _shipped_for(cfg: Config) -> bool:
         get_embedder(cfg).model_id.startswith(BUNDLED_MODEL)
 
 
-def _answer_model_for(cfg: Config, index_dir: Path) -> tuple[AnswerModel, Config]:
+def answer_model_for(cfg: Config, index_dir: Path) -> tuple[AnswerModel, Config]:
     """The answer model for ``cfg``'s embedding model: the shipped one for MiniLM, else
     the one ``python -m rag.fit`` stored beside the index for that model (with the fast
     path: the selector's answer model is MiniLM's), else the shipped one (answers then

@@ -332,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import Config
     from ..ingest.loaders import normalize_text
     from ..answer.params import abstain_threshold, answer_model
+    from ..answer.pipeline import answer_model_for
 
     if args.fit and args.from_evidence:
         from . import pool
@@ -423,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
                     rows += evaluate_questions(offtopic, texts, pfull, args.k,
                                                lambda q: "offtopic", mode,
                                                progress=not args.quiet)
-                rep = report(rows, args.k, abstain_threshold(cfg, answer_model(use_selector)))
+                # the threshold asking used: the shipped one, or rag.fit's beside the index
+                model, _ = answer_model_for(pfull, Path(pfull.index_dir))
+                rep = report(rows, args.k, abstain_threshold(cfg, model))
                 rep["retrieval"] = mode
                 rep["held_out_articles"] = sorted(held)
                 reports.setdefault(path, {})[name] = rep

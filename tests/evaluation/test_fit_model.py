@@ -63,3 +63,30 @@ def test_parameters_of_another_model_are_not_used(cfg, other_model):
         {**shipped, "provenance": {"model": "some-other-model"}}))
     assert "calibrated for the bundled MiniLM" in rag.ask("When did the bridge open?",
                                                           config=cfg).message
+
+
+def test_rag_eval_reports_the_threshold_asking_used(cfg, other_model, tmp_path,
+                                                    monkeypatch):
+    from rag.evaluation.run import main as eval_main
+
+    monkeypatch.setenv("RAG_SELECTOR", "0")
+    data = tmp_path / "set"
+    data.mkdir()
+    text = "The museum was founded in 1901 by Ada Voss. It holds four thousand paintings."
+    (data / "articles.jsonl").write_text(json.dumps(
+        {"id": "museum", "title": "The museum", "text": text}) + "\n", encoding="utf-8")
+    (data / "questions.jsonl").write_text(json.dumps(
+        {"id": "q1", "question": "Who founded the museum?", "answers": ["Ada Voss"],
+         "answer_starts": [text.index("Ada Voss")], "article_id": "museum",
+         "is_impossible": False}) + "\n", encoding="utf-8")
+    cache, out = tmp_path / "cache", tmp_path / "out.json"
+    argv = ["--model", "other", "--index-cache", str(cache), "--paths", "config", "--quiet",
+            "--out", str(out), str(data)]
+    assert eval_main(argv) == 0
+    assert json.loads(out.read_text())["threshold"] == answer_model(False).threshold
+    (index,) = [p for p in cache.rglob("index") if p.is_dir()]
+    fitted = {**answer_model(False).to_dict(), "threshold": 0.123,
+              "provenance": {"model": "other-fake-64"}}
+    (index / INDEX_PARAMS).write_text(json.dumps(fitted))
+    assert eval_main(argv) == 0
+    assert json.loads(out.read_text())["threshold"] == 0.123
