@@ -66,11 +66,51 @@ _CURRENCY = re.compile(r"[$£€¥₹]|\b(?:dollars?|pounds?|euros?|cents?|pence
                        r"francs?|USD|GBP|EUR)\b", re.I)
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]+")
 
+# Questions in the other languages measured on XQuAD (issue 27, item 3) that ask when,
+# how many, how much or what percentage: the answer is a quantity (a year, a count, an
+# amount). Names, money and scores are asked for in English only.
+_QUANTITY_Q_OTHER = re.compile(
+    r"\b(?:wann|wie viele?|wie lange?|wie alt|wie hoch|wie groß|wie weit|wie oft|"
+    r"welche[mns]? jahr|in welchem jahr)\b"                                     # de
+    r"|\b(?:cuándo|cuánt[oa]s?|en qué año|qué año|qué porcentaje)"              # es
+    r"|\b(?:когда|сколько|в каком году|какого года)\b"                          # ru
+    r"|\b(?:πότε|πόσ[οηα]ι?|πόσες|πόσα|ποιο έτος|ποια χρονιά)"                  # el
+    r"|\b(?:când|câț[ia]|câte|cât de|în ce an)"                                  # ro
+    r"|\b(?:ne zaman|kaç|ne kadar|hangi yıl)"                                    # tr
+    r"|\b(?:khi nào|bao giờ|bao nhiêu|bao lâu|năm nào|mấy)"                     # vi
+    r"|什么时候|何时|哪一?年|多少|几[个名次年岁位种]|多[长久大高远]"                 # zh
+    r"|متى|كم |في أي عام|في أي سنة"                                             # ar
+    r"|कब|कितन[ेीा]|किस वर्ष|किस साल"                                           # hi
+    r"|เมื่อไร|เมื่อไหร่|ปีใด|ปีไหน|ปีอะไร|กี่|เท่าไร|เท่าไหร่", re.I)             # th
+# A quantity in those languages: digits of any script (``\d`` is Unicode), or a number
+# word or numeral. Lenient on purpose (Turkish "bir" is also "a"): a sentence without
+# one is the rare one that surely lacks the answer.
+_NUMERAL_OTHER = re.compile(
+    r"\d[\d,.]*|[〇一二三四五六七八九十百千万亿两]"
+    r"|\b(?:eins?|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|hundert|tausend|"
+    r"million\w*|milliard\w*"                                                     # de
+    r"|uno|una|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|cien\w*|mil|"
+    r"millón|millones"                                                            # es
+    r"|один|одн\w+|дв[аеу]\w*|тр[ие]\w*|четыр\w+|пят\w+|шест\w+|сем\w+|восьм\w+|"
+    r"восем\w+|девят\w+|десят\w+|сто|сот\w*|тысяч\w*|миллион\w*|миллиард\w*"     # ru
+    r"|ένα|δύο|τρία|τρεις|τέσσερ\w+|πέντε|έξι|επτά|οκτώ|εννέα|δέκα|εκατό|χιλι\w+|"
+    r"εκατομμύρι\w+"                                                               # el
+    r"|unu|doi|două|trei|patru|cinci|șase|șapte|opt|nouă|zece|sute?|mii|milio\w+"  # ro
+    r"|bir|iki|üç|dört|beş|altı|yedi|sekiz|dokuz|on|yüz|bin|milyon|milyar"       # tr
+    r"|một|hai|ba|bốn|năm|sáu|bảy|tám|chín|mười|trăm|nghìn|ngàn|triệu|tỷ"        # vi
+    r"|واحد|اثن\w+|ثلاث\w*|أربع\w*|خمس\w*|ست\w*|سبع\w*|ثماني?\w*|تسع\w*|عشر\w*|"
+    r"مائة|مئة|ألف|آلاف|مليون|ملايين|مليار)\b"                                   # ar
+    # no \b below: a Devanagari word ends in a vowel sign, which is no \w to Python
+    r"|एक|दो|तीन|चार|पांच|पाँच|छह|सात|आठ|नौ|दस|सौ|हज़ार|हजार|लाख|करोड़"           # hi
+    r"|หนึ่ง|สอง|สาม|สี่|ห้า|หก|เจ็ด|แปด|เก้า|สิบ|ร้อย|พัน|หมื่น|แสน|ล้าน", re.I)     # th
+
 
 def answer_type(question: str) -> str | None:
     """The kind of answer asked for: "score" (what was the score), "meaning" (what does
     X mean), "money" (how much ... cost), "date" (when, what year), "count" (how many),
-    "number" (other quantities: how long, what percentage), "name" (who), or None."""
+    "number" (other quantities: how long, what percentage), "name" (who), "quantity"
+    (when, how many, how much... asked in German, Spanish, Russian, Greek, Romanian,
+    Turkish, Vietnamese, Chinese, Arabic, Hindi or Thai), or None."""
     if _SCORE_Q.search(question):
         return "score"
     if _MEANING_Q.search(question):
@@ -85,6 +125,8 @@ def answer_type(question: str) -> str | None:
         return "number"
     if _PERSON_Q.search(question):
         return "name"
+    if _QUANTITY_Q_OTHER.search(question):
+        return "quantity"
     return None
 
 
@@ -109,6 +151,8 @@ def has_type(kind: str | None, sentence: str, question_lower: str) -> bool:
                    if not _YEAR.fullmatch(m.group(0).rstrip(".,")))
     if kind == "number":
         return new(_NUMBER_TOKEN.finditer(sentence))
+    if kind == "quantity":
+        return new(_NUMERAL_OTHER.finditer(sentence))
     return new(_NAME.finditer(sentence))
 
 

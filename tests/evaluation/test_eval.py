@@ -45,6 +45,17 @@ def test_exact_match_and_contains():
     assert metrics.contains_answer("in 1308 AD", ["308"]) == 0.0  # English as before
 
 
+def test_punctuation_outside_ascii_separates_words():
+    # XQuAD ar: the Arabic comma follows the answer; it is no part of the word
+    ar = "خصمهم المحلي، بولونيا وارسو، لديهم عدد مشجعين أقل بكثير"
+    assert metrics.contains_answer(ar, ["بولونيا وارسو"]) == 1.0
+    assert metrics.contains_answer(ar, ["المحلي"]) == 1.0
+    assert metrics.contains_answer(ar, ["وارس"]) == 0.0  # still whole words
+    assert metrics.normalize_answer("“Quoted” – dashed") == "quoted dashed"
+    assert metrics.normalize_answer("O'Neill, U.S.") == "oneill us"  # ASCII: SQuAD's
+    assert metrics.contains_answer("约翰·埃尔维保持的", ["约翰·埃尔维"]) == 1.0
+
+
 def test_token_f1_hand_computed():
     # pred tokens: denver broncos won ; gold: denver broncos -> P 2/3, R 1 -> F1 0.8
     assert metrics.token_f1("Denver Broncos won", ["Denver Broncos"]) == pytest.approx(0.8)
@@ -122,6 +133,25 @@ def test_has_type_ignores_what_the_question_already_says():
     assert question.has_type("name", "It was founded by Liang Wenfeng.", "who founded deepseek?")
     assert not question.has_type("name", "It was founded in a garage.", "who founded it?")
     assert question.has_type(None, "anything", "what?")
+
+
+def test_questions_in_other_languages_ask_for_a_quantity():
+    # XQuAD's wordings (de, es, ru, zh, ar, hi, th, el, ro, tr, vi)
+    for q in ("Wann wurde die Universität gegründet?", "¿Cuántos jugadores fueron elegidos?",
+              "Сколько игроков было выбрано?", "有多少名黑豹队防守球员入选了职业碗？",
+              "كم عدد لاعبي دفاع فريق البانثرز؟", "कितने खिलाड़ी चुने गए?",
+              "ผู้เล่นได้รับเลือกให้เล่นในโปรโบว์ลกี่คน", "Πόσοι παίκτες επιλέχθηκαν;",
+              "Câți jucători au fost aleși?", "Kaç oyuncu seçildi?", "Có bao nhiêu cầu thủ?"):
+        assert question.answer_type(q) == "quantity", q
+    for q in ("Wer hat die Universität gegründet?", "¿Quién fundó la universidad?",
+              "谁创立了这所大学？", "What is the capital of France?"):
+        assert question.answer_type(q) is None, q
+    assert question.answer_type("How many field goals did he kick?") == "count"  # English
+    assert question.has_type("quantity", "四名球员入选了职业碗。", "有多少名球员入选？")
+    assert not question.has_type("quantity", "球员入选了职业碗。", "有多少名球员入选？")
+    assert question.has_type("quantity", "وقد ضم الفريق أربعة لاعبين", "كم عدد اللاعبين؟")
+    assert question.has_type("quantity", "Die Universität wurde 1502 gegründet.", "wann?")
+    assert not question.has_type("quantity", "Die Universität ist alt.", "wann wurde sie 1502?")
 
 
 def test_has_type_money_count_and_number():
