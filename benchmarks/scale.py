@@ -99,11 +99,13 @@ def run_real(index_dir: str, qfile: str, n_queries: int = 300) -> dict:
     from rag.index import dense as vectors
     from rag.config import Config
     from rag.embedding.model import get_embedder
-    from rag.index.segments import open_index
+    from rag.index.segments import open_version
 
     cfg = Config.from_env(index_dir=index_dir)
-    idx = open_index(Path(index_dir))
-    data = np.asarray(idx.chunk_vectors, dtype=np.float32)
+    # every live passage of every segment (the benchmark's index has had updates)
+    data = np.concatenate([np.asarray(part.index.chunk_vectors, dtype=np.float32)[
+        np.arange(part.index.n_chunks) if part.live_ids is None else part.live_ids]
+        for part in open_version(Path(index_dir)).parts])
     with open(qfile, encoding="utf-8") as f:
         qs = [json.loads(line)["question"] for line in f if line.strip()]
     qs = qs[:: max(1, len(qs) // n_queries)][:n_queries]
