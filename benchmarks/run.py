@@ -128,7 +128,7 @@ def measure(args) -> dict:
         shutil.rmtree(index, ignore_errors=True)
         b, wall, _ = sub(["benchmarks.sides", "ours", "build", str(src), str(index)])
         _, emb_tokens = token_stats(our_passages(index))
-        disk = dir_bytes(index / (index / "CURRENT").read_text().strip())
+        disk = dir_bytes(index)  # after one build: its segments, version and source cache
         a, _, _ = sub(["benchmarks.sides", "ours", "ask", str(index), qfile,
                        str(args.questions)])
         cold = cold_start(index, question, 3)
