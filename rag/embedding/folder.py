@@ -335,8 +335,9 @@ def folder_embedder(path: str | Path, threads: int = 0, batch_size: int = 32,
             try:
                 return OnnxFolderEmbedder(root, layout, digest, backend == "onnx-int8",
                                           threads, batch_size)
-            except (RuntimeError, OSError, ValueError) as exc:
-                layout = f"its ONNX export failed ({str(exc).strip().splitlines()[-1]})"
+            except Exception as exc:  # noqa: BLE001 - any export or session failure
+                why = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                layout = f"its ONNX export failed ({why})"
         print(f"rag: the model in {root} runs on torch, not {backend}: {layout}",
               file=sys.stderr)
     return FolderEmbedder(root, threads, batch_size, digest=digest)

@@ -273,6 +273,20 @@ def test_a_layout_onnx_cannot_run_falls_back_to_torch_and_says_why(model_dir, tm
     assert emb.embed_queries(["When?"]).shape == (1, emb.dim)
 
 
+def test_a_failed_export_falls_back_to_torch_and_says_why(model_dir, monkeypatch, capsys):
+    from rag.embedding import onnx_runtime
+    from rag.embedding.folder import folder_embedder
+
+    def fail(folder, target, args):
+        raise RuntimeError("exporting the model to ONNX failed:\nno space left on device")
+
+    monkeypatch.setattr(onnx_runtime, "export_once", fail)
+    capsys.readouterr()
+    emb = folder_embedder(model_dir, backend="onnx")
+    assert type(emb).__name__ == "FolderEmbedder"
+    assert "its ONNX export failed (no space left on device)" in capsys.readouterr().err
+
+
 def test_the_onnx_query_path_imports_no_torch(model_dir, export_cache):
     import os
     import subprocess
