@@ -264,6 +264,9 @@ class OnnxFolderEmbedder:
         self._tok.no_padding()
         self.max_tokens = self.max_seq_length - self._tok.num_special_tokens_to_add(False)
         cache = cache_root() / "onnx" / f"st-{digest[:16]}-e{EXPORT_FORMAT}"
+        if not (cache / FILES[quantized]).is_file():  # the one wait, said before it starts
+            print(f"rag: exporting the model in {path} to ONNX once (fp32 and int8, "
+                  f"checked against torch; cached in {cache})", file=sys.stderr)
         model = export_once(cache, cache / FILES[quantized],
                             ["--folder", str(layout.transformer), str(cache)])
         self._session = onnx_session(quantized, 1, path=model)

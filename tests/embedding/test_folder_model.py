@@ -218,7 +218,8 @@ def test_an_int8_vector_depends_on_its_text_alone(model_dir):
         assert np.array_equal(alone[0], together[i]) and np.array_equal(alone_s[0], sents[i])
 
 
-def test_the_export_is_made_once_per_folder_content(model_dir, tmp_path, export_cache):
+def test_the_export_is_made_once_per_folder_content(model_dir, tmp_path, export_cache,
+                                                     capsys):
     import shutil
 
     from rag.embedding.folder import folder_digest, folder_embedder
@@ -235,7 +236,11 @@ def test_the_export_is_made_once_per_folder_content(model_dir, tmp_path, export_
     shutil.copytree(model_dir, changed)
     settings = changed / "config_sentence_transformers.json"
     settings.write_text(settings.read_text().replace("query: ", "search: "))
+    capsys.readouterr()
     other = folder_embedder(changed, backend="onnx")
+    assert "exporting the model in" in capsys.readouterr().err  # said once, before the wait
+    folder_embedder(changed, backend="onnx")
+    assert "exporting" not in capsys.readouterr().err
     assert other.query_prompt == "search: "
     assert (export_cache / "onnx" / f"st-{folder_digest(changed)[:16]}-e2").is_dir()
 
