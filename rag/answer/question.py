@@ -79,8 +79,8 @@ _QUANTITY_Q_OTHER = re.compile(
     r"|\b(?:ne zaman|kaç|ne kadar|hangi yıl)"                                    # tr
     r"|\b(?:khi nào|bao giờ|bao nhiêu|bao lâu|năm nào|mấy)"                     # vi
     r"|什么时候|何时|哪一?年|多少|几[个名次年岁位种]|多[长久大高远]"                 # zh
-    r"|متى|كم |في أي عام|في أي سنة"                                             # ar
-    r"|कब|कितन[ेीा]|किस वर्ष|किस साल"                                           # hi
+    r"|\b(?:متى|كم|في أي عام|في أي سنة)\b"                                      # ar
+    r"|(?<![\u0900-\u097F])(?:कब|कितन[ेीा]|किस वर्ष|किस साल)(?![\u0900-\u097F])"  # hi
     r"|เมื่อไร|เมื่อไหร่|ปีใด|ปีไหน|ปีอะไร|กี่|เท่าไร|เท่าไหร่", re.I)             # th
 # A quantity in those languages: digits of any script (``\d`` is Unicode), or a number
 # word or numeral. Lenient on purpose (Turkish "bir" is also "a"): a sentence without

@@ -144,7 +144,9 @@ def test_questions_in_other_languages_ask_for_a_quantity():
               "Câți jucători au fost aleși?", "Kaç oyuncu seçildi?", "Có bao nhiêu cầu thủ?"):
         assert question.answer_type(q) == "quantity", q
     for q in ("Wer hat die Universität gegründet?", "¿Quién fundó la universidad?",
-              "谁创立了这所大学？", "What is the capital of France?"):
+              "谁创立了这所大学？", "What is the capital of France?",
+              "من هو الحاكم الألماني؟",  # "الحاكم " holds "كم ", but no word "كم"
+              "उसने कब्ज़ा किया?"):  # "कब्ज़ा" begins with "कब", but is no "कब"
         assert question.answer_type(q) is None, q
     assert question.answer_type("How many field goals did he kick?") == "count"  # English
     assert question.has_type("quantity", "四名球员入选了职业碗。", "有多少名球员入选？")
