@@ -203,9 +203,10 @@ def read_layout(path: Path) -> Layout | str:
         pool = _json(path / modules[1]["path"] / "config.json")
         conf = _json(word / "config.json")
         tok = _json(word / "tokenizer_config.json")
-        hidden = int(conf["hidden_size"])
+        # the width under its usual names (BERT/RoBERTa/XLM-R, DistilBERT, T5/BART)
+        hidden = int(next(conf[k] for k in ("hidden_size", "dim", "d_model") if k in conf))
         prompts = _json(path / "config_sentence_transformers.json").get("prompts") or {}
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, StopIteration) as exc:
         return f"its module files are not readable ({type(exc).__name__}: {exc})"
     modes = pool.get("pooling_mode") or [  # sentence-transformers 6, or the older keys
         k[len("pooling_mode_"):] for k, v in pool.items()

@@ -317,3 +317,33 @@ def test_an_index_built_on_onnx_int8_answers_and_refuses_torchs_vectors(model_di
         assert rag.get_article(c.article_id, config=cfg).text[c.start:c.end] == c.quote
     with pytest.raises(rag.IndexMismatch, match="int8/e2/rows"):
         rag.ask("Who founded the museum?", config=cfg.replace(backend="torch"))
+
+
+def test_another_architecture_with_cls_pooling_runs_on_onnx(tmp_path):
+    """DistilBERT: no token_type_ids input, its width named "dim", CLS pooling."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertTokenizerFast, DistilBertConfig, DistilBertModel
+
+    from rag.embedding.folder import folder_embedder
+
+    hf = tmp_path / "hf"
+    letters = string.ascii_lowercase + string.digits
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.punctuation, *letters,
+             *(f"##{c}" for c in letters), "the"]
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)},
+                      do_lower_case=True).save_pretrained(hf)
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=2,
+                                     hidden_dim=64, max_position_embeddings=128)
+                    ).save_pretrained(hf)
+    st = SentenceTransformer(modules=[models.Transformer(str(hf), max_seq_length=64),
+                                      models.Pooling(32, "cls")], device="cpu")
+    st.save(str(tmp_path / "distil"))
+    ref, onnx = (folder_embedder(tmp_path / "distil", backend=b) for b in ("torch", "onnx"))
+    assert type(onnx).__name__ == "OnnxFolderEmbedder" and onnx.layout.pooling == "cls"
+    assert onnx._inputs == ("input_ids", "attention_mask")
+    a, a_s = ref.embed_passages(TEXTS, SPANS)
+    b, b_s = onnx.embed_passages(TEXTS, SPANS)
+    assert np.abs(a - b).max() < 1e-5
+    assert all(np.abs(x - y).max() < 1e-5 for x, y in zip(a_s, b_s))
