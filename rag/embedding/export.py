@@ -23,21 +23,19 @@ from pathlib import Path
 
 from .weights import FILES, model_dir
 
-NUM_HEADS, HIDDEN = 12, 384
-
 
 BERT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def export_bert(model, output, inputs, output_axes: dict, fp32_path: Path,
                 int8_path: Path, num_heads: int, hidden: int,
-                names: tuple[str, ...] = BERT_INPUTS) -> None:
+                names: tuple[str, ...] = BERT_INPUTS, unfused_ok: bool = False) -> None:
     """The recipe above for any BERT-family torch ``model`` called with the keyword
     arguments ``names`` (by default ``input_ids``, ``attention_mask``, ``token_type_ids``):
     ``output(model(...))`` is the one output (named by ``output_axes``'s key), traced on
     ``inputs`` (one tensor per name); fp32 graph written to ``fp32_path``, int8 to
-    ``int8_path``. A graph the BERT optimizer cannot fuse (another architecture) is kept
-    unfused."""
+    ``int8_path``. With ``unfused_ok``, a graph the BERT optimizer cannot fuse (another
+    architecture) is kept unfused instead of failing."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
@@ -64,6 +62,8 @@ def export_bert(model, output, inputs, output_axes: dict, fp32_path: Path,
         opt.save_model_to_file(str(fp32_path))
         raw.unlink()
     except Exception:  # noqa: BLE001 - not BERT-shaped: the plain traced graph
+        if not unfused_ok:
+            raise
         os.replace(raw, fp32_path)
     quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8,
                      per_channel=True, reduce_range=True,
@@ -71,52 +71,9 @@ def export_bert(model, output, inputs, output_axes: dict, fp32_path: Path,
 
 
 def _export(folder: Path) -> None:
-    """Export fp32 + int8 into ``folder`` (atomically: a temporary folder renamed)."""
-    import numpy as np
-    import torch
-    from transformers import AutoModel
-
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        model = AutoModel.from_pretrained(model_dir(), attn_implementation="eager").eval()
-        # The reference, computed before exporting: tracing leaves transformers' global
-        # state altered, so torch in this process is not trusted afterwards (hence the
-        # export runs in a subprocess of its own, see onnx_path).
-        gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(1000, 20000, (3, 40), generator=gen)
-        mask = torch.ones_like(ids)
-        mask[1, 30:] = 0
-        with torch.no_grad():
-            ref = model(input_ids=ids, attention_mask=mask,
-                        token_type_ids=torch.zeros_like(ids)).last_hidden_state.numpy().copy()
-        dummy = torch.ones((2, 16), dtype=torch.long)
-        pad = torch.ones_like(dummy)
-        pad[1, 10:] = 0  # a padded row, so the mask path is traced
-        export_bert(model, lambda out: out.last_hidden_state,
-                    (dummy, pad, torch.zeros_like(dummy)),
-                    {"last_hidden_state": {0: "batch", 1: "tokens"}},
-                    tmp / FILES[False], tmp / FILES[True], NUM_HEADS, HIDDEN)
-        # Check the export against torch before publishing it.
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(tmp / FILES[False]), providers=["CPUExecutionProvider"])
-        got = sess.run(["last_hidden_state"], {"input_ids": ids.numpy(),
-                                               "attention_mask": mask.numpy(),
-                                               "token_type_ids": np.zeros_like(ids.numpy())})[0]
-        keep = mask.numpy().astype(bool)
-        err = float(np.abs(ref[keep] - got[keep]).max())
-        if err > 1e-3:
-            raise RuntimeError(f"ONNX export differs from torch by {err:.2e}")
-        (tmp / "export.json").write_text(json.dumps(
-            {"max_abs_diff_vs_torch": err, "torch": torch.__version__,
-             "onnxruntime": ort.__version__, "source": model_dir()}, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """The bundled model's export into ``folder``: :func:`_export_folder` of its weights
+    (atomically: a temporary folder renamed)."""
+    _export_folder(Path(model_dir()), folder)
 
 
 def _export_folder(source: Path, folder: Path) -> None:
@@ -140,6 +97,9 @@ def _export_folder(source: Path, folder: Path) -> None:
         accepted = inspect.signature(model.forward).parameters
         names = tuple(n for n in BERT_INPUTS if n in accepted)
         cfg = model.config
+        # The reference, computed before exporting: tracing leaves transformers' global
+        # state altered, so torch in this process is not trusted afterwards (hence the
+        # export runs in a subprocess of its own, see onnx_runtime.export_once).
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(5, max(6, cfg.vocab_size), (3, 40), generator=gen)
         mask = torch.ones_like(ids)
@@ -159,7 +119,7 @@ def _export_folder(source: Path, folder: Path) -> None:
         export_bert(model, lambda out: out.last_hidden_state, [sample[n] for n in names],
                     {"last_hidden_state": {0: "batch", 1: "tokens"}},
                     tmp / FILES[False], tmp / FILES[True], cfg.num_attention_heads,
-                    cfg.hidden_size, names=names)
+                    cfg.hidden_size, names=names, unfused_ok=True)
         import onnxruntime as ort
 
         keep = mask.numpy().astype(bool)

@@ -53,6 +53,14 @@ QUERY_PROMPTS = ("query",)
 PASSAGE_PROMPTS = ("document", "passage", "corpus")
 
 
+def _prompts(prompts: dict) -> tuple[str, str]:
+    """(query prompt, passage prompt) of a model's named prompts ("" when none)."""
+    def first(names: tuple[str, ...]) -> str:
+        return next((prompts[k] for k in names if prompts.get(k)), "")
+
+    return first(QUERY_PROMPTS), first(PASSAGE_PROMPTS)
+
+
 def folder_digest(path: Path) -> str:
     """sha256 over every file of the model folder (relative name and bytes, sorted;
     hidden files skipped): the model's identity."""
@@ -105,10 +113,8 @@ class FolderEmbedder:
         self.max_seq_length = int(self._st.max_seq_length)
         self.max_tokens = self.max_seq_length - 2
         self.model_id = f"st:{self.path.name}:{(digest or folder_digest(self.path))[:16]}"
-        prompts = dict(getattr(self._st, "prompts", None) or {})
-        self.query_prompt = next((prompts[k] for k in QUERY_PROMPTS if prompts.get(k)), "")
-        self.passage_prompt = next((prompts[k] for k in PASSAGE_PROMPTS if prompts.get(k)),
-                                   "")
+        self.query_prompt, self.passage_prompt = _prompts(
+            dict(getattr(self._st, "prompts", None) or {}))
         self._tok = self._st.tokenizer
         self._lock = threading.Lock()
 
@@ -232,9 +238,7 @@ def read_layout(path: Path) -> Layout | str:
     dim = pool.get("embedding_dimension", pool.get("word_embedding_dimension", hidden))
     if int(dim) != hidden:
         return "its pooling dimension is not the transformer's"
-    return Layout(word, hidden, length, mode,
-                  next((prompts[k] for k in QUERY_PROMPTS if prompts.get(k)), ""),
-                  next((prompts[k] for k in PASSAGE_PROMPTS if prompts.get(k)), ""))
+    return Layout(word, hidden, length, mode, *_prompts(prompts))
 
 
 class OnnxFolderEmbedder:
@@ -274,22 +278,10 @@ class OnnxFolderEmbedder:
         names = {i.name for i in self._session.get_inputs()}
         self._inputs = tuple(n for n in ("input_ids", "attention_mask", "token_type_ids")
                              if n in names)
-        self._pool = None
-        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in ``text`` without special tokens."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
-
-    def _workers(self):
-        if self.threads <= 1:
-            return None
-        with self._lock:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rag-embed")
-            return self._pool
 
     def _encode(self, texts: list[str], prompt: str, spans, progress=None):
         from .onnx_runtime import run_rows
@@ -301,7 +293,7 @@ class OnnxFolderEmbedder:
             return vecs, out
         encodings = self._tok.encode_batch([prompt + t for t in texts])
         shift = len(prompt)
-        for i, tokens in run_rows(self._session, encodings, self._inputs, self._workers()):
+        for i, tokens in run_rows(self._session, encodings, self._inputs, self.threads):
             pooled = tokens.mean(0) if self.layout.pooling == "mean" else tokens[0]
             vecs[i] = _normalise(pooled[None])[0]
             if spans is not None:

@@ -196,7 +196,7 @@ class MiniLMEmbedder:
 
         session = self._load(single=True)  # one thread: the parallelism is over texts
         results = run_rows(session, encodings, ("input_ids", "attention_mask",
-                                                "token_type_ids"), self._row_pool())
+                                                "token_type_ids"), self.threads)
         for i, tokens in results:
             pooled = tokens.mean(0, keepdims=True)
             vecs[i] = _normalise(pooled)[0]
@@ -206,17 +206,6 @@ class MiniLMEmbedder:
             if progress:
                 progress(1)
         return vecs, span_vecs
-
-    def _row_pool(self):
-        """The workers of :meth:`_encode_rows` (None with one thread), created once."""
-        if self.threads <= 1:
-            return None
-        with self._lock:
-            if getattr(self, "_pool", None) is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rag-embed")
-            return self._pool
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, 384) float32; input beyond 256 word pieces is cut off."""

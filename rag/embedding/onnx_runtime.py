@@ -13,6 +13,7 @@ the same :func:`export_once`, :func:`onnx_session` and :func:`run_rows`.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from .weights import FILES, export_dir
@@ -66,10 +67,27 @@ def onnx_session(quantized: bool, threads: int, path: Path | None = None):
                                 providers=["CPUExecutionProvider"])
 
 
-def run_rows(session, encodings, names: tuple[str, ...], pool):
+_pools: dict[int, object] = {}  # thread count -> its workers, shared by every model
+_pools_lock = threading.Lock()
+
+
+def _workers(threads: int):
+    """The ``threads`` one-thread workers of :func:`run_rows`, created once per process
+    (None for one thread)."""
+    if threads <= 1:
+        return None
+    with _pools_lock:
+        if threads not in _pools:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="rag-embed")
+        return _pools[threads]
+
+
+def run_rows(session, encodings, names: tuple[str, ...], threads: int):
     """(i, token vectors [tokens, dim]) for each tokenizers ``Encoding``, each in its own
-    run, unpadded (longest first, on ``pool``'s workers when given: a session with one
-    thread each). A text's vectors then depend on that text alone: int8 quantises
+    run, unpadded (longest first, on ``threads`` workers sharing ``session``, which has
+    one thread). A text's vectors then depend on that text alone: int8 quantises
     activations per run, so in a padded batch they depended on the batch's other texts.
     ``names`` are the model's inputs (``token_type_ids`` are zeros)."""
     import numpy as np
@@ -81,4 +99,5 @@ def run_rows(session, encodings, names: tuple[str, ...], pool):
         return i, session.run(["last_hidden_state"], {n: feed[n] for n in names})[0][0]
 
     order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
-    return pool.map(run, order) if pool is not None and len(order) > 1 else map(run, order)
+    pool = _workers(threads) if len(order) > 1 else None
+    return pool.map(run, order) if pool is not None else map(run, order)
