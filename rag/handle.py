@@ -113,6 +113,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         shards = int(read_cluster(Path(where))[1]["shards"])
     if shards is not None:
         refuse_web_sources(kwargs, "a sharded index")
+        kwargs.pop("changed", None)  # a hint: the sharded builder walks the folder
         return build_sharded(source, index_dir, shards, rebuild=rebuild, **kwargs)
     from .index.build import build as build_one
 

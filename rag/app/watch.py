@@ -10,6 +10,11 @@
 - with ``poll_seconds``: polls the remembered RSS/Atom feeds every ``poll_seconds``
   (``--poll 30m``) as part of a build.
 
+A build while watching looks only at the paths the watcher reported (issue 26: adding one
+file to a folder of 100k does not walk the folder); the first build, a build that polls,
+one after the watcher failed, and one at least :data:`RESCAN_SECONDS` after the last walk
+walk the whole folder.
+
 Hidden files and folders (names starting with ``.``: upload staging, the feed state),
 files the loader does not read, and the index folder itself are ignored. A failed build
 never stops the thread: the error is kept in :attr:`Updater.status` and the previous
@@ -34,6 +39,7 @@ from ..types import BuildReport, Fetched, RagError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNIT = {"": 60, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_POLL_SECONDS = 60.0  # politeness towards the feeds' servers
+RESCAN_SECONDS = 3600.0  # a watching process walks the whole folder at least this often
 
 
 def parse_duration(text: str) -> float:
@@ -95,6 +101,9 @@ class Updater:
         self._next_poll = time.monotonic() + poll_seconds if poll_seconds else None
         self._src = Path(cfg.source).resolve()
         self._index = Path(cfg.index_dir).resolve()
+        # paths the watcher reported since the last build; None: unknown (walk the folder)
+        self._changed: set[str] | None = None
+        self._walked_at = float("-inf")
 
     # -- public --------------------------------------------------------------------
 
@@ -152,10 +161,15 @@ class Updater:
                                                 stop_event=self._stop, raise_interrupt=False,
                                                 ignore_permission_denied=True):
                     if changes:
+                        with self._lock:
+                            if self._changed is not None:
+                                self._changed.update(path for _, path in changes)
                         self._log(f"rag: {len(changes)} change(s) in {self.cfg.source}; "
                                   "updating the index")
                         self._wake.set()
             except Exception as exc:  # the folder vanished, too many watches...
+                with self._lock:
+                    self._changed = None  # changes may have been missed: walk next time
                 self._set(error=f"watching {self.cfg.source} failed: {exc}")
                 self._stop.wait(5.0)
 
@@ -176,16 +190,34 @@ class Updater:
             if woke or poll:
                 self._build(poll)
 
+    def _changes(self, poll: bool) -> list[str] | None:
+        """The paths to look at in this build, or None to walk the whole folder; from
+        now on the watcher collects for the next build."""
+        with self._lock:
+            changed, self._changed = self._changed, set() if self.watch else None
+        if changed is None or poll or time.monotonic() - self._walked_at > RESCAN_SECONDS:
+            self._walked_at = time.monotonic()
+            return None
+        return sorted(changed)
+
+    def _lost_changes(self) -> None:
+        """A build failed: the paths it took are not indexed; the next one walks."""
+        with self._lock:
+            self._changed = None
+
     def _build(self, poll: bool) -> None:
         from ..index.build import build
 
+        changed = self._changes(poll)
         try:
-            report = build(config=self.cfg, poll=poll, progress=False)
+            report = build(config=self.cfg, poll=poll, progress=False, changed=changed)
         except (RagError, OSError) as exc:
+            self._lost_changes()
             self._log(f"rag: the index was not updated: {exc}")
             self._set(error=str(exc), ran=True)
             return
         except Exception as exc:  # never let the thread die; keep the previous index
+            self._lost_changes()
             self._log(f"rag: the index was not updated (unexpected error): {exc!r}")
             self._set(error=f"unexpected error: {exc!r}", ran=True)
             return

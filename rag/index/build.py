@@ -41,7 +41,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
           progress: bool = False, log=None, urls: Sequence[str] = (),
           feeds: Sequence[str] = (), poll: bool = True, fetch_policy=None,
           on_progress: Callable[[str, int, int], None] | None = None,
-          embed: "EmbedFn | None" = None, optimize: bool = False) -> BuildReport:
+          embed: "EmbedFn | None" = None, optimize: bool = False,
+          changed: Sequence[str | Path] | None = None) -> BuildReport:
     """Build or update the index of ``source`` in ``index_dir``; returns a BuildReport.
 
     ``rebuild=True`` re-embeds everything. ``urls`` (web pages) and ``feeds`` (RSS/Atom,
@@ -60,6 +61,11 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     does it on a Ray cluster, with the same result). After publishing, segments are
     merged as the merge policy says (``config.merge``), or all into one with
     ``optimize`` (also when nothing changed).
+
+    ``changed`` (a watcher's report: files and folders under the source created,
+    modified, moved or deleted since this process's last build of it) looks at those
+    alone instead of walking the whole folder (:func:`rag.ingest.loaders.load_sources`);
+    the first build in a process, and any without it, walks the folder.
     """
     embed = embed or embed_articles
     step = on_progress or (lambda phase, done, total: None)
@@ -77,9 +83,12 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
+        if changed is not None and fetched:
+            from ..ingest.web import WEB_FOLDER
+            changed = [*changed, src / WEB_FOLDER]  # where the fetcher saves pages
         # the live index decides contested ids, not file names (issue 22), also on rebuild
         loaded = read_stage(src, cfg, progress, step, indexed_in(out),
-                            cache_dir=None if rebuild else out)
+                            cache_dir=None if rebuild else out, changed=changed)
         articles, skipped = loaded.articles, loaded.skipped
         embedder = get_embedder(cfg)
         settings = recorded_settings(cfg)
@@ -203,12 +212,14 @@ SOURCE_CACHE = ".sources.sqlite"
 
 
 def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed,
-               cache_dir: Path | None = None) -> Loaded:
+               cache_dir: Path | None = None,
+               changed: Sequence[str | Path] | None = None) -> Loaded:
     """Read every article of ``src`` (PDF and DOCX in a limited worker, with the cache of
     parsed texts pruned to the files present), preferring ``indexed``'s claimant of a
     contested id; :class:`BuildError` naming the first skip reasons when none is
     readable. With ``cache_dir`` (the index folder), files unchanged since the last
-    build are not read again (:class:`~rag.ingest.loaders.SourceCache`)."""
+    build are not read again (:class:`~rag.ingest.loaders.SourceCache`); with it and
+    ``changed``, only the paths changed are looked at (``load_sources``)."""
     from ..ingest.loaders import SourceCache
 
     step("reading", 0, 0)
@@ -217,7 +228,7 @@ def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed,
         with reading(reader_for(cfg)) as reader:
             loaded = load_sources(src, max_file_bytes=cfg.max_file_bytes, progress=progress,
                                   max_pdf_pages=cfg.max_pdf_pages, indexed=indexed,
-                                  cache=cache)
+                                  cache=cache, changed=changed)
             reader.prune()  # the cached texts of documents gone from the folder
     finally:
         if cache is not None:

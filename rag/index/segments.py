@@ -33,8 +33,8 @@ import numpy as np
 
 from ..types import Article, IndexMismatch
 from .keyword import NPY_ERRORS, KeywordStats
-from .store import (REBUILD_HINT, Index, IndexData, publish_version, read_copies,
-                    read_manifest, read_segment, write_segment)
+from .store import (REBUILD_HINT, Index, IndexData, current_version, publish_version,
+                    read_copies, read_manifest, read_segment, write_segment)
 
 # The merge policy (tiered, as Lucene's): segments whose live article counts fall in
 # the same power of MERGE_FACTOR are merged once MERGE_FACTOR of them exist; beyond
@@ -269,16 +269,25 @@ class Layout:
         return got
 
     def hashes(self) -> dict[str, str]:
-        """Live article id -> content hash."""
-        return {aid: self.segments[p]["articles"][aid] for aid, (p, _) in self.live().items()}
+        """Live article id -> content hash; computed once (do not modify)."""
+        got = self.__dict__.get("_hashes")
+        if got is None:
+            got = {aid: self.segments[p]["articles"][aid]
+                   for aid, (p, _) in self.live().items()}
+            object.__setattr__(self, "_hashes", got)
+        return got
 
     def origins(self) -> dict[str, str]:
-        out = {}
-        for aid, (p, _) in self.live().items():
-            origin = self.segments[p].get("origins", {}).get(aid)
-            if isinstance(origin, str):
-                out[aid] = origin
-        return out
+        """Live article id -> the file it was read from; computed once (do not modify)."""
+        got = self.__dict__.get("_origins")
+        if got is None:
+            got = {}
+            for aid, (p, _) in self.live().items():
+                origin = self.segments[p].get("origins", {}).get(aid)
+                if isinstance(origin, str):
+                    got[aid] = origin
+            object.__setattr__(self, "_origins", got)
+        return got
 
 
 _manifests: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
@@ -306,8 +315,29 @@ def _segment_manifest(index_dir: Path, name: str) -> dict[str, Any]:
     return seg
 
 
+_layouts: OrderedDict[tuple[str, str], Layout] = OrderedDict()
+
+
 def read_layout(index_dir: Path) -> Layout:
-    """The live version's :class:`Layout`; IndexMissing / IndexMismatch."""
+    """The live version's :class:`Layout`; IndexMissing / IndexMismatch. Versions are
+    immutable and their names unique, so a process reads each once (a build reads the
+    layout for contested ids and for the diff, and a watching process builds again
+    from the version it published). Shared: do not modify."""
+    key = (os.path.realpath(index_dir), current_version(Path(index_dir)) or "")
+    with _cache_lock:
+        hit = _layouts.get(key)
+    if hit is not None and key[1] and (Path(index_dir) / key[1]).is_dir():
+        return hit
+    layout = _read_layout(index_dir)
+    if layout.manifest.get("version") == key[1]:
+        with _cache_lock:
+            _layouts[key] = layout
+            while len(_layouts) > 4:
+                _layouts.popitem(last=False)
+    return layout
+
+
+def _read_layout(index_dir: Path) -> Layout:
     path, manifest = read_manifest(index_dir, verify=False)
     segments, deleted = [], []
     for entry in manifest["segments"]:

@@ -42,6 +42,7 @@ Problems never raise (except a missing source folder): the file or record comes 
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 import html
@@ -49,8 +50,9 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -535,7 +537,7 @@ def load_articles(
 def load_sources(
     source: Path, *, max_file_bytes: int = 50 * 1024 * 1024, progress: bool = False,
     max_pdf_pages: int = MAX_PDF_PAGES, indexed: Indexed | None = None,
-    cache: "SourceCache | None" = None,
+    cache: "SourceCache | None" = None, changed: "Sequence[str | os.PathLike] | None" = None,
 ) -> Loaded:
     """Every article under ``source``, and every supported file or record that was not used.
 
@@ -566,18 +568,40 @@ def load_sources(
 
     ``cache`` (:class:`SourceCache`): a file whose size, modification time and inode
     are those it had when last read is not read again (:class:`Loaded`'s ``unread``).
+
+    ``changed``: the files and folders (paths under ``source``) that may have been
+    created, modified, moved or deleted since this process last loaded ``source`` with
+    the same ``cache``, as a watcher reports them. Only those are looked at again; the
+    rest of the folder is taken from that last load, so the folder is not walked (a
+    1-file change among 100k costs what changed). Trusting it is the caller's promise
+    that nothing else changed. Ignored, and the folder walked, when this process holds
+    no load of it (its first build, another cache file, other limits).
     """
     from .progress import progress_bar
 
     source = Path(source)
     indexed = indexed or Indexed()
-    walked, skipped = _walk(source)
+    settings = (max_file_bytes, max_pdf_pages)
+    warm = cache.warm(settings) if cache is not None else None
+    listed = warm.folder if warm is not None and changed is not None else None
+    if listed is not None:
+        listed.update(source, changed)
+        walked, walk_errors = listed.walked(), listed.errors
+    else:
+        walked, walk_errors = _walk(source)
+    skipped = list(walk_errors)
     found: list[_Claim] = []
     unread: set[str] = set()
-    settings = (max_file_bytes, max_pdf_pages)
+    known_files = warm.files if warm is not None else {}
     with document_reader():  # one worker for the folder's PDF and DOCX files
         for rel, path, fstat in progress_bar(walked, desc="loading", unit="file",
                                              enabled=progress):
+            hit = known_files.get(rel)
+            if hit is not None and hit[0] == fstat:  # as this process last saw it
+                found.extend(hit[1])
+                skipped.extend(hit[2])
+                unread.update(hit[3])
+                continue
             # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
             # their bytes), which keeps what the folder still holds
             cached = cache is not None and fstat is not None and \
@@ -586,15 +610,21 @@ def load_sources(
             known = cache.get(rel, key) if cached else None
             if known is not None:
                 located, bad = known
-                unread.update(art.id for art, _, _ in located)
+                ids = [art.id for art, _, _ in located]
+                unread.update(ids)
             else:
                 got, bad = _load_located(Path(path), rel, max_file_bytes, max_pdf_pages)
                 located = [(art, where, text_hash(art.text)) for art, where in got]
                 if cached:
                     cache.put(rel, key, located, bad)
+            claims = [_Claim((rel, n), art, where, rel, digest)
+                      for n, (art, where, digest) in enumerate(located)]
             skipped.extend(bad)
-            found.extend(_Claim(len(found), art, where, rel, digest)
-                         for art, where, digest in located)
+            found.extend(claims)
+            if cached:
+                cache.remember(rel, fstat, claims, bad, known is None)
+    if warm is not None and listed is None:
+        warm.folder = _Folder(walked, walk_errors)  # the listing to keep current
     if cache is not None:
         cache.keep_only({f[0] for f in walked})
     kept, late = _settle_ids(found, indexed)
@@ -607,21 +637,45 @@ def load_sources(
 
 @dataclass(frozen=True)
 class _Claim:
-    """An article as read: its position in file order, where it is (``rel``,
-    ``rel:<line>``, ``rel#<n>``) and its file."""
+    """An article as read: its position in file order ((its file, its place in the
+    file): files come sorted), where it is (``rel``, ``rel:<line>``, ``rel#<n>``) and
+    its file."""
 
-    order: int
+    order: tuple[str, int]
     article: Article
     where: str
     file: str
     digest: str  # text_hash of the article's text (identical texts are one article)
 
 
+Order = tuple[str, int]
+
+
+def _contested(claims: list[_Claim], key) -> dict[str, list[_Claim]]:
+    """The claims sharing a ``key`` with another, by key, in file order (one pass; a
+    folder's ids and texts are mostly unique, so only these need ranking)."""
+    first: dict[str, _Claim] = {}
+    contested: dict[str, list[_Claim]] = {}
+    for c in claims:
+        k = key(c)
+        held = first.setdefault(k, c)
+        if held is not c:
+            contested.setdefault(k, [held]).append(c)
+    return contested
+
+
+def _without(claims: list[_Claim], losers: list[_Claim]) -> list[_Claim]:
+    if not losers:
+        return claims
+    out = {id(c) for c in losers}
+    return [c for c in claims if id(c) not in out]
+
+
 def _settle_ids(claims: list[_Claim], indexed: Indexed
-                ) -> tuple[list[_Claim], list[tuple[int, Skipped]]]:
+                ) -> tuple[list[_Claim], list[tuple[Order, Skipped]]]:
     """One claimant per id (the rank of :func:`load_sources`), in file order; the others
     as (order, Skipped)."""
-    def rank(c: _Claim) -> tuple[int, int]:
+    def rank(c: _Claim) -> tuple[int, Order]:
         aid = c.article.id
         if indexed.files.get(aid) == c.file:
             return 0, c.order
@@ -629,36 +683,32 @@ def _settle_ids(claims: list[_Claim], indexed: Indexed
             return 1, c.order
         return 2, c.order
 
-    best: dict[str, _Claim] = {}
-    for c in claims:
-        held = best.get(c.article.id)
-        if held is None or rank(c) < rank(held):
-            best[c.article.id] = c
-    late = []
-    for c in claims:
-        winner = best[c.article.id]
-        if winner is not c:
-            why = " (the file the index read it from)" if rank(winner)[0] < 2 else ""
-            late.append((c.order, Skipped(c.where, f"duplicate id of {winner.where}{why}")))
-    return [c for c in claims if best[c.article.id] is c], late
+    late, losers = [], []
+    for group in _contested(claims, lambda c: c.article.id).values():
+        winner = min(group, key=rank)
+        why = " (the file the index read it from)" if rank(winner)[0] < 2 else ""
+        for c in group:
+            if c is not winner:
+                losers.append(c)
+                late.append((c.order, Skipped(c.where, f"duplicate id of {winner.where}{why}")))
+    return _without(claims, losers), late
 
 
 def _settle_texts(claims: list[_Claim], indexed: Indexed
-                  ) -> tuple[list[_Claim], list[tuple[int, Skipped]]]:
+                  ) -> tuple[list[_Claim], list[tuple[Order, Skipped]]]:
     """One article per identical text: an id the index holds first, then file order."""
-    def rank(c: _Claim) -> tuple[int, int]:
+    def rank(c: _Claim) -> tuple[int, Order]:
         aid = c.article.id
         return (0 if aid in indexed.files or aid in indexed.hashes else 1), c.order
 
-    best: dict[str, _Claim] = {}
-    digests = [c.digest for c in claims]
-    for c, digest in zip(claims, digests):
-        held = best.get(digest)
-        if held is None or rank(c) < rank(held):
-            best[digest] = c
-    copies = [(c.order, Skipped(c.where, f"duplicate of {best[d].article.id}"))
-              for c, d in zip(claims, digests) if best[d] is not c]
-    return [c for c, d in zip(claims, digests) if best[d] is c], copies
+    copies, losers = [], []
+    for group in _contested(claims, lambda c: c.digest).values():
+        winner = min(group, key=rank)
+        for c in group:
+            if c is not winner:
+                losers.append(c)
+                copies.append((c.order, Skipped(c.where, f"duplicate of {winner.article.id}")))
+    return _without(claims, losers), copies
 
 
 class SourceCache:
@@ -671,8 +721,13 @@ class SourceCache:
     file date, date source, content hash, where, text digest) and its skips. Entries
     read with other limits (file size, PDF pages) or by another loader version do not
     count. PDF and DOCX files are not kept here (their parsed texts have their own cache,
-    keyed by their bytes). Not thread-safe; one build uses it at a time (the build
-    lock)."""
+    keyed by their bytes).
+
+    A process that builds again (``--watch``, ``--poll``, the server) also keeps what
+    it decoded (:meth:`warm`): the next build neither reads the SQLite rows nor decodes
+    them, as long as the file is as this process left it (another process's build, or
+    a damaged file, drops that). Not thread-safe; one build uses it at a time (the
+    build lock)."""
 
     VERSION = 1  # bump when the loaders read a file differently
 
@@ -681,16 +736,28 @@ class SourceCache:
 
         self.path = Path(path)
         self._puts: list[tuple[str, str, str]] = []
-        self._rows: dict[str, tuple[str, str]] = {}
+        self._rows: dict[str, tuple[str, str]] | None = None
+        self._warm = _warm_of(self.path)
         try:
             self._con = sqlite3.connect(self.path)
             self._con.execute("CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY,"
                               " key TEXT NOT NULL, entry TEXT NOT NULL)")
-            # one read of every row (a query per file cost a fifth of a 10k-file build)
-            self._rows = {r: (k, e) for r, k, e in
-                          self._con.execute("SELECT rel, key, entry FROM files")}
+            if self._warm is None:
+                # one read of every row (a query per file cost a fifth of a 10k-file build)
+                self._rows = {r: (k, e) for r, k, e in
+                              self._con.execute("SELECT rel, key, entry FROM files")}
         except sqlite3.Error:  # a damaged or unwritable cache: read every file
-            self._con = None
+            self._con, self._warm = None, None
+
+    def warm(self, settings: tuple) -> "_Warm | None":
+        """What this process remembers of the folder for files read with ``settings``
+        (a new, empty memory when it holds none that it can trust), or None without
+        a usable cache file."""
+        if self._con is None:
+            return None
+        if self._warm is None or self._warm.settings != settings:
+            self._warm = _Warm(settings)
+        return self._warm
 
     @staticmethod
     def key(stat: tuple[int, int, int], settings: tuple) -> str:
@@ -702,7 +769,13 @@ class SourceCache:
     def get(self, rel: str, key: str):
         """(located stubs [(article, where, digest)], skips) of a file whose entry has
         ``key`` (:meth:`key` of its stat taken before reading), or None."""
-        row = self._rows.get(rel)
+        if self._rows is not None:
+            row = self._rows.get(rel)
+        elif self._con is not None:
+            row = self._con.execute("SELECT key, entry FROM files WHERE rel = ?",
+                                    (rel,)).fetchone()
+        else:
+            row = None
         if row is None or row[0] != key:
             return None
         try:
@@ -724,6 +797,17 @@ class SourceCache:
                  "skipped": [[s.path, s.reason] for s in skipped]}
         self._puts.append((rel, key, json.dumps(entry, ensure_ascii=False)))
 
+    def remember(self, rel: str, fstat: tuple, claims: list, skipped: list,
+                 read: bool) -> None:
+        """Keep a file's claims and skips in this process (as text-less stubs when
+        ``read``: its articles' texts are read again only if needed)."""
+        if self._warm is None:
+            return
+        if read:
+            claims = [replace(c, article=replace(c.article, text="")) for c in claims]
+        self._warm.files[rel] = (fstat, claims, list(skipped),
+                                 tuple(c.article.id for c in claims))
+
     def keep_only(self, rels: set[str]) -> None:
         """Write what was read, and forget files no longer in the folder (a cache: when
         that fails, e.g. on a full disk, the next build reads those files again)."""
@@ -732,17 +816,170 @@ class SourceCache:
         puts, self._puts = self._puts, []
         if self._con is None:
             return
+        held = self._rows if self._rows is not None else self._warm.files if \
+            self._warm is not None else {}
+        gone = [r for r in held if r not in rels]
         try:
             self._con.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", puts)
-            self._con.executemany("DELETE FROM files WHERE rel = ?",
-                                  [(r,) for r in self._rows if r not in rels])
+            self._con.executemany("DELETE FROM files WHERE rel = ?", [(r,) for r in gone])
             self._con.commit()
         except sqlite3.Error:
             try:
                 self._con.rollback()
             except sqlite3.Error:
                 pass
+            _forget_warm(self.path)
+            self._warm = None
+            return
+        if self._warm is not None:
+            for r in gone:
+                self._warm.files.pop(r, None)
+            _keep_warm(self.path, self._warm)
 
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
+
+
+# -- what a process keeps of a folder between builds (SourceCache.warm) --------------
+
+@dataclass
+class _Warm:
+    """A source folder as this process last loaded it with ``settings``: each cached
+    file's (stat, claims, skips, ids of text-less articles), and the folder's listing
+    (None until a load that walked it ends)."""
+
+    settings: tuple
+    files: dict[str, tuple] = field(default_factory=dict)
+    folder: "_Folder | None" = None
+    stat: tuple | None = None  # the cache file's (size, mtime ns, inode) when it was kept
+
+
+_WARM: dict[str, _Warm] = {}  # cache file -> its _Warm; a few folders per process
+_WARM_MAX = 4
+_warm_lock = threading.Lock()
+
+
+def _file_stat(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _warm_of(path: Path) -> "_Warm | None":
+    """The _Warm kept for the cache file ``path`` when the file is as this process left
+    it, else None (and it is dropped)."""
+    key = os.path.realpath(path)
+    with _warm_lock:
+        warm = _WARM.get(key)
+        if warm is None:
+            return None
+        if warm.stat is None or warm.stat != _file_stat(path):
+            del _WARM[key]
+            return None
+        return warm
+
+
+def _keep_warm(path: Path, warm: _Warm) -> None:
+    warm.stat = _file_stat(path)
+    key = os.path.realpath(path)
+    with _warm_lock:
+        _WARM.pop(key, None)
+        _WARM[key] = warm
+        while len(_WARM) > _WARM_MAX:
+            del _WARM[next(iter(_WARM))]
+
+
+def _forget_warm(path: Path) -> None:
+    with _warm_lock:
+        _WARM.pop(os.path.realpath(path), None)
+
+
+class _Folder:
+    """A source folder's listing as :func:`_walk` gives it, kept current from the paths a
+    watcher reports changed (:meth:`update`) instead of walking the folder again."""
+
+    def __init__(self, walked: list[tuple[str, str, tuple | None]],
+                 errors: list[Skipped]) -> None:
+        self._rels = [rel for rel, _, _ in walked]  # sorted
+        self._entries = {rel: (path, fstat) for rel, path, fstat in walked}
+        self.errors = list(errors)
+
+    def walked(self) -> list[tuple[str, str, tuple | None]]:
+        entries = self._entries
+        return [(rel, *entries[rel]) for rel in self._rels]
+
+    def update(self, source: Path, changed: "Sequence[str | os.PathLike]") -> None:
+        """Look again at each of ``changed`` (files or folders; gone ones too)."""
+        for path in dict.fromkeys(os.fspath(p) for p in changed):
+            rel = _rel_under(source, path)
+            if rel is None:
+                continue
+            if rel == "":  # the folder itself: walk it all again
+                walked, errors = _walk(source)
+                self.__init__(walked, errors)
+                continue
+            self._drop(rel)
+            full = os.path.join(os.fspath(source), rel)
+            if os.path.isdir(full):
+                walked, errors = _walk(Path(full))
+                for sub, p, fstat in walked:
+                    self._add(f"{rel}/{sub}", p, fstat)
+                self.errors += [Skipped(f"{rel}/{e.path}", e.reason) for e in errors]
+                self.errors.sort(key=lambda e: e.path)
+                continue
+            name = rel.rsplit("/", 1)[-1]
+            dot = name.rfind(".")
+            if dot <= 0 or name[dot:].lower() not in SUPPORTED_SUFFIXES:
+                continue
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # gone
+            if stat.S_ISREG(st.st_mode):
+                self._add(rel, full, (st.st_size, st.st_mtime_ns, st.st_ino))
+
+    def _add(self, rel: str, path: str, fstat: tuple | None) -> None:
+        if rel not in self._entries:
+            bisect.insort(self._rels, rel)
+        self._entries[rel] = (path, fstat)
+
+    def _drop(self, rel: str) -> None:
+        """Forget ``rel`` and everything under ``rel/`` (in sorted order those lie
+        between ``rel/`` and ``rel0``: "0" follows "/")."""
+        rels = self._rels
+        i = bisect.bisect_left(rels, rel)
+        if i < len(rels) and rels[i] == rel:
+            del rels[i]
+            self._entries.pop(rel, None)
+        lo, hi = bisect.bisect_left(rels, rel + "/"), bisect.bisect_left(rels, rel + "0")
+        for r in rels[lo:hi]:
+            self._entries.pop(r, None)
+        del rels[lo:hi]
+        self.errors = [e for e in self.errors
+                       if e.path != rel + "/" and not e.path.startswith(rel + "/")]
+
+
+def _rel_under(source: Path, path: str) -> str | None:
+    """``path``'s id relative to ``source`` (POSIX; "" for ``source`` itself), or None
+    when it is not under ``source`` or is hidden (a part starting with ".")."""
+    src = os.fspath(source)
+    try:
+        rel = os.path.relpath(path, src)
+    except ValueError:
+        return None
+    if rel.startswith(".."):
+        try:
+            rel = os.path.relpath(os.path.realpath(path), os.path.realpath(src))
+        except ValueError:
+            return None
+        if rel.startswith(".."):
+            return None
+    if rel == ".":
+        return ""
+    parts = Path(rel).parts
+    if any(part.startswith(".") for part in parts):
+        return None
+    return "/".join(parts)

@@ -206,3 +206,25 @@ def test_index_status_reads_the_manifest_without_hashing_the_index(cfg, fake_emb
     from rag.index.segments import open_version
     open_version(cfg.index_dir)  # loading still verifies every file
     assert hashed
+
+
+def test_a_watched_build_looks_only_at_the_reported_paths(watched, monkeypatch):
+    """Issue 26: after its first build (which walks the folder), the updater hands the
+    build the paths the watcher reported instead of having it walk the folder."""
+    import rag.index.build as builder
+
+    cfg, up, _ = watched
+    seen: list = []
+    real = builder.build
+    monkeypatch.setattr(builder, "build",
+                        lambda *a, **k: seen.append(k.get("changed")) or real(*a, **k))
+    Path(cfg.source, "library.txt").write_text(OTHER, encoding="utf-8")
+    assert _wait(lambda: up.status.builds >= 1)
+    assert seen == [None]
+    Path(cfg.source, "note.txt").write_text(OTHER.replace("five", "six"), encoding="utf-8")
+    assert _wait(lambda: up.status.builds >= 2)
+    assert [Path(p).resolve() for p in seen[1]] == [Path(cfg.source, "note.txt").resolve()]
+    assert up.status.last_changes.added == ("note.txt",)
+    Path(cfg.source, "library.txt").unlink()
+    assert _wait(lambda: up.status.builds >= 3)
+    assert up.status.last_changes.removed == ("library.txt",)
