@@ -20,6 +20,7 @@ builds after random updates, ``tests/index/test_segments.py``).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import threading
@@ -226,17 +227,21 @@ def open_version(index_dir: Path, version: str | None = None) -> Version:
     IndexMismatch (with what to do) when it cannot be."""
     index_dir = Path(index_dir)
     path, manifest = read_manifest(index_dir, version)
-    parts = []
-    for entry in manifest["segments"]:
-        index = load_segment(index_dir, entry["name"])
-        deleted = deleted_rows(path, entry)
-        if entry.get("deleted"):
-            if deleted.ndim != 1 or deleted.dtype != np.int32 or (len(deleted) and (
-                    deleted.min() < 0 or deleted.max() >= len(index.article_ids))):
-                raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} do not "
-                                    f"fit segment {entry['name']}; {REBUILD_HINT}")
-        parts.append(Part.of(index, deleted.astype(np.int64)))
+    parts = [load_part(index_dir, path, entry) for entry in manifest["segments"]]
     return Version(path, manifest, parts)
+
+
+def load_part(index_dir: Path, path: Path, entry: dict[str, Any]) -> Part:
+    """The segment of a version's ``entry`` (the version in folder ``path``), loaded,
+    with the rows the version deletes from it (checked to fit)."""
+    index = load_segment(index_dir, entry["name"])
+    deleted = deleted_rows(path, entry)
+    if entry.get("deleted"):
+        if deleted.ndim != 1 or deleted.dtype != np.int32 or (len(deleted) and (
+                deleted.min() < 0 or deleted.max() >= len(index.article_ids))):
+            raise IndexMismatch(f"the deleted rows {entry['deleted']} in {path} do not "
+                                f"fit segment {entry['name']}; {REBUILD_HINT}")
+    return Part.of(index, deleted.astype(np.int64))
 
 
 # -- what a build reads: manifests only ------------------------------------------
@@ -258,8 +263,8 @@ class Layout:
             got = {}
             for p, (seg, dead) in enumerate(zip(self.segments, self.deleted)):
                 rows = seg.get("articles", {})
-                if not len(dead):
-                    got.update(zip(rows, ((p, r) for r in range(len(rows)))))
+                if not len(dead):  # C-level: no Python loop per article
+                    got.update(zip(rows, zip(itertools.repeat(p), range(len(rows)))))
                     continue
                 dead_set = set(dead.tolist())
                 for row, aid in enumerate(rows):
@@ -272,8 +277,7 @@ class Layout:
         """Live article id -> content hash; computed once (do not modify)."""
         got = self.__dict__.get("_hashes")
         if got is None:
-            got = {aid: self.segments[p]["articles"][aid]
-                   for aid, (p, _) in self.live().items()}
+            got = self._per_live("articles")
             object.__setattr__(self, "_hashes", got)
         return got
 
@@ -281,12 +285,24 @@ class Layout:
         """Live article id -> the file it was read from; computed once (do not modify)."""
         got = self.__dict__.get("_origins")
         if got is None:
-            got = {}
-            for aid, (p, _) in self.live().items():
-                origin = self.segments[p].get("origins", {}).get(aid)
-                if isinstance(origin, str):
-                    got[aid] = origin
+            got = {aid: f for aid, f in self._per_live("origins").items()
+                   if isinstance(f, str)}
             object.__setattr__(self, "_origins", got)
+        return got
+
+    def _per_live(self, field: str) -> dict[str, Any]:
+        """{live id: value} of a per-article map every segment manifest has under
+        ``field``. An id is live in one segment at most, so a segment without deleted
+        rows gives its whole map (one C-level update, not a loop per article)."""
+        got: dict[str, Any] = {}
+        for seg, dead in zip(self.segments, self.deleted):
+            values = seg.get(field) or {}
+            if not len(dead):
+                got.update(values)
+                continue
+            ids = list(seg.get("articles", {}))
+            dead_ids = {ids[row] for row in dead.tolist() if row < len(ids)}
+            got.update((aid, v) for aid, v in values.items() if aid not in dead_ids)
         return got
 
 
@@ -405,12 +421,12 @@ def merge_plan(entries: list[dict[str, Any]], optimize: bool = False,
     return [sorted(g) for g in groups]
 
 
-def merged_data(version: Version, positions: list[int], dim: int) -> IndexData:
+def merged_data(parts: dict[int, Part], positions: list[int], dim: int) -> IndexData:
     """The live rows of the parts at ``positions``, in order, as one segment's data."""
     articles, chunk_rows, sent_rows, cvecs, svecs = [], [], [], [], []
     n_sent = 0
     for p in positions:
-        part = version.parts[p]
+        part = parts[p]
         index = part.index
         starts = np.searchsorted(index.chunks[:, 0], np.arange(len(index.article_ids) + 1))
         for row in part.live_rows().tolist():
@@ -501,24 +517,28 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
     _, manifest = read_manifest(index_dir, verify=False)  # decide from the manifest alone
     if not merge_plan(manifest["segments"], optimize):
         return None
-    version = open_version(index_dir)
-    entries = version.manifest["segments"]
+    path, manifest = read_manifest(index_dir)
+    entries = manifest["segments"]
     plan = merge_plan(entries, optimize)
     if not plan:
         return None
     started = time.perf_counter()
-    dim = int(version.manifest["dim"])
+    # only the segments merged are loaded (and their files verified): at 100k articles
+    # the big segment's ~1 GB is neither hashed nor read to merge the small ones
+    parts = {p: load_part(index_dir, path, entries[p]) for g in plan for p in g}
+    dim = int(manifest["dim"])
     new_entries: list[dict[str, Any] | None] = list(entries)
-    deleted = {e["name"]: version.parts[i].deleted.astype(np.int32)
-               for i, e in enumerate(entries) if len(version.parts[i].deleted)}
+    deleted = {e["name"]: deleted_rows(path, e).astype(np.int32)
+               for e in entries if e.get("deleted")}
+    deleted = {name: rows for name, rows in deleted.items() if len(rows)}
     merged_rows = 0
     for group in plan:
-        data = merged_data(version, group, dim)
+        data = merged_data(parts, group, dim)
         origins: dict[str, str] = {}
         sigs: dict[str, np.ndarray] = {}
         languages: dict[str, str] = {}
         for p in group:
-            part = version.parts[p]
+            part = parts[p]
             origins.update(part.index.manifest.get("origins", {}))
             languages.update(zip(part.index.article_ids,
                                  part.index.manifest.get("languages") or ()))
@@ -527,9 +547,9 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
             if found is not None:
                 ids = part.index.article_ids
                 sigs.update((ids[r], sig) for r, sig in zip(rows.tolist(), found))
-        base = {k: version.parts[group[0]].index.manifest[k]
+        base = {k: parts[group[0]].index.manifest[k]
                 for k in ("model", "dim", "settings", "source")
-                if k in version.parts[group[0]].index.manifest}
+                if k in parts[group[0]].index.manifest}
         name, seg = write_data_segment(index_dir, data, {**base, "origins": origins,
                                                          "created": _now()}, dim, sigs,
                                        languages)
@@ -544,7 +564,7 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
             "into": len(plan), "articles": merged_rows,
             "seconds": round(time.perf_counter() - started, 3),
             "optimize": bool(optimize)}
-    return publish_version(index_dir, {**{k: v for k, v in version.manifest.items()
+    return publish_version(index_dir, {**{k: v for k, v in manifest.items()
                                           if k not in ("version", "files", "segments")},
                                        "segments": kept, "last_merge": info,
                                        "created": _now()}, deleted)

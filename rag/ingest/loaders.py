@@ -51,6 +51,7 @@ import os
 import re
 import stat
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -651,16 +652,18 @@ class _Claim:
 Order = tuple[str, int]
 
 
-def _contested(claims: list[_Claim], key) -> dict[str, list[_Claim]]:
-    """The claims sharing a ``key`` with another, by key, in file order (one pass; a
-    folder's ids and texts are mostly unique, so only these need ranking)."""
-    first: dict[str, _Claim] = {}
+def _contested(claims: list[_Claim], keys: list[str]) -> dict[str, list[_Claim]]:
+    """The claims sharing their key (``keys``, one per claim) with another, by key, in
+    file order (a folder's ids and texts are mostly unique, so only these need ranking;
+    counted in C, not in a loop per claim)."""
+    counts = Counter(keys)
+    if len(counts) == len(keys):
+        return {}
+    many = {k for k, n in counts.items() if n > 1}
     contested: dict[str, list[_Claim]] = {}
-    for c in claims:
-        k = key(c)
-        held = first.setdefault(k, c)
-        if held is not c:
-            contested.setdefault(k, [held]).append(c)
+    for c, k in zip(claims, keys):
+        if k in many:
+            contested.setdefault(k, []).append(c)
     return contested
 
 
@@ -684,7 +687,7 @@ def _settle_ids(claims: list[_Claim], indexed: Indexed
         return 2, c.order
 
     late, losers = [], []
-    for group in _contested(claims, lambda c: c.article.id).values():
+    for group in _contested(claims, [c.article.id for c in claims]).values():
         winner = min(group, key=rank)
         why = " (the file the index read it from)" if rank(winner)[0] < 2 else ""
         for c in group:
@@ -702,7 +705,7 @@ def _settle_texts(claims: list[_Claim], indexed: Indexed
         return (0 if aid in indexed.files or aid in indexed.hashes else 1), c.order
 
     copies, losers = [], []
-    for group in _contested(claims, lambda c: c.digest).values():
+    for group in _contested(claims, [c.digest for c in claims]).values():
         winner = min(group, key=rank)
         for c in group:
             if c is not winner:
@@ -904,12 +907,11 @@ class _Folder:
     def __init__(self, walked: list[tuple[str, str, tuple | None]],
                  errors: list[Skipped]) -> None:
         self._rels = [rel for rel, _, _ in walked]  # sorted
-        self._entries = {rel: (path, fstat) for rel, path, fstat in walked}
+        self._entries = {item[0]: item for item in walked}
         self.errors = list(errors)
 
     def walked(self) -> list[tuple[str, str, tuple | None]]:
-        entries = self._entries
-        return [(rel, *entries[rel]) for rel in self._rels]
+        return list(map(self._entries.__getitem__, self._rels))
 
     def update(self, source: Path, changed: "Sequence[str | os.PathLike]") -> None:
         """Look again at each of ``changed`` (files or folders; gone ones too)."""
@@ -944,7 +946,7 @@ class _Folder:
     def _add(self, rel: str, path: str, fstat: tuple | None) -> None:
         if rel not in self._entries:
             bisect.insort(self._rels, rel)
-        self._entries[rel] = (path, fstat)
+        self._entries[rel] = (rel, path, fstat)
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything under ``rel/`` (in sorted order those lie
