@@ -3,19 +3,22 @@ what an update costs as the archive grows (issue 26), segments against the whole
 rewrite of ``REV`` (default 4d4b38a, before segments), both in the same run.
 
 For each archive size N: a folder of N articles (the BBC stories of ``../shared/corpus/
-news``, then copies of them with changed text until there are N: every article distinct),
-built once; then, each in its own process (peak RSS is per step), adding 1, 10 and 100
-new articles and removing 1, each published as a new version. Per step: seconds to
+news``, then stories with every fifth word changed until there are N: every article
+distinct, none a near-duplicate of another), built once; then, each in its own process
+(a command-line build; peak RSS is per step), adding 1, 10 and 100 new articles and
+removing 1, each published as a new version. Then the same archive kept current by one
+watching process (``segments, watching``: what ``--watch`` does): a first build that
+walks the folder, then add 1 (twice), 10, 100 and remove 1, each built with the paths
+it touched (``rag.build(changed=...)``) instead of a walk. Per step: seconds to
 publish, peak RSS, bytes written (the new version's files), the live version's size,
 and the median question latency (20 keyword questions, after the step). The embedder is
 a hashing one (``hash``, 64 dimensions, instant): embedding already costs only what
-changed, so this measures everything else a build does (reading, diffing, assembling,
-FAISS, BM25, SQLite, hashing, publishing), which today is rewritten whole.
+changed, so this measures everything else a build does (reading, diffing, copies,
+FAISS, BM25, SQLite, hashing, publishing, merging).
 
-Each step also reports ``write_s`` (from the build's "writing" phase to published: what
-segments change; reading the folder and finding copies come before it and still read
-every article), the segment count, and the search latency before the step. The baseline
-runs the same steps from ``git archive REV`` unpacked in the scratch folder (its own
+Each step also reports ``write_s`` (from the build's "writing" phase to published), the
+segment count, and the search latency before the step. The baseline runs the same
+command-line steps from ``git archive REV`` unpacked in the scratch folder (its own
 ``benchmarks/updates.py --step``); ``--baseline ''`` skips it.
 
 The table is printed and written to ``benchmarks/results/updates.{json,md}``. Without
@@ -102,11 +105,31 @@ def stories(news: Path) -> list[str]:
 
 
 def article(texts: list[str], n: int) -> str:
-    """The n-th article: a story, or (past the stories) a story with changed text."""
+    """The n-th article: a story, or (past the stories) a story with changed text: every
+    fifth word replaced by one of the stories' words, picked by ``n`` and its place, so
+    that no two made articles share a run of five words (they are distinct articles, not
+    syndicated copies: an archive where nearly every article folded into another would
+    measure the copy groups, not the update; the first version of this benchmark did
+    that)."""
     base = texts[n % len(texts)]
     if n < len(texts):
         return base
-    return f"Update {n // len(texts)} on story {n}.\n\n" + base.replace(".", f" ({n}).", 3)
+    vocab = _vocabulary(texts)
+    words = base.split(" ")
+    for i in range(4, len(words), 5):
+        words[i] = vocab[zlib.crc32(f"{n}:{i}".encode()) % len(vocab)]
+    return f"Update {n // len(texts)} on story {n}.\n\n" + " ".join(words)
+
+
+_VOCAB: dict[int, list[str]] = {}
+
+
+def _vocabulary(texts: list[str]) -> list[str]:
+    """The distinct lowercase words of the first 300 stories, sorted."""
+    key = id(texts)
+    if key not in _VOCAB:
+        _VOCAB[key] = sorted({w for t in texts[:300] for w in re.findall(r"[a-z]{3,}", t)})
+    return _VOCAB[key]
 
 
 def write_archive(folder: Path, texts: list[str], size: int) -> None:
@@ -120,41 +143,41 @@ def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def step(src: Path, index: Path, change: str, first: int, texts_dir: str) -> dict:
-    """One change in this process: apply it to the folder, build, measure."""
-    _register()
-    import rag
-    from rag.config import Config
-    from rag.index.store import current_version
-
-    cfg = Config(source=src, index_dir=index, model="hash", selector=False)
-    texts = stories(Path(texts_dir))
+def apply(src: Path, change: str, first: int, texts: list[str]) -> list[Path]:
+    """Make ``change`` (``add:N``: N new articles numbered from ``first``; ``remove:N``:
+    delete the first N files) in the folder; the paths touched (what a watcher reports)."""
     kind, count = change.split(":")
-    count = int(count)
+    touched = []
     if kind == "add":
-        for n in range(first, first + count):
+        for n in range(first, first + int(count)):
             sub = src / "new"
             sub.mkdir(exist_ok=True)
-            (sub / f"n{n:06d}.txt").write_text(article(texts, n + 10_000_000),
-                                              encoding="utf-8")
+            path = sub / f"n{n:06d}.txt"
+            path.write_text(article(texts, n + 10_000_000), encoding="utf-8")
+            touched.append(path)
     elif kind == "remove":
-        for p in sorted(src.rglob("*.txt"))[:count]:
+        for p in sorted(src.rglob("*.txt"))[:int(count)]:
             p.unlink()
+            touched.append(p)
+    return touched
+
+
+def measure(rag, cfg, change: str, changed: list[Path] | None = None) -> dict:
+    """Build ``cfg`` (told ``changed`` when given) and measure it: seconds, the phase
+    from writing to published, bytes added, segments, search latency before and after."""
+    from rag.index.store import current_version
+
+    index = Path(cfg.index_dir)
     before = set(p.name for p in index.iterdir()) if index.is_dir() else set()
     if index.is_dir():
         before |= {f"segments/{p.name}" for p in (index / "segments").glob("*")}
     lat_before = _latencies(rag, cfg) if change != "add:0" else []
-    # what a build imports, loaded before the clock starts (a server or --watch imports
-    # them once): the same modules on both sides
-    import bm25s.stopwords  # noqa: F401
-    import rag.index.build  # noqa: F401
-    import rag.ingest.chunking  # noqa: F401
     phases: dict[str, float] = {}
     t = time.perf_counter()
     report = rag.build(config=cfg, on_progress=lambda phase, done, total:
-                       phases.setdefault(phase, time.perf_counter()))
+                       phases.setdefault(phase, time.perf_counter()),
+                       **({"changed": changed} if changed is not None else {}))
     end = time.perf_counter()
-    seconds = end - t
     live = index / current_version(index)
     now = set(p.name for p in index.iterdir()) | \
         {f"segments/{p.name}" for p in (index / "segments").glob("*")}
@@ -163,7 +186,7 @@ def step(src: Path, index: Path, change: str, first: int, texts_dir: str) -> dic
                   for name in now - before if name != "segments")
     manifest = json.loads((live / "manifest.json").read_text())
     lat = _latencies(rag, cfg)
-    return {"change": change, "seconds": round(seconds, 3),
+    return {"change": change, "seconds": round(end - t, 3),
             "write_s": round(end - phases.get("writing", end), 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "written_mb": round(written / 2**20, 2),
@@ -173,6 +196,44 @@ def step(src: Path, index: Path, change: str, first: int, texts_dir: str) -> dic
             if lat_before else None,
             "search_ms_p50": round(statistics.median(lat[1:]), 2),
             "articles": report.articles, "embedded_chunks": report.embedded_chunks}
+
+
+def _setup(src: Path, index: Path, texts_dir: str):
+    """rag and the config, with what a build imports loaded before any clock starts (a
+    server or --watch imports them once): the same modules on both sides."""
+    _register()
+    import rag
+    from rag.config import Config
+
+    import bm25s.stopwords  # noqa: F401
+    import rag.index.build  # noqa: F401
+    import rag.ingest.chunking  # noqa: F401
+    cfg = Config(source=src, index_dir=index, model="hash", selector=False)
+    return rag, cfg, stories(Path(texts_dir))
+
+
+def step(src: Path, index: Path, change: str, first: int, texts_dir: str) -> dict:
+    """One change in this process (a command-line build): apply it, build, measure."""
+    rag, cfg, texts = _setup(src, index, texts_dir)
+    apply(src, change, first, texts)
+    return measure(rag, cfg, change)
+
+
+WATCHING = ("add:1", "add:1", "add:10", "add:100", "remove:1")
+
+
+def watching(src: Path, index: Path, first: int, texts_dir: str) -> list[dict]:
+    """The changes of :data:`WATCHING` in one process, as ``--watch`` makes them: a first
+    build that walks the folder (nothing changed), then each change built with the paths
+    it touched (``rag.build(changed=...)``, what the watcher reports). Peak RSS is the
+    process's so far."""
+    rag, cfg, texts = _setup(src, index, texts_dir)
+    rows = [{**measure(rag, cfg, "add:0"), "change": "first build in the process"}]
+    for change in WATCHING:
+        touched = apply(src, change, first, texts)
+        first += int(change.split(":")[1])
+        rows.append(measure(rag, cfg, change, changed=touched))
+    return rows
 
 
 def _latencies(rag, cfg) -> list[float]:
@@ -192,7 +253,7 @@ def _live_bytes(index: Path, manifest: dict) -> int:
     return total
 
 
-def _sub(*args: str, code: Path = ROOT) -> dict:
+def _sub(*args: str, code: Path = ROOT):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)}
     done = subprocess.run([sys.executable, "-m", "benchmarks.updates", "--step", *args],
                           cwd=code, env=env, text=True, capture_output=True)
@@ -231,6 +292,10 @@ def run(sizes: list[int], news: Path, work: Path, baseline: Path | None) -> list
                 first += int(change.split(":")[1])
                 rows.append({"archive": size, "code": side, **got})
                 print(json.dumps(rows[-1]), flush=True)
+            if side == "segments":  # the same archive, kept current by a watching process
+                for got in _sub(str(src), str(index), "watching", str(first), str(news)):
+                    rows.append({"archive": size, "code": "segments, watching", **got})
+                    print(json.dumps(rows[-1]), flush=True)
             shutil.rmtree(src, ignore_errors=True), shutil.rmtree(index, ignore_errors=True)
     return rows
 
@@ -255,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.step:
         src, index, change, first, news = args.step
-        print(json.dumps(step(Path(src), Path(index), change, int(first), news)))
+        if change == "watching":
+            print(json.dumps(watching(Path(src), Path(index), int(first), news)))
+        else:
+            print(json.dumps(step(Path(src), Path(index), change, int(first), news)))
         return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-updates-"))
     base = baseline_code(args.baseline, work) if args.baseline else None
