@@ -143,9 +143,9 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
     if old is not None:
         where = old.live()
         dead_of = [set(d.tolist()) for d in old.deleted]
-        for aid, (p, row) in where.items():
-            if aid not in ids or aid in fresh_ids:
-                dead_of[p].add(row)
+        for aid in (where.keys() - ids) | (where.keys() & fresh_ids):  # set ops, in C
+            p, row = where[aid]
+            dead_of[p].add(row)
         for seg, dead in zip(old.segments, dead_of):
             rows = np.array(sorted(dead), dtype=np.int32)
             if len(rows) == seg["counts"]["articles"]:
@@ -355,16 +355,18 @@ def segment_manifest(embedder: Embedder, settings: dict, src: Path, files: dict[
 def compare(articles, old_hash: dict[str, str]) -> tuple[list, list, list, list]:
     """Article ids (added, updated, unchanged, removed) against the content hashes of
     the previous version (``old_hash``: id -> hash); removed ones sorted."""
-    added, updated, unchanged = [], [], []
-    for a in articles:
-        if a.id not in old_hash:
-            added.append(a.id)
-        elif old_hash[a.id] != a.content_hash:
-            updated.append(a.id)
-        else:
-            unchanged.append(a.id)
-    ids = {a.id for a in articles}
-    return added, updated, unchanged, sorted(i for i in old_hash if i not in ids)
+    new_hash = {a.id: a.content_hash for a in articles}
+    # set operations on the (id, hash) pairs, in C: a loop per article was a tenth of a
+    # one-article build at 100k articles; the lists keep corpus order
+    differ = new_hash.items() - old_hash.items()
+    if not differ:
+        added, updated, unchanged = [], [], list(new_hash)
+    else:
+        moved = {aid for aid, _ in differ}
+        added = [aid for aid in new_hash if aid in moved and aid not in old_hash]
+        updated = [aid for aid in new_hash if aid in moved and aid in old_hash]
+        unchanged = [aid for aid in new_hash if aid not in moved]
+    return added, updated, unchanged, sorted(old_hash.keys() - new_hash.keys())
 
 
 def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, policy,

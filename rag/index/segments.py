@@ -22,10 +22,12 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import operator
 import os
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,17 +263,27 @@ class Layout:
         got = self.__dict__.get("_live")
         if got is None:
             got = {}
-            for p, (seg, dead) in enumerate(zip(self.segments, self.deleted)):
-                rows = seg.get("articles", {})
-                if not len(dead):  # C-level: no Python loop per article
-                    got.update(zip(rows, zip(itertools.repeat(p), range(len(rows)))))
-                    continue
-                dead_set = set(dead.tolist())
-                for row, aid in enumerate(rows):
-                    if row not in dead_set:
-                        got[aid] = (p, row)
+            for p in range(len(self.segments)):
+                ids, rows = self._live_ids(p)  # C-level: no Python loop per article
+                got.update(zip(ids, zip(itertools.repeat(p), rows)))
             object.__setattr__(self, "_live", got)
         return got
+
+    def _live_ids(self, p: int) -> tuple[Sequence[str], Sequence[int]]:
+        """(ids, rows) of the live articles of the segment at position ``p``."""
+        cached = self.__dict__.setdefault("_live_ids_of", {})
+        if p not in cached:
+            ids = list(self.segments[p].get("articles", {}))
+            dead = self.deleted[p]
+            if not len(dead):
+                cached[p] = ids, range(len(ids))
+            else:
+                keep = np.ones(len(ids), dtype=bool)
+                keep[dead[(dead >= 0) & (dead < len(ids))]] = False
+                rows = np.flatnonzero(keep).tolist()
+                cached[p] = ([ids[r] for r in rows] if len(rows) < 2 else
+                             list(operator.itemgetter(*rows)(ids))), rows
+        return cached[p]
 
     def hashes(self) -> dict[str, str]:
         """Live article id -> content hash; computed once (do not modify)."""
@@ -285,8 +297,9 @@ class Layout:
         """Live article id -> the file it was read from; computed once (do not modify)."""
         got = self.__dict__.get("_origins")
         if got is None:
-            got = {aid: f for aid, f in self._per_live("origins").items()
-                   if isinstance(f, str)}
+            got = self._per_live("origins")
+            if set(map(type, got.values())) - {str}:  # checked in C; rare: filter
+                got = {aid: f for aid, f in got.items() if isinstance(f, str)}
             object.__setattr__(self, "_origins", got)
         return got
 
@@ -295,14 +308,13 @@ class Layout:
         ``field``. An id is live in one segment at most, so a segment without deleted
         rows gives its whole map (one C-level update, not a loop per article)."""
         got: dict[str, Any] = {}
-        for seg, dead in zip(self.segments, self.deleted):
+        for p, seg in enumerate(self.segments):
             values = seg.get(field) or {}
-            if not len(dead):
+            if not len(self.deleted[p]):
                 got.update(values)
                 continue
-            ids = list(seg.get("articles", {}))
-            dead_ids = {ids[row] for row in dead.tolist() if row < len(ids)}
-            got.update((aid, v) for aid, v in values.items() if aid not in dead_ids)
+            ids, _ = self._live_ids(p)
+            got.update(zip(ids, map(values.get, ids)))  # None where a map lacks an id
         return got
 
 
@@ -348,7 +360,7 @@ def read_layout(index_dir: Path) -> Layout:
     if layout.manifest.get("version") == key[1]:
         with _cache_lock:
             _layouts[key] = layout
-            while len(_layouts) > 4:
+            while len(_layouts) > 2:  # the live version and the one before
                 _layouts.popitem(last=False)
     return layout
 

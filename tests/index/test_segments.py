@@ -350,3 +350,36 @@ def test_copy_groups_are_written_as_changes_and_collected(cfg, fake_embedder, mo
     forget_index(cfg.index_dir)
     with pytest.raises(IndexMismatch, match="rebuild"):
         rag.ask("anything at all", config=cfg)
+
+
+@pytest.mark.quick
+def test_a_layouts_live_maps_equal_a_row_by_row_reading(cfg, fake_embedder):
+    """Oracle for Layout.live/hashes/origins (built with C-level set and dict operations):
+    after random adds, edits and removals (deleted rows in several segments, no merging),
+    they equal reading every segment's rows and skipping the deleted ones."""
+    rng = random.Random(7)
+    cfg = cfg.replace(merge=False)
+    src = Path(cfg.source)
+    for i in range(12):
+        (src / f"a{i:02d}.txt").write_text(f"Story {i}\n\nThe pier {i} opened in {1900 + i}.",
+                                           encoding="utf-8")
+    rag.build(config=cfg)
+    for step in range(6):
+        files = sorted(src.glob("*.txt"))
+        for path in rng.sample(files, 2):
+            path.write_text(f"Story\n\nThe pier was rebuilt in {2000 + step}, {path.name}.",
+                            encoding="utf-8")
+        rng.choice(files).unlink() if len(files) > 4 else None
+        (src / f"n{step}.txt").write_text(f"New\n\nA ferry {step} sailed.", encoding="utf-8")
+        rag.build(config=cfg)
+        layout = read_layout(cfg.index_dir)
+        live, hashes, origins = {}, {}, {}
+        for p, (seg, dead) in enumerate(zip(layout.segments, layout.deleted)):
+            for row, (aid, digest) in enumerate(seg["articles"].items()):
+                if row not in set(dead.tolist()):
+                    live[aid], hashes[aid] = (p, row), digest
+                    origins[aid] = seg["origins"][aid]
+        assert any(len(d) for d in layout.deleted)
+        assert layout.live() == live and layout.hashes() == hashes
+        assert layout.origins() == origins
+        assert sorted(live) == sorted(p.name for p in src.glob("*.txt"))
