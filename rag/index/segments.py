@@ -29,6 +29,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -260,47 +261,49 @@ class Layout:
 
     def live(self) -> dict[str, tuple[int, int]]:
         """Live article id -> (segment position, row); computed once (do not modify)."""
-        got = self.__dict__.get("_live")
-        if got is None:
-            got = {}
-            for p in range(len(self.segments)):
-                ids, rows = self._live_ids(p)  # C-level: no Python loop per article
-                got.update(zip(ids, zip(itertools.repeat(p), rows)))
-            object.__setattr__(self, "_live", got)
-        return got
-
-    def _live_ids(self, p: int) -> tuple[Sequence[str], Sequence[int]]:
-        """(ids, rows) of the live articles of the segment at position ``p``."""
-        cached = self.__dict__.setdefault("_live_ids_of", {})
-        if p not in cached:
-            ids = list(self.segments[p].get("articles", {}))
-            dead = self.deleted[p]
-            if not len(dead):
-                cached[p] = ids, range(len(ids))
-            else:
-                keep = np.ones(len(ids), dtype=bool)
-                keep[dead[(dead >= 0) & (dead < len(ids))]] = False
-                rows = np.flatnonzero(keep).tolist()
-                cached[p] = ([ids[r] for r in rows] if len(rows) < 2 else
-                             list(operator.itemgetter(*rows)(ids))), rows
-        return cached[p]
+        return self._live
 
     def hashes(self) -> dict[str, str]:
         """Live article id -> content hash; computed once (do not modify)."""
-        got = self.__dict__.get("_hashes")
-        if got is None:
-            got = self._per_live("articles")
-            object.__setattr__(self, "_hashes", got)
-        return got
+        return self._hashes
 
     def origins(self) -> dict[str, str]:
         """Live article id -> the file it was read from; computed once (do not modify)."""
-        got = self.__dict__.get("_origins")
-        if got is None:
-            got = self._per_live("origins")
-            if set(map(type, got.values())) - {str}:  # checked in C; rare: filter
-                got = {aid: f for aid, f in got.items() if isinstance(f, str)}
-            object.__setattr__(self, "_origins", got)
+        return self._origins
+
+    @cached_property
+    def _live_rows(self) -> list[tuple[Sequence[str], Sequence[int]]]:
+        """Per segment, (ids, rows) of its live articles (a boolean mask and C-level
+        gathers, no Python loop per article)."""
+        out = []
+        for seg, dead in zip(self.segments, self.deleted):
+            ids = list(seg.get("articles", {}))
+            if not len(dead):
+                out.append((ids, range(len(ids))))
+                continue
+            keep = np.ones(len(ids), dtype=bool)
+            keep[dead[(dead >= 0) & (dead < len(ids))]] = False
+            rows = np.flatnonzero(keep).tolist()
+            out.append(([ids[r] for r in rows] if len(rows) < 2 else
+                        list(operator.itemgetter(*rows)(ids)), rows))
+        return out
+
+    @cached_property
+    def _live(self) -> dict[str, tuple[int, int]]:
+        got: dict[str, tuple[int, int]] = {}
+        for p, (ids, rows) in enumerate(self._live_rows):
+            got.update(zip(ids, zip(itertools.repeat(p), rows)))
+        return got
+
+    @cached_property
+    def _hashes(self) -> dict[str, str]:
+        return self._per_live("articles")
+
+    @cached_property
+    def _origins(self) -> dict[str, str]:
+        got = self._per_live("origins")
+        if set(map(type, got.values())) - {str}:  # checked in C; rare: filter
+            got = {aid: f for aid, f in got.items() if isinstance(f, str)}
         return got
 
     def _per_live(self, field: str) -> dict[str, Any]:
@@ -308,13 +311,12 @@ class Layout:
         ``field``. An id is live in one segment at most, so a segment without deleted
         rows gives its whole map (one C-level update, not a loop per article)."""
         got: dict[str, Any] = {}
-        for p, seg in enumerate(self.segments):
+        for seg, dead, (ids, _) in zip(self.segments, self.deleted, self._live_rows):
             values = seg.get(field) or {}
-            if not len(self.deleted[p]):
+            if not len(dead):
                 got.update(values)
-                continue
-            ids, _ = self._live_ids(p)
-            got.update(zip(ids, map(values.get, ids)))  # None where a map lacks an id
+            else:
+                got.update(zip(ids, map(values.get, ids)))  # None where a map lacks an id
         return got
 
 
@@ -540,9 +542,8 @@ def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | 
     parts = {p: load_part(index_dir, path, entries[p]) for g in plan for p in g}
     dim = int(manifest["dim"])
     new_entries: list[dict[str, Any] | None] = list(entries)
-    deleted = {e["name"]: deleted_rows(path, e).astype(np.int32)
-               for e in entries if e.get("deleted")}
-    deleted = {name: rows for name, rows in deleted.items() if len(rows)}
+    deleted = {e["name"]: rows.astype(np.int32) for e in entries
+               if e.get("deleted") and len(rows := deleted_rows(path, e))}
     merged_rows = 0
     for group in plan:
         data = merged_data(parts, group, dim)

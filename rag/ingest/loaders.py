@@ -177,18 +177,27 @@ def _walk(source: Path) -> tuple[list[tuple[str, str, tuple | None]], list[Skipp
                 seen_dirs.add(real)
                 below.append((entry.path, rel_dir + name + "/"))
                 continue
-            dot = name.rfind(".")
-            if dot <= 0 or name[dot:].lower() not in SUPPORTED_SUFFIXES:
+            if not _readable_name(name):
                 continue
             try:
-                st = entry.stat()
-                key = (st.st_size, st.st_mtime_ns, st.st_ino)
+                key = _stat_key(entry.stat())
             except OSError:
                 key = None
             rel = (rel_dir + name).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             found.append((rel, entry.path, key))
         stack.extend(reversed(below))
     return sorted(found, key=lambda f: f[0]), errors
+
+
+def _readable_name(name: str) -> bool:
+    """Whether a file named ``name`` is one the loaders read (by its suffix)."""
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in SUPPORTED_SUFFIXES
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    """What says a file changed: its (size, modification time ns, inode)."""
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _relative_id(path: Path, source: Path) -> str:
@@ -611,8 +620,7 @@ def load_sources(
             known = cache.get(rel, key) if cached else None
             if known is not None:
                 located, bad = known
-                ids = [art.id for art, _, _ in located]
-                unread.update(ids)
+                unread.update(art.id for art, _, _ in located)
             else:
                 got, bad = _load_located(Path(path), rel, max_file_bytes, max_pdf_pages)
                 located = [(art, where, text_hash(art.text)) for art, where in got]
@@ -636,20 +644,20 @@ def load_sources(
                   source, frozenset(unread & ids), max_file_bytes, max_pdf_pages)
 
 
+Order = tuple[str, int]  # (file, place in the file): files come sorted
+
+
 @dataclass(frozen=True)
 class _Claim:
     """An article as read: its position in file order ((its file, its place in the
     file): files come sorted), where it is (``rel``, ``rel:<line>``, ``rel#<n>``) and
     its file."""
 
-    order: tuple[str, int]
+    order: Order
     article: Article
     where: str
     file: str
     digest: str  # text_hash of the article's text (identical texts are one article)
-
-
-Order = tuple[str, int]
 
 
 def _contested(claims: list[_Claim], keys: list[str]) -> dict[str, list[_Claim]]:
@@ -865,10 +873,9 @@ _warm_lock = threading.Lock()
 
 def _file_stat(path: Path) -> tuple | None:
     try:
-        st = os.stat(path)
+        return _stat_key(os.stat(path))
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _warm_of(path: Path) -> "_Warm | None":
@@ -932,16 +939,14 @@ class _Folder:
                 self.errors += [Skipped(f"{rel}/{e.path}", e.reason) for e in errors]
                 self.errors.sort(key=lambda e: e.path)
                 continue
-            name = rel.rsplit("/", 1)[-1]
-            dot = name.rfind(".")
-            if dot <= 0 or name[dot:].lower() not in SUPPORTED_SUFFIXES:
+            if not _readable_name(rel.rsplit("/", 1)[-1]):
                 continue
             try:
                 st = os.stat(full)
             except OSError:
                 continue  # gone
             if stat.S_ISREG(st.st_mode):
-                self._add(rel, full, (st.st_size, st.st_mtime_ns, st.st_ino))
+                self._add(rel, full, _stat_key(st))
 
     def _add(self, rel: str, path: str, fstat: tuple | None) -> None:
         if rel not in self._entries:
