@@ -332,7 +332,7 @@ def make_citations(index: View, candidates: list[Candidate], k: int, answered: b
     for n, (c, row, score) in enumerate(chosen, 1):
         p_start, p_end = (int(x) for x in index.chunks[c.chunk][1:3])
         art = index.article(row)
-        start, end = quote_span(index, art.text, c, p_start)
+        start, end = quote_span(index, art.text, c)
         p_start, p_end = min(p_start, start), max(p_end, end)
         cites.append(Citation(
             n=n, article_id=art.id, title=art.title, source=art.source, start=start,
@@ -345,16 +345,16 @@ def make_citations(index: View, candidates: list[Candidate], k: int, answered: b
     return cites
 
 
-def quote_span(index: View, text: str, c: Candidate, p_start: int) -> tuple[int, int]:
+def quote_span(index: View, text: str, c: Candidate) -> tuple[int, int]:
     """The offsets of ``c``'s quote in its article ``text``: completed to whole sentences
     where a passage boundary cut it, with the previous sentence of the passage when it
     opens with a reference back (:mod:`rag.answer.spans`), and with the list it introduces
     (:func:`carry_list`)."""
-    start, end = whole_sentences(text, c.start, c.end)
-    s_lo, s_hi = (int(x) for x in index.chunks[c.chunk][3:5])
+    p_start, p_end, s_lo, s_hi = (int(x) for x in index.chunks[c.chunk][1:5])
+    start, end = whole_sentences(text, c.start, c.end, (p_start, p_end))
     before = with_antecedent(text, start, end, p_start, index.sentences[s_lo:s_hi].tolist())
     if before < start:  # the passage's first sentence may itself be cut: complete it too
-        start = whole_sentences(text, before, end)[0]
+        start = whole_sentences(text, before, end, (p_start, p_end))[0]
     return start, carry_list(text, start, end)
 
 

@@ -47,10 +47,16 @@ def _line_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return lo, (hi if hi != -1 else min(len(text), end + WINDOW))
 
 
-def whole_sentences(text: str, start: int, end: int) -> tuple[int, int]:
+def whole_sentences(text: str, start: int, end: int,
+                    passage: tuple[int, int] | None = None) -> tuple[int, int]:
     """``[start, end)`` widened to the whole sentences it overlaps (a quote cut by a
     passage boundary), by the build's own sentence splitter; unchanged when it already
-    is whole sentences or the splitter finds none around it."""
+    is whole sentences or the splitter finds none around it. With ``passage`` (the
+    bounds of the passage whose stored sentences ``[start, end)`` are), a quote touching
+    neither bound is whole already (passages are whitespace-trimmed, so a sentence the
+    build clipped starts or ends exactly at one) and is returned without splitting again."""
+    if passage is not None and passage[0] < start and end < passage[1]:
+        return start, end
     from ..ingest.chunking import split_sentences
 
     lo, hi = _line_bounds(text, start, end)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..config import Config
 from ..embedding.model import Embedder, get_embedder
+from ..ingest import thai
 from ..ingest.chunking import SEPARATORS, OffsetTextSplitter, sentences_in, split_sentences
 from ..ingest.loaders import Indexed, Loaded, load_sources
 from .keyword import KEYWORD_TERMS
@@ -33,6 +34,15 @@ from .store import (IndexData, check_compatible, collect_garbage, copy_files_for
                     publish_version, read_copies)
 
 SENTENCE_SPLITTER = "lines+blingfire+scripts-2"  # + the sentence ends of other scripts
+
+
+def sentence_splitter() -> str:
+    """How this installation cuts sentences, as the manifest records it: Thai by
+    PyThaiNLP's model where it is installed (:mod:`rag.ingest.thai`), so an index built
+    with it and updated without it (or the reverse) is rebuilt, not mixed."""
+    return SENTENCE_SPLITTER + (f"+{thai.SPLITTER}" if thai.available() else "")
+
+
 EMBED_GROUP = 256  # new passages handed from the chunking thread to the model at a time
 
 
@@ -243,7 +253,7 @@ def read_stage(src: Path, cfg: Config, progress: bool, step, indexed: Indexed,
 def recorded_settings(cfg: Config) -> dict:
     """The settings a manifest records (a different value means a rebuild)."""
     return {**cfg.index_settings(), "separators": list(SEPARATORS),
-            "sentences": SENTENCE_SPLITTER, "terms": KEYWORD_TERMS}
+            "sentences": sentence_splitter(), "terms": KEYWORD_TERMS}
 
 
 def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path, Layout]] = (),

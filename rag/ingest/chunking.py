@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ..types import Article, Chunk
+from . import thai
 
 SEPARATORS = ("\n\n", "\n", " ", "")
 Span = tuple[int, int]
@@ -147,34 +148,52 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
 # Sentence ends BlingFire does not know (measured on XQuAD: a Hindi or Thai paragraph
 # came back as one 1,100-1,400 character "sentence"): the Devanagari danda and double
 # danda, the Urdu full stop, the Armenian, Ethiopic, Burmese and Khmer full stops, each
-# ending its sentence; and Thai, which ends a sentence with a space: a space between two
-# Thai letters (not next to digits or Latin text: "24 ครั้ง" stays whole).
+# ending its sentence; and Thai, which ends a sentence with a space: with PyThaiNLP
+# installed, the spaces its CRF model says end one (rag.ingest.thai), else a space
+# between two Thai letters (not next to digits or Latin text: "24 ครั้ง" stays whole).
 _SCRIPT_END = re.compile(r"[\u0964\u0965\u06D4\u0589\u1362\u104B\u17D4]+"
                          r"|(?<=[\u0E01-\u0E4E])[ \t\u00A0]+(?=[\u0E01-\u0E4E])")
+_THAI = re.compile(r"[\u0E01-\u0E4E]")
 
 
-MIN_THAI_SENTENCE = 100  # characters (40 gave clauses: quotes of 82 characters, median, on XQuAD
-# th against 191 in English, and hit@1 0.39)
+MIN_THAI_SENTENCE = 100  # characters, without PyThaiNLP (40 gave clauses: quotes of 82
+# characters, median, on XQuAD th against 191 in English, and hit@1 0.39)
+
+
+def _script_ends(piece: str) -> tuple[list[tuple[int, int, bool]], int, bool]:
+    """The sentence ends in ``piece`` BlingFire does not know, as (end, next start, is a
+    space) in order; the fewest characters a sentence ending at a space must have; and
+    whether a shorter last sentence joins the one before (PyThaiNLP's cuts)."""
+    ends = [(m.start(), m.end(), m.group().isspace()) for m in _SCRIPT_END.finditer(piece)]
+    if not _THAI.search(piece) or not thai.available():
+        return ends, MIN_THAI_SENTENCE, False
+    crf = [(end, start, True) for end, start in thai.sentence_cuts(piece)]
+    return sorted([e for e in ends if not e[2]] + crf), thai.MIN_CHARS, True
 
 
 def _script_breaks(line: str, a: int, b: int) -> list[Span]:
-    """``line[a:b]`` cut after each sentence end of :data:`_SCRIPT_END` (a space end
-    is left out of both sides, and cuts only after :data:`MIN_THAI_SENTENCE`
-    characters); the one span when there is none (the usual case)."""
+    """``line[a:b]`` cut after each sentence end of :func:`_script_ends` (a space end is
+    left out of both sides, and cuts only a sentence of the minimum length, else the text
+    joins the next sentence; with PyThaiNLP a short last one joins the one before); the
+    one span when there is none (the usual case)."""
     piece = line[a:b]
     if piece.isascii():
         return [(a, b)]
+    ends, minimum, join_tail = _script_ends(piece)
     out, pos = [], a
-    for m in _SCRIPT_END.finditer(piece):
-        space = m.group().isspace()
-        stop = a + m.start() if space else a + m.end()
-        if space and stop - pos < MIN_THAI_SENTENCE:
+    for end, resume, space in ends:
+        stop = a + end if space else a + resume
+        if space and stop - pos < minimum:
             continue  # a Thai space inside a clause list, not a sentence end
         if stop > pos:
             out.append((pos, stop))
-        pos = a + m.end()
+        pos = a + resume
     if pos < b:
-        out.append((pos, b))
+        tail = len(line[pos:b].rstrip())
+        if join_tail and out and tail < minimum:
+            out[-1] = (out[-1][0], pos + tail)
+        else:
+            out.append((pos, b))
     return out or [(a, b)]
 
 

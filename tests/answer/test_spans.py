@@ -84,3 +84,25 @@ def test_citations_are_whole_sentences_even_where_passages_cut_them(cfg):
         for c in a.citations:
             assert c.start in starts and c.end in ends, c.quote
             assert long[c.start:c.end] == c.quote
+
+
+@pytest.mark.parametrize("lang", ("en", "th"))
+def test_a_sentence_inside_its_passage_needs_no_second_split(lang):
+    """Oracle: with the passage's bounds, :func:`whole_sentences` skips the splitter for a
+    sentence touching neither bound; for every stored sentence (and pair of neighbours)
+    of passages cut as the build cuts them, the result equals splitting again."""
+    from rag.ingest.chunking import OffsetTextSplitter, sentences_in
+
+    text = PARK * 3 if lang == "en" else (
+        "เทสลา โด่งดังจากความสำเร็จและ ลูกเล่นในการอวดฝีมือ ของเขา และนั่นทำให้เขามีชื่อเสียงใน"
+        "วัฒนธรรมสมัยนิยมในฐานะ “นักวิทยาศาสตร์สติเฟื่อง” ผู้มีเอกลักษณ์ไม่เหมือนใคร  สิทธิบัตร "
+        "ของเขาทำเงินให้เขามากพอสมควร และเขานำเงินส่วนใหญ่ที่ได้ไปใช้เป็นทุนในโครงการของเขาเอง\n") * 3
+    splitter = OffsetTextSplitter(length_function=len, chunk_size=120, chunk_overlap=20)
+    sents = split_sentences(text)
+    checked = 0
+    for p_start, p_end in splitter.split_spans(text):
+        inside = sentences_in(sents, p_start, p_end)
+        for a, b in inside + [(x[0], y[1]) for x, y in zip(inside, inside[1:])]:
+            assert whole_sentences(text, a, b, (p_start, p_end)) == whole_sentences(text, a, b)
+            checked += 1
+    assert checked >= 8

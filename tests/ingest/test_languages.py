@@ -52,7 +52,10 @@ def test_short_texts_here():
     assert detect("1234 -- 56!") == ""
 
 
-def test_devanagari_and_thai_sentences_end_where_their_scripts_end_them():
+def test_devanagari_and_thai_sentences_end_where_their_scripts_end_them(monkeypatch):
+    from rag.ingest import thai as thai_module
+
+    monkeypatch.setattr(thai_module, "available", lambda: False)  # the rule without PyThaiNLP
     hindi = "पैंथर्स ने लीग में छठे स्थान पर रहे। साथी मारिओ एडिसन ने 6½ सैक जोड़े। अंत"
     spans = split_sentences(hindi)
     assert [hindi[a:b] for a, b in spans] == [
@@ -65,6 +68,61 @@ def test_devanagari_and_thai_sentences_end_where_their_scripts_end_them():
     # a Thai clause under MIN_THAI_SENTENCE characters is not a sentence ("คาวันน์
     # ชอร์ต" stays whole above); digits next to a space do not cut
     assert len(split_sentences("ทีมรับ 24 ครั้ง ได้อ ดี")) == 1
+
+
+# The opening of XQuAD's Thai "Nikola Tesla" paragraph (CC BY-SA 4.0)
+TESLA = ("เทสลา โด่งดังจากความสำเร็จและ ลูกเล่นในการอวดฝีมือ ของเขา และนั่นทำให้เขามีชื่อเสียงใน"
+         "วัฒนธรรมสมัยนิยมในฐานะ “นักวิทยาศาสตร์สติเฟื่อง” ผู้มีเอกลักษณ์ไม่เหมือนใคร  สิทธิบัตร "
+         "ของเขาทำเงินให้เขามากพอสมควร และเขานำเงินส่วนใหญ่ที่ได้ไปใช้เป็นทุนในโครงการของเขาเอง"
+         "ซึ่งมีระดับความสำเร็จที่หลากหลาย: 121,154")
+
+
+def test_thai_sentences_end_where_pythainlp_says_and_are_60_characters_or_more():
+    from rag.ingest import thai
+
+    assert thai.available()  # the test extra installs it, as the multilingual extra does
+    cuts = thai.sentence_cuts(TESLA)
+    assert cuts and all(TESLA[e - 1] != " " and TESLA[e] == " " for e, _ in cuts)
+    spans = split_sentences(TESLA)
+    # crfcut's first cut (after 58 characters, "...ของเขา") makes too short a sentence:
+    # it joins the next
+    assert [TESLA[a:b] for a, b in spans] == [TESLA[:spans[0][1]], TESLA[spans[1][0]:]]
+    assert TESLA[:spans[0][1]].endswith("มากพอสมควร") and spans[1][0] == spans[0][1] + 1
+    assert all(b - a >= thai.MIN_CHARS for a, b in spans)
+    # a full stop inside an abbreviation is no sentence end (crfcut cuts after any ".")
+    abbreviation = "ตัวอย่างเช่น อี.ไอ.ดูปองต์ อดีตนักเรียนของเขา"
+    assert all(abbreviation[e] == " " for e, _ in thai.sentence_cuts(abbreviation))
+
+
+def test_the_index_records_which_rule_cut_thai_sentences(monkeypatch):
+    from rag.config import Config
+    from rag.index.build import recorded_settings
+    from rag.ingest import thai
+
+    with_crf = recorded_settings(Config())["sentences"]
+    monkeypatch.setattr(thai, "available", lambda: False)
+    without = recorded_settings(Config())["sentences"]
+    assert with_crf == without + "+" + thai.SPLITTER  # another value: the index is rebuilt
+
+
+def test_xquad_thai_sentences_are_as_many_as_the_english_originals_and_cut_few_answers():
+    """With PyThaiNLP, XQuAD's Thai articles get about as many sentences as their English
+    originals by BlingFire (1,213 against 1,176; the 100-character rule: 1,388), and fewer
+    gold answers straddle a sentence end (19 of 1,190; the rule: 42)."""
+    import blingfire
+
+    english = sum(len(blingfire.text_to_sentences(line).split("\n"))
+                  for a in xquad("en", "articles") for line in a["text"].split("\n")
+                  if line.strip())
+    articles = {a["id"]: a["text"] for a in xquad("th", "articles")}
+    spans = {i: split_sentences(t) for i, t in articles.items()}
+    assert abs(sum(map(len, spans.values())) / english - 1) < 0.1
+    cut = 0
+    for q in xquad("th", "questions"):
+        s = q["answer_starts"][0]
+        e = s + len(q["answers"][0])
+        cut += not any(a <= s and e <= b for a, b in spans[q["article_id"]])
+    assert cut <= 25
 
 
 @pytest.mark.parametrize("lang", ("hi", "th", "zh", "ar"))
