@@ -224,11 +224,14 @@ WATCHING = ("add:1", "add:1", "add:10", "add:100", "remove:1")
 
 def watching(src: Path, index: Path, first: int, texts_dir: str) -> list[dict]:
     """The changes of :data:`WATCHING` in one process, as ``--watch`` makes them: a first
-    build that walks the folder (nothing changed), then each change built with the paths
-    it touched (``rag.build(changed=...)``, what the watcher reports). Peak RSS is the
-    process's so far."""
+    build that walks the folder (nothing changed), the Updater's warm-up, then each
+    change built with the paths it touched (``rag.build(changed=...)``, what the watcher
+    reports). Peak RSS is the process's so far."""
+    from rag.app.watch import warm_up
+
     rag, cfg, texts = _setup(src, index, texts_dir)
     rows = [{**measure(rag, cfg, "add:0"), "change": "first build in the process"}]
+    warm_up()  # what a starting Updater does in a thread of its own
     for change in WATCHING:
         touched = apply(src, change, first, texts)
         first += int(change.split(":")[1])

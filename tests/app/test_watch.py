@@ -228,3 +228,18 @@ def test_a_watched_build_looks_only_at_the_reported_paths(watched, monkeypatch):
     Path(cfg.source, "library.txt").unlink()
     assert _wait(lambda: up.status.builds >= 3)
     assert up.status.last_changes.removed == ("library.txt",)
+
+
+def test_a_starting_updater_loads_the_language_detector_off_its_build_thread(cfg, monkeypatch):
+    """The first change after start does not wait for the detector's load (issue 26)."""
+    from rag.ingest import language
+
+    monkeypatch.setattr(language, "_identifier", None)  # as in a new process
+    Path(cfg.source, "ferry.txt").write_text(STORY, encoding="utf-8")
+    up = Updater(cfg, watch=False, log=None).start()
+    try:
+        up._warm.join(60)
+        assert not up._warm.is_alive() and language._identifier is not None
+        assert up.status.builds == 0  # nothing was built to get there
+    finally:
+        up.stop()
