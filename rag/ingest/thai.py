@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 
 # Sentences shorter than this join the next. Chosen as the one that gives the Thai
 # XQuAD articles as many sentences as their English originals have (1,226 against
@@ -41,6 +42,9 @@ def sentence_cuts(piece: str) -> tuple[tuple[int, int], ...]:
     the whitespace run between them is left out of both sentences. Only cuts at
     whitespace count. Needs :func:`available`. Cached: at question time a quote's
     paragraph is cut again to complete a sentence a passage boundary cut."""
+    # PyThaiNLP's bundled model only: no implicit downloads or writes (it would make
+    # ~/pythainlp-data at import, which may not be writable on a server)
+    os.environ.setdefault("PYTHAINLP_READ_ONLY", "1")
     from pythainlp.tokenize.crfcut import segment  # loads its dictionary and CRF model once (~1 s)
 
     parts = segment(piece)

@@ -152,3 +152,20 @@ def test_the_language_model_is_unpacked_once_and_agrees_with_py3langid(tmp_path,
     for f in cached:
         f.write_bytes(b"damaged")  # a damaged cache: py3langid's own loader
     assert language._load().classify("Das Museum wurde 1901 gegründet.")[0] == "de"
+
+
+def test_cutting_thai_writes_nothing_to_the_home_folder(tmp_path):
+    """PyThaiNLP runs read-only: its bundled model, no ~/pythainlp-data made (a server's
+    home may not be writable), no download."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHAINLP")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=os.pathsep.join(sys.path))
+    code = ("from rag.ingest import thai\n"
+            f"assert thai.sentence_cuts({TESLA!r})\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
