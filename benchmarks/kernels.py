@@ -19,20 +19,20 @@ import time
 import numpy as np
 
 
-def session(quantized: bool, profile: str | None = None):
+def profiled_session(prefix: str):
+    """The int8 session the runtime makes (:func:`rag.embedding.onnx_runtime.onnx_session`,
+    one thread) with ONNX Runtime's profiler on."""
     import onnxruntime as ort
 
-    from rag.embedding.onnx_runtime import onnx_path
+    from rag.embedding.onnx_runtime import onnx_path, onnx_session
 
+    plain = onnx_session(True, 1)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile
-    return ort.InferenceSession(str(onnx_path(quantized)), sess_options=opts,
+    for name in ("intra_op_num_threads", "inter_op_num_threads", "graph_optimization_level"):
+        setattr(opts, name, getattr(plain.get_session_options(), name))
+    opts.enable_profiling = True
+    opts.profile_file_prefix = prefix
+    return ort.InferenceSession(str(onnx_path(True)), sess_options=opts,
                                 providers=["CPUExecutionProvider"])
 
 
@@ -57,7 +57,7 @@ def per_passage_ms(sess, rows: int, tokens: int, repeat: int) -> float:
 def operator_shares(tokens: int, runs: int = 20) -> dict[str, float]:
     """Each operator's share of one int8 run's kernel time (ONNX Runtime's profiler)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sess = session(True, profile=f"{tmp}/ort")
+        sess = profiled_session(f"{tmp}/ort")
         f = feed(sess, 1, tokens)
         for _ in range(runs):
             sess.run(None, f)
@@ -78,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"| one thread, {args.tokens} word pieces, ms per passage | batch 1 | 4 | 16 |")
     print("|---|---|---|---|")
+    from rag.embedding.onnx_runtime import onnx_session
+
     for quantized in (True, False):
-        sess = session(quantized)
+        sess = onnx_session(quantized, 1)  # the runtime's own session settings
         cells = [per_passage_ms(sess, b, args.tokens, args.repeat) for b in (1, 4, 16)]
         print(f"| {'int8' if quantized else 'fp32'} | "
               + " | ".join(f"{c:.1f}" for c in cells) + " |")

@@ -37,18 +37,24 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("pythainlp", "pycrfsuite"))
 
 
+@functools.cache
+def _segmenter():
+    """crfcut's ``segment``, imported once (it loads its dictionary and CRF model, ~1 s)."""
+    # PyThaiNLP's bundled model only: no implicit downloads or writes (it would make
+    # ~/pythainlp-data at import, which may not be writable on a server)
+    os.environ.setdefault("PYTHAINLP_READ_ONLY", "1")
+    from pythainlp.tokenize.crfcut import segment
+
+    return segment
+
+
 @functools.lru_cache(maxsize=4096)
 def sentence_cuts(piece: str) -> tuple[tuple[int, int], ...]:
     """The sentence ends crfcut finds in ``piece``, as (end, next start) offsets into it:
     the whitespace run between them is left out of both sentences. Only cuts at
     whitespace count. Needs :func:`available`. Cached: at question time a quote's
     paragraph is cut again to complete a sentence a passage boundary cut."""
-    # PyThaiNLP's bundled model only: no implicit downloads or writes (it would make
-    # ~/pythainlp-data at import, which may not be writable on a server)
-    os.environ.setdefault("PYTHAINLP_READ_ONLY", "1")
-    from pythainlp.tokenize.crfcut import segment  # loads its dictionary and CRF model once (~1 s)
-
-    parts = segment(piece)
+    parts = _segmenter()(piece)
     if "".join(parts) != piece:  # not a cover of the text: no cuts rather than wrong ones
         return ()
     cuts, pos = [], 0

@@ -92,11 +92,9 @@ def test_a_sentence_inside_its_passage_needs_no_second_split(lang):
     sentence touching neither bound; for every stored sentence (and pair of neighbours)
     of passages cut as the build cuts them, the result equals splitting again."""
     from rag.ingest.chunking import OffsetTextSplitter, sentences_in
+    from tests.ingest.test_languages import TESLA
 
-    text = PARK * 3 if lang == "en" else (
-        "เทสลา โด่งดังจากความสำเร็จและ ลูกเล่นในการอวดฝีมือ ของเขา และนั่นทำให้เขามีชื่อเสียงใน"
-        "วัฒนธรรมสมัยนิยมในฐานะ “นักวิทยาศาสตร์สติเฟื่อง” ผู้มีเอกลักษณ์ไม่เหมือนใคร  สิทธิบัตร "
-        "ของเขาทำเงินให้เขามากพอสมควร และเขานำเงินส่วนใหญ่ที่ได้ไปใช้เป็นทุนในโครงการของเขาเอง\n") * 3
+    text = PARK * 3 if lang == "en" else (TESLA[:TESLA.index("ซึ่งมี")] + "\n") * 3
     splitter = OffsetTextSplitter(length_function=len, chunk_size=120, chunk_overlap=20)
     sents = split_sentences(text)
     checked = 0
