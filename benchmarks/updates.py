@@ -231,7 +231,7 @@ def watching(src: Path, index: Path, first: int, texts_dir: str) -> list[dict]:
 
     rag, cfg, texts = _setup(src, index, texts_dir)
     rows = [{**measure(rag, cfg, "add:0"), "change": "first build in the process"}]
-    warm_up()  # what a starting Updater does in a thread of its own
+    warm_up(cfg)  # what a starting Updater does in a thread of its own
     for change in WATCHING:
         touched = apply(src, change, first, texts)
         first += int(change.split(":")[1])

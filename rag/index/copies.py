@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -234,45 +234,54 @@ def minhash(shingle_set: np.ndarray) -> np.ndarray:
 def band_keys(signatures: np.ndarray, rows: int = LSH_PARAMS[1]) -> np.ndarray:
     """(n, bands) uint64: each band of ``rows`` signature values as one key (two values
     of 32 bits per key with the default 2 rows)."""
-    sig = np.asarray(signatures, dtype=np.uint64).reshape(len(signatures), -1, rows)
-    keys = sig[:, :, 0]
-    for r in range(1, rows):
-        keys = (keys << np.uint64(32)) ^ sig[:, :, r]
+    sig = np.asarray(signatures).reshape(len(signatures), -1, rows)
+    keys = sig[:, :, 0].astype(np.uint64)
+    for r in range(1, rows):  # in place: one (n, bands) array, not one per step
+        keys <<= np.uint64(32)
+        keys ^= sig[:, :, r]
     return keys
 
 
-def fold(order: Sequence[str], to_fold: Sequence[str], reps: Sequence[str],
-         rep_signatures: np.ndarray, signature_of, set_of, *,
+def scanner(ids: Sequence[str], signatures: np.ndarray):
+    """A proposer for :func:`fold`: the ``ids`` (with their MinHash ``signatures``)
+    that share an LSH band key with the keys it is given."""
+    keys = band_keys(signatures) if len(ids) else np.zeros((0, LSH_PARAMS[0]), np.uint64)
+
+    def propose(mine: np.ndarray) -> list[str]:
+        return [ids[i] for i in np.flatnonzero((keys == mine).any(axis=1)).tolist()]
+    return propose
+
+
+def fold(position: Mapping[str, int], to_fold: Iterable[str],
+         propose: Callable[[np.ndarray], Iterable[str]], signature_of, set_of, *,
          threshold: float = THRESHOLD, min_shingles: int = MIN_SHINGLES,
          min_ratio: float = MIN_RATIO) -> dict[str, tuple[str, float]]:
-    """Fold the articles ``to_fold`` (ids) into representatives, in corpus ``order``:
-    each one joins the most similar representative it matches (``reps``, the index's,
-    with their MinHash ``rep_signatures``; then those made in this pass before it; the
-    earlier in ``order`` on a tie) or becomes one itself. ``signature_of(id)`` gives the
-    MinHash of an article to fold, ``set_of(id)`` any article's shingle set.
+    """Fold the articles ``to_fold`` (ids) into representatives, in corpus order
+    (``position``: id -> place in the corpus, for every article): each one joins the
+    most similar representative it matches (the index's, those ``propose(keys)`` gives
+    for an article's band keys (uint64, one per band): every representative sharing a
+    band key with it; then those made in this pass before it; the earlier in corpus
+    order on a tie) or becomes one itself. ``signature_of(id)`` gives the MinHash of an
+    article to fold, ``set_of(id)`` any article's shingle set.
 
     Matching is :func:`find_copies`'s (containment >= ``threshold``, size ratio >=
     ``min_ratio``, at least ``min_shingles`` shingles each; LSH with the same bands
     proposes, every proposal is verified exactly) without its boilerplate filter, which
     needs the shingles of the whole corpus. A build without an index folds everything
     this way, so a fresh build and a sequence of builds agree whenever articles arrive
-    in corpus order; otherwise the first to arrive represents its story. Cost: one scan
-    of the index's representatives' band keys per article folded, and hash tables for
-    the rest. Returns {id: (representative, similarity)} for the articles folded."""
-    position = {aid: i for i, aid in enumerate(order)}
-    old_ids = list(reps)
-    old_keys = band_keys(rep_signatures) if len(old_ids) \
-        else np.zeros((0, LSH_PARAMS[0]), np.uint64)
+    in corpus order; otherwise the first to arrive represents its story. Cost: one
+    ``propose`` per article folded, and hash tables for the rest. Returns {id:
+    (representative, similarity)} for the articles folded."""
     new_ids: list[str] = []
     tables: list[dict[int, list[int]]] = [{} for _ in range(LSH_PARAMS[0])]
     folded: dict[str, tuple[str, float]] = {}
     for aid in sorted(to_fold, key=position.__getitem__):
         mine = set_of(aid)
-        keys = band_keys(signature_of(aid)[None])[0].tolist()
+        key_row = band_keys(signature_of(aid)[None])[0]
+        keys = key_row.tolist()
         best: tuple[float, int, str] | None = None
         if len(mine) >= min_shingles:
-            found = {old_ids[i] for i in np.flatnonzero(
-                (old_keys == np.array(keys, dtype=np.uint64)).any(axis=1)).tolist()}
+            found = set(propose(key_row))
             for b, k in enumerate(keys):
                 found.update(new_ids[i] for i in tables[b].get(k, ()))
             for other_id in sorted(found, key=lambda x: position.get(x, -1)):

@@ -493,6 +493,62 @@ def stored_signatures(segment_path: Path, rows: np.ndarray) -> np.ndarray | None
         return None
 
 
+_band_keys: OrderedDict[str, tuple[tuple[int, int], np.ndarray]] = OrderedDict()
+BAND_KEY_BYTES = 256 * 2**20  # the band keys a process keeps (~500k articles' worth)
+
+
+def stored_band_keys(segment_path: Path) -> np.ndarray | None:
+    """The LSH band keys of a segment's stored MinHash rows (uint64, rows x bands, see
+    :func:`rag.index.copies.band_keys`; all rows, deleted ones too), None when it has no
+    signatures. Computed once per process while the file stays the same (segments are
+    immutable), so a watching process folds a new article against 100k stored ones by
+    one comparison, not by reading and re-keying them all (that was 0.9 s of a
+    one-article build at 100k articles). Least recently used entries go past
+    ``BAND_KEY_BYTES``. Shared: do not modify. Thread-safe."""
+    from .copies import band_keys
+
+    path = Path(segment_path) / SIGNATURES
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (st.st_mtime_ns, st.st_size)
+    with _cache_lock:
+        hit = _band_keys.get(str(path))
+        if hit is not None and hit[0] == key:
+            _band_keys.move_to_end(str(path))
+            return hit[1]
+    try:
+        keys = band_keys(np.load(path, allow_pickle=False))
+    except NPY_ERRORS:
+        return None
+    keys.setflags(write=False)
+    with _cache_lock:
+        _band_keys[str(path)] = (key, keys)
+        while len(_band_keys) > 1 and \
+                sum(k.nbytes for _, k in _band_keys.values()) > BAND_KEY_BYTES:
+            _band_keys.popitem(last=False)
+    return keys
+
+
+def warm_band_keys(index_dir: Path) -> None:
+    """Key the stored signatures of every live segment of ``index_dir`` (each shard's,
+    for a sharded index) now (:func:`stored_band_keys`), so that the first build that
+    folds copies against them does not wait (~1 s at 100k articles). For a process that
+    will build again (``--watch``, ``--poll``, the server); never raises."""
+    from .store import is_cluster
+
+    index_dir = Path(index_dir)
+    try:
+        folders = sorted(p for p in index_dir.iterdir() if (p / "CURRENT").is_file()) \
+            if is_cluster(index_dir) else [index_dir]
+        for folder in folders:
+            for seg in read_layout(folder).segments:
+                stored_band_keys(folder / "segments" / seg["segment"])
+    except Exception:  # noqa: BLE001 - none yet, or unreadable: the build says so
+        pass
+
+
 def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any],
                        dim: int, signatures: dict[str, np.ndarray] | None = None,
                        languages: dict[str, str] | None = None

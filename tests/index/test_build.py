@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
@@ -193,3 +194,24 @@ def test_garbage_collection_drops_unpublished_versions_newer_than_the_live_one(t
     (tmp_path / "CURRENT").write_text("v300-1")
     store.collect_garbage(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CURRENT", "v200-1", "v300-1"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_compare_equals_a_set_by_set_reading(seed):
+    """rag.index.build.compare (C-level filters, a count in place of the removed set
+    when nothing went) against the plain set reading of added, updated, unchanged and
+    removed ids, in corpus order, on random changes (ids gone, new, rehashed, kept)."""
+    from rag.index.build import compare
+    from rag.types import Article
+
+    rng = random.Random(seed)
+    pool = [f"a{n:03d}" for n in range(60)]
+    old = {aid: f"h{rng.randrange(3)}" for aid in rng.sample(pool, rng.randrange(0, 40))}
+    new_ids = rng.sample(pool, rng.randrange(1, 40))
+    arts = [Article(id=aid, title="", text="", source="", content_hash=f"h{rng.randrange(3)}")
+            for aid in new_ids]
+    added, updated, unchanged, removed = compare(arts, old)
+    assert added == [a.id for a in arts if a.id not in old]
+    assert updated == [a.id for a in arts if a.id in old and old[a.id] != a.content_hash]
+    assert unchanged == [a.id for a in arts if old.get(a.id) == a.content_hash]
+    assert removed == sorted(set(old) - set(new_ids))

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import rag
-from rag.index.segments import (MAX_SEGMENTS, merge_plan, open_version, read_layout)
+from rag.index.copies import band_keys
+from rag.index.segments import (MAX_SEGMENTS, SIGNATURES, merge_plan, open_version, read_layout,
+                                 stored_band_keys)
 from rag.index.store import SEGMENTS, current_version, read_copies, read_manifest
 from rag.types import IndexMismatch
 from tests.conftest import DATA, SHARED
@@ -179,11 +181,17 @@ def test_merge_plan_keeps_the_segment_count_bounded():
     assert rewritten / 3000 < 12  # each article rewritten ~log4(3000) ~ 6 times
 
 
-def test_near_duplicates_fold_across_segments_as_in_a_fresh_build(cfg, fake_embedder, tmp_path):
+@pytest.mark.parametrize("stored", [True, False], ids=["signatures", "no-signatures"])
+def test_near_duplicates_fold_across_segments_as_in_a_fresh_build(cfg, fake_embedder, tmp_path,
+                                                                  stored, monkeypatch):
+    """The first build's segment proposes its representatives by its stored band keys
+    or, where they cannot be read, by signatures computed again."""
     pool = paragraphs()
     for i in range(5):
         write(cfg.source, i, pool)
     rag.build(config=cfg)
+    if not stored:
+        monkeypatch.setattr("rag.index.segments.stored_band_keys", lambda path: None)
     rel, text = article(1, pool)
     (cfg.source / "copy-of-1.txt").write_text("Reprinted by the Courier\n\n" + text,
                                              encoding="utf-8")
@@ -383,3 +391,24 @@ def test_a_layouts_live_maps_equal_a_row_by_row_reading(cfg, fake_embedder):
         assert layout.live() == live and layout.hashes() == hashes
         assert layout.origins() == origins
         assert sorted(live) == sorted(p.name for p in src.glob("*.txt"))
+
+
+def test_stored_band_keys_are_computed_once_and_again_when_the_file_changes(tmp_path):
+    """A watching process keys a segment's signatures once (segments are immutable);
+    a file replaced under the same name is keyed again, and a missing or damaged one
+    gives None (the build computes the signatures instead)."""
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 2**32, size=(7, 128), dtype=np.uint32)
+    np.save(seg / SIGNATURES, sigs)
+    got = stored_band_keys(seg)
+    assert np.array_equal(got, band_keys(sigs)) and got.shape == (7, 64)
+    assert stored_band_keys(seg) is got  # cached
+    other = sigs[:3].copy()
+    np.save(seg / SIGNATURES, other)
+    assert np.array_equal(stored_band_keys(seg), band_keys(other))
+    (seg / SIGNATURES).write_bytes(b"not a numpy file")
+    assert stored_band_keys(seg) is None
+    (seg / SIGNATURES).unlink()
+    assert stored_band_keys(seg) is None
