@@ -46,7 +46,9 @@ import bisect
 import codecs
 import hashlib
 import html
+import itertools
 import json
+import operator
 import os
 import re
 import stat
@@ -594,54 +596,81 @@ def load_sources(
     settings = (max_file_bytes, max_pdf_pages)
     warm = cache.warm(settings) if cache is not None else None
     listed = warm.folder if warm is not None and changed is not None else None
+    touched = None
     if listed is not None:
-        listed.update(source, changed)
-        walked, walk_errors = listed.walked(), listed.errors
+        touched = listed.update(source, changed)
+        walk_errors = listed.errors
+        walked = listed.walked() if touched is None else []  # else read by rels below
     else:
         walked, walk_errors = _walk(source)
     skipped = list(walk_errors)
     found: list[_Claim] = []
     unread: set[str] = set()
     known_files = warm.files if warm is not None else {}
-    with document_reader():  # one worker for the folder's PDF and DOCX files
-        for rel, path, fstat in progress_bar(walked, desc="loading", unit="file",
-                                             enabled=progress):
-            hit = known_files.get(rel)
-            if hit is not None and hit[0] == fstat:  # as this process last saw it
-                found.extend(hit[1])
-                skipped.extend(hit[2])
-                unread.update(hit[3])
-                continue
-            # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
-            # their bytes), which keeps what the folder still holds
-            cached = cache is not None and fstat is not None and \
-                rel[rel.rfind("."):].lower() not in _BINARY_SUFFIXES
-            key = SourceCache.key(fstat, settings) if cached else ""
-            known = cache.get(rel, key) if cached else None
-            if known is not None:
-                located, bad = known
-                unread.update(art.id for art, _, _ in located)
-            else:
-                got, bad = _load_located(Path(path), rel, max_file_bytes, max_pdf_pages)
-                located = [(art, where, text_hash(art.text)) for art, where in got]
-                if cached:
-                    cache.put(rel, key, located, bad)
-            claims = [_Claim((rel, n), art, where, rel, digest)
-                      for n, (art, where, digest) in enumerate(located)]
-            skipped.extend(bad)
-            found.extend(claims)
+
+    def look(rel: str, path: str, fstat: tuple | None) -> tuple:
+        """(stat, claims, skips, unread ids) of one file: as this process last saw it,
+        from the cache, or read now."""
+        hit = known_files.get(rel)
+        if hit is not None and hit[0] == fstat:  # as this process last saw it
+            return hit
+        # PDF and DOCX go through the reader's own cache of parsed texts (keyed by
+        # their bytes), which keeps what the folder still holds
+        cached = cache is not None and fstat is not None and \
+            rel[rel.rfind("."):].lower() not in _BINARY_SUFFIXES
+        key = SourceCache.key(fstat, settings) if cached else ""
+        known = cache.get(rel, key) if cached else None
+        if known is not None:
+            located, bad = known
+        else:
+            got, bad = _load_located(Path(path), rel, max_file_bytes, max_pdf_pages)
+            located = [(art, where, text_hash(art.text)) for art, where in got]
             if cached:
-                cache.remember(rel, fstat, claims, bad, known is None)
+                cache.put(rel, key, located, bad)
+        claims = [_Claim((rel, n), art, where, rel, digest)
+                  for n, (art, where, digest) in enumerate(located)]
+        if cached:
+            cache.remember(rel, fstat, claims, bad, known is None)
+        return fstat, claims, bad, tuple(art.id for art, _, _ in located) \
+            if known is not None else ()
+
+    with document_reader():  # one worker for the folder's PDF and DOCX files
+        if touched is None:
+            for rel, path, fstat in (progress_bar(walked, desc="loading", unit="file")
+                                     if progress else walked):
+                _, claims, bad, ids = look(rel, path, fstat)
+                found.extend(claims)
+                skipped.extend(bad)
+                unread.update(ids)
+        else:
+            # a watcher's report: the files outside it are as this process last saw
+            # them, so only those in it (and any not kept, e.g. PDFs) are looked at,
+            # and the rest is joined in file order by C-level maps (a loop per file was
+            # 0.13 s of a one-article build at 100k files)
+            rels = listed.rels()
+            rows = list(map(known_files.get, rels))
+            again = touched.union(itertools.compress(rels, map(operator.not_, rows)))
+            for rel in again:
+                rows[bisect.bisect_left(rels, rel)] = look(*listed.entry(rel))
+            found = list(itertools.chain.from_iterable(map(_CLAIMS, rows)))
+            skipped.extend(itertools.chain.from_iterable(map(_SKIPS, rows)))
+            unread = set(itertools.chain.from_iterable(map(_UNREAD, rows)))
     if warm is not None and listed is None:
         warm.folder = _Folder(walked, walk_errors)  # the listing to keep current
     if cache is not None:
-        cache.keep_only({f[0] for f in walked})
+        cache.keep_only(set(listed.rels()) if listed is not None else {f[0] for f in walked})
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
     skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
-    ids = {c.article.id for c in kept}
-    return Loaded([c.article for c in kept], skipped, {c.article.id: c.file for c in kept},
-                  source, frozenset(unread & ids), max_file_bytes, max_pdf_pages)
+    # C-level maps over the kept claims (comprehensions were ~0.05 s at 100k articles)
+    articles = list(map(_ARTICLE, kept))
+    files = dict(zip(map(_ID, articles), map(_FILE, kept)))
+    return Loaded(articles, skipped, files, source, frozenset(unread & files.keys()),
+                  max_file_bytes, max_pdf_pages)
+
+
+_ARTICLE, _ID, _FILE = (operator.attrgetter(n) for n in ("article", "id", "file"))
+_CLAIMS, _SKIPS, _UNREAD = (operator.itemgetter(n) for n in (1, 2, 3))
 
 
 Order = tuple[str, int]  # (file, place in the file): files come sorted
@@ -664,14 +693,14 @@ def _contested(claims: list[_Claim], keys: list[str]) -> dict[str, list[_Claim]]
     """The claims sharing their key (``keys``, one per claim) with another, by key, in
     file order (a folder's ids and texts are mostly unique, so only these need ranking;
     counted in C, not in a loop per claim)."""
-    counts = Counter(keys)
-    if len(counts) == len(keys):
+    if len(set(keys)) == len(keys):  # the usual case: a set is ~3x quicker than a Counter
         return {}
+    counts = Counter(keys)
     many = {k for k, n in counts.items() if n > 1}
     contested: dict[str, list[_Claim]] = {}
-    for c, k in zip(claims, keys):
-        if k in many:
-            contested.setdefault(k, []).append(c)
+    picked = list(map(many.__contains__, keys))  # the few contested ones, picked in C
+    for c, k in zip(itertools.compress(claims, picked), itertools.compress(keys, picked)):
+        contested.setdefault(k, []).append(c)
     return contested
 
 
@@ -679,7 +708,8 @@ def _without(claims: list[_Claim], losers: list[_Claim]) -> list[_Claim]:
     if not losers:
         return claims
     out = {id(c) for c in losers}
-    return [c for c in claims if id(c) not in out]
+    return list(itertools.compress(claims, map(operator.not_, map(out.__contains__,
+                                                                  map(id, claims)))))
 
 
 def _settle_ids(claims: list[_Claim], indexed: Indexed
@@ -695,7 +725,7 @@ def _settle_ids(claims: list[_Claim], indexed: Indexed
         return 2, c.order
 
     late, losers = [], []
-    for group in _contested(claims, [c.article.id for c in claims]).values():
+    for group in _contested(claims, list(map(_ID, map(_ARTICLE, claims)))).values():
         winner = min(group, key=rank)
         why = " (the file the index read it from)" if rank(winner)[0] < 2 else ""
         for c in group:
@@ -713,7 +743,7 @@ def _settle_texts(claims: list[_Claim], indexed: Indexed
         return (0 if aid in indexed.files or aid in indexed.hashes else 1), c.order
 
     copies, losers = [], []
-    for group in _contested(claims, [c.digest for c in claims]).values():
+    for group in _contested(claims, list(map(operator.attrgetter("digest"), claims))).values():
         winner = min(group, key=rank)
         for c in group:
             if c is not winner:
@@ -829,7 +859,7 @@ class SourceCache:
             return
         held = self._rows if self._rows is not None else self._warm.files if \
             self._warm is not None else {}
-        gone = [r for r in held if r not in rels]
+        gone = list(itertools.filterfalse(rels.__contains__, held))  # in C
         try:
             self._con.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", puts)
             self._con.executemany("DELETE FROM files WHERE rel = ?", [(r,) for r in gone])
@@ -920,8 +950,11 @@ class _Folder:
     def walked(self) -> list[tuple[str, str, tuple | None]]:
         return list(map(self._entries.__getitem__, self._rels))
 
-    def update(self, source: Path, changed: "Sequence[str | os.PathLike]") -> None:
-        """Look again at each of ``changed`` (files or folders; gone ones too)."""
+    def update(self, source: Path, changed: "Sequence[str | os.PathLike]"
+               ) -> set[str] | None:
+        """Look again at each of ``changed`` (files or folders; gone ones too). Returns
+        the files listed now that were looked at (None: the whole folder was)."""
+        self._touched: set[str] | None = set()
         for path in dict.fromkeys(os.fspath(p) for p in changed):
             rel = _rel_under(source, path)
             if rel is None:
@@ -929,6 +962,7 @@ class _Folder:
             if rel == "":  # the folder itself: walk it all again
                 walked, errors = _walk(source)
                 self.__init__(walked, errors)
+                self._touched = None
                 continue
             self._drop(rel)
             full = os.path.join(os.fspath(source), rel)
@@ -947,11 +981,22 @@ class _Folder:
                 continue  # gone
             if stat.S_ISREG(st.st_mode):
                 self._add(rel, full, _stat_key(st))
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def rels(self) -> list[str]:
+        """The files' ids, in :meth:`walked` order (shared: do not modify)."""
+        return self._rels
+
+    def entry(self, rel: str) -> tuple[str, str, tuple | None]:
+        return self._entries[rel]
 
     def _add(self, rel: str, path: str, fstat: tuple | None) -> None:
         if rel not in self._entries:
             bisect.insort(self._rels, rel)
         self._entries[rel] = (rel, path, fstat)
+        if getattr(self, "_touched", None) is not None:
+            self._touched.add(rel)
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything under ``rel/`` (in sorted order those lie
