@@ -25,6 +25,11 @@ PARK = ("Riverside Park opens to the public on Saturday after a two-year restora
     ("Theresa May said the plan would go ahead.", False),
     ("The river floods each spring.", False),
     ("Mara Quist designed the park.", False),
+    ("ซึ่งเป็นเมืองหลวงของจังหวัด", True),  # Thai: "which is the province's capital"
+    ("แต่เขาไม่ได้กลับมา", True),  # "but he did not come back"
+    ("แต่ละทีมมีผู้เล่นสิบเอ็ดคน", False),  # "each team has eleven players"
+    ("โดยทั่วไปฝนตกในเดือนมิถุนายน", False),  # "generally it rains in June"
+    ("ในปี 2010 มีการเลือกตั้ง", False),  # "in 2010 there was an election"
 ])
 def test_depends_on_previous(sentence, expected):
     assert depends_on_previous(sentence) is expected
