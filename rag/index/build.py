@@ -151,13 +151,17 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
     ``languages`` by id, detected when missing), the old segments with the rows of
     changed and removed articles marked deleted, and the syndicated-copy groups of
     ``copies``. Returns (version name, live passages)."""
-    ids = set(map(_ID, articles))
     fresh_ids = set(map(_ID, fresh))
     entries, deleted, live_chunks = [], {}, 0
     if old is not None:
         where = old.live()
         dead_of = [set(d.tolist()) for d in old.deleted]
-        for aid in (where.keys() - ids) | (where.keys() & fresh_ids):  # set ops, in C
+        # every live old id is still here when the counts add up (new ones aside): then
+        # the gone ones need no set of all ids (~10 ms at 100k)
+        n_new = len(fresh_ids - where.keys())
+        gone = set() if len(where) == len(articles) - n_new else \
+            where.keys() - set(map(_ID, articles))
+        for aid in gone | (where.keys() & fresh_ids):  # set ops, in C
             p, row = where[aid]
             dead_of[p].add(row)
         for seg, dead in zip(old.segments, dead_of):

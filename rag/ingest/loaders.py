@@ -54,7 +54,7 @@ import re
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -658,7 +658,7 @@ def load_sources(
     if warm is not None and listed is None:
         warm.folder = _Folder(walked, walk_errors)  # the listing to keep current
     if cache is not None:
-        cache.keep_only(set(listed.rels()) if listed is not None else {f[0] for f in walked})
+        cache.keep_only(listed.names() if listed is not None else {f[0] for f in walked})
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
     skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
@@ -849,7 +849,7 @@ class SourceCache:
         self._warm.files[rel] = (fstat, claims, list(skipped),
                                  tuple(c.article.id for c in claims))
 
-    def keep_only(self, rels: set[str]) -> None:
+    def keep_only(self, rels: "Collection[str]") -> None:
         """Write what was read, and forget files no longer in the folder (a cache: when
         that fails, e.g. on a full disk, the next build reads those files again)."""
         import sqlite3
@@ -987,6 +987,10 @@ class _Folder:
     def rels(self) -> list[str]:
         """The files' ids, in :meth:`walked` order (shared: do not modify)."""
         return self._rels
+
+    def names(self) -> "Collection[str]":
+        """The files' ids, as a view to test membership (no copy)."""
+        return self._entries.keys()
 
     def entry(self, rel: str) -> tuple[str, str, tuple | None]:
         return self._entries[rel]
