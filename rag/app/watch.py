@@ -264,10 +264,10 @@ def warm_up(cfg: Config | None = None) -> None:
         detect("warm up")
     except Exception:  # noqa: BLE001 - a build loads it again, and says what failed
         pass
-    if cfg is not None and cfg.fold_copies:
+    if cfg is not None and cfg.fold_copies and cfg.index_dir is not None:
         from ..index.segments import warm_band_keys
 
-        warm_band_keys(Path(cfg.index_dir))
+        warm_band_keys(Path(cfg.index_dir))  # never raises
 
 
 def skips_of(report: BuildReport, before: tuple[Fetched, ...] = ()

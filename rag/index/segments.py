@@ -503,8 +503,9 @@ def stored_band_keys(segment_path: Path) -> np.ndarray | None:
     signatures. Computed once per process while the file stays the same (segments are
     immutable), so a watching process folds a new article against 100k stored ones by
     one comparison, not by reading and re-keying them all (that was 0.9 s of a
-    one-article build at 100k articles). Least recently used entries go past
-    ``BAND_KEY_BYTES``. Shared: do not modify. Thread-safe."""
+    one-article build at 100k articles). Entries of collected segments go when another
+    is keyed, least recently used ones past ``BAND_KEY_BYTES``. Shared: do not modify.
+    Thread-safe."""
     from .copies import band_keys
 
     path = Path(segment_path) / SIGNATURES
@@ -525,6 +526,8 @@ def stored_band_keys(segment_path: Path) -> np.ndarray | None:
     keys.setflags(write=False)
     with _cache_lock:
         _band_keys[str(path)] = (key, keys)
+        for gone in [p for p in _band_keys if not os.path.exists(p)]:  # merged, collected
+            del _band_keys[gone]
         while len(_band_keys) > 1 and \
                 sum(k.nbytes for _, k in _band_keys.values()) > BAND_KEY_BYTES:
             _band_keys.popitem(last=False)

@@ -412,3 +412,14 @@ def test_stored_band_keys_are_computed_once_and_again_when_the_file_changes(tmp_
     assert stored_band_keys(seg) is None
     (seg / SIGNATURES).unlink()
     assert stored_band_keys(seg) is None
+    # a collected segment's keys go when another segment is keyed
+    from rag.index import segments
+    np.save(seg / SIGNATURES, sigs)
+    stored_band_keys(seg)
+    shutil.rmtree(seg)
+    other_seg = tmp_path / "other"
+    other_seg.mkdir()
+    np.save(other_seg / SIGNATURES, sigs)
+    stored_band_keys(other_seg)
+    assert str(seg / SIGNATURES) not in segments._band_keys
+    assert str(other_seg / SIGNATURES) in segments._band_keys
