@@ -252,22 +252,31 @@ class Updater:
                 skipped_web=s.skipped_web if skipped is None else skipped[1])
 
 
+# CPython 3.11 keeps one AST recursion counter per interpreter, so two threads parsing at
+# once can fail with "SystemError: AST constructor recursion depth mismatch": numpy reads
+# an .npy header with ast.literal_eval (the warm-up loads the detector's arrays and the
+# copy signatures) while pydantic reads model docstrings with ast.parse as the app is
+# made. Seen once in CI (a browser test's server start); the two take turns on this lock.
+PARSING = threading.Lock()
+
+
 def warm_up(cfg: Config | None = None) -> None:
     """Load what the first change would otherwise wait for: the language detector (~0.7 s
     on its first use; a build detects its new articles' languages) and, with ``cfg``
     folding copies, the band keys of its index's stored copy signatures (~1 s at 100k
     articles; :func:`rag.index.segments.warm_band_keys`). Called off the build thread
-    when an :class:`Updater` starts; never raises."""
-    try:
-        from ..ingest.language import detect
+    when an :class:`Updater` starts, holding :data:`PARSING`; never raises."""
+    with PARSING:
+        try:
+            from ..ingest.language import detect
 
-        detect("warm up")
-    except Exception:  # noqa: BLE001 - a build loads it again, and says what failed
-        pass
-    if cfg is not None and cfg.fold_copies and cfg.index_dir is not None:
-        from ..index.segments import warm_band_keys
+            detect("warm up")
+        except Exception:  # noqa: BLE001 - a build loads it again, and says what failed
+            pass
+        if cfg is not None and cfg.fold_copies and cfg.index_dir is not None:
+            from ..index.segments import warm_band_keys
 
-        warm_band_keys(Path(cfg.index_dir))  # never raises
+            warm_band_keys(Path(cfg.index_dir))  # never raises
 
 
 def skips_of(report: BuildReport, before: tuple[Fetched, ...] = ()

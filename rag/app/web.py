@@ -48,7 +48,15 @@ def create_app(cfg: Config | None = None, updater=None, ui: bool = True):
     """The FastAPI application (API + mounted Gradio UI) for ``cfg``. ``updater`` (a
     running :class:`rag.app.watch.Updater`) is shown in the UI's status line and in
     ``GET /api/status``. ``ui=False``: the API alone. The routes are
-    :mod:`rag.app.routes`' routers; their models :mod:`rag.app.schemas`."""
+    :mod:`rag.app.routes`' routers; their models :mod:`rag.app.schemas`. Made holding
+    :data:`rag.app.watch.PARSING` (an updater's warm-up waits for it)."""
+    from .watch import PARSING
+
+    with PARSING:
+        return _create_app(cfg, updater, ui)
+
+
+def _create_app(cfg: Config | None, updater, ui: bool):
     import gradio as gr
     from fastapi import FastAPI
 

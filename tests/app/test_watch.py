@@ -265,3 +265,29 @@ def test_a_starting_updater_loads_the_language_detector_off_its_build_thread(cfg
         assert up.status.builds == 0  # nothing was built to get there
     finally:
         up.stop()
+
+
+def test_the_warm_up_and_the_app_take_turns_parsing(cfg, monkeypatch):
+    """The warm-up (numpy's .npy headers: ast.literal_eval) waits while the app is made
+    (pydantic's docstrings: ast.parse): CPython 3.11 fails two threads parsing at once
+    ("AST constructor recursion depth mismatch"), seen once at a server's start."""
+    import threading
+
+    from rag.app import routes, watch, web
+    from rag.ingest import language
+
+    held = []
+    real = routes.ask_routes
+    monkeypatch.setattr(routes, "ask_routes",
+                        lambda *a: (held.append(watch.PARSING.locked()), real(*a))[1])
+    web.create_app(cfg, ui=False)
+    assert held == [True]
+    loaded = []
+    monkeypatch.setattr(language, "detect", lambda text: loaded.append(text))
+    with watch.PARSING:  # as while the app is made
+        t = threading.Thread(target=watch.warm_up, daemon=True)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and not loaded  # waiting for its turn
+    t.join(60)
+    assert loaded == ["warm up"]
