@@ -279,7 +279,7 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     compared are read). None when ``cfg.fold_copies`` is off."""
     if not cfg.fold_copies:
         return {}, {}
-    from .copies import fold, minhash, scanner, shingles
+    from .copies import band_keys, fold, minhash, proposer, shingles
 
     position = dict(zip(map(_ID, articles), itertools.count()))
     fresh = set(position) if fresh_ids is None else set(fresh_ids)
@@ -314,8 +314,8 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     others += sorted((position.keys() - located.keys()) - moving - kept.keys(),
                      key=position.__getitem__)
     if others:
-        stored.append(scanner(others, np.array([signature_of(a) for a in others])
-                              .reshape(len(others), -1)))
+        stored.append(proposer(others, band_keys(np.array([signature_of(a)
+                                                             for a in others]))))
 
     def propose(keys: np.ndarray) -> list[str]:
         return [aid for p in stored for aid in p(keys)]
@@ -333,6 +333,7 @@ def _stored_proposers(previous: Sequence[tuple[Path, Layout]], is_rep
     :func:`~rag.index.segments.stored_band_keys`); the live representatives of the
     segments without; and the live ids of all layouts (as a mapping: a layout's own
     map when there is one)."""
+    from .copies import proposer
     from .segments import stored_band_keys
 
     out: list = []
@@ -348,17 +349,9 @@ def _stored_proposers(previous: Sequence[tuple[Path, Layout]], is_rep
                 uncovered += [aid for row, aid in enumerate(ids)
                               if live.get(aid) == (p, row) and is_rep(aid)]
             else:
-                out.append(_segment_proposer(ids, keys, live, p, is_rep))
+                out.append(proposer(ids, keys, lambda row, aid, p=p, live=live:
+                                    live.get(aid) == (p, row) and is_rep(aid)))
     return out, uncovered, located
-
-
-def _segment_proposer(ids: list[str], keys: np.ndarray, live: dict, p: int, is_rep):
-    """The live representatives of segment ``p`` (``ids`` by row, ``keys`` their band
-    keys) sharing a band key with the keys given: one comparison over the segment."""
-    def propose(mine: np.ndarray) -> list[str]:
-        rows = np.flatnonzero((keys == mine).any(axis=1)).tolist()
-        return [ids[r] for r in rows if live.get(ids[r]) == (p, r) and is_rep(ids[r])]
-    return propose
 
 
 def prior_copies(manifest: dict, index_dir: Path | None = None

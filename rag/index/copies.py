@@ -242,13 +242,14 @@ def band_keys(signatures: np.ndarray, rows: int = LSH_PARAMS[1]) -> np.ndarray:
     return keys
 
 
-def scanner(ids: Sequence[str], signatures: np.ndarray):
-    """A proposer for :func:`fold`: the ``ids`` (with their MinHash ``signatures``)
-    that share an LSH band key with the keys it is given."""
-    keys = band_keys(signatures) if len(ids) else np.zeros((0, LSH_PARAMS[0]), np.uint64)
-
+def proposer(ids: Sequence[str], keys: np.ndarray,
+             accept: Callable[[int, str], bool] | None = None):
+    """A proposer for :func:`fold`: the ``ids`` (row by row, with their band ``keys``,
+    :func:`band_keys`) that share a band key with the keys it is given and that
+    ``accept(row, id)`` (default: all); one comparison over ``keys``."""
     def propose(mine: np.ndarray) -> list[str]:
-        return [ids[i] for i in np.flatnonzero((keys == mine).any(axis=1)).tolist()]
+        rows = np.flatnonzero((keys == mine).any(axis=1)).tolist()
+        return [ids[r] for r in rows if accept is None or accept(r, ids[r])]
     return propose
 
 

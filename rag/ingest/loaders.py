@@ -954,7 +954,7 @@ class _Folder:
                ) -> set[str] | None:
         """Look again at each of ``changed`` (files or folders; gone ones too). Returns
         the files listed now that were looked at (None: the whole folder was)."""
-        self._touched: set[str] | None = set()
+        touched: set[str] | None = set()
         for path in dict.fromkeys(os.fspath(p) for p in changed):
             rel = _rel_under(source, path)
             if rel is None:
@@ -962,7 +962,7 @@ class _Folder:
             if rel == "":  # the folder itself: walk it all again
                 walked, errors = _walk(source)
                 self.__init__(walked, errors)
-                self._touched = None
+                touched = None
                 continue
             self._drop(rel)
             full = os.path.join(os.fspath(source), rel)
@@ -970,6 +970,8 @@ class _Folder:
                 walked, errors = _walk(Path(full))
                 for sub, p, fstat in walked:
                     self._add(f"{rel}/{sub}", p, fstat)
+                    if touched is not None:
+                        touched.add(f"{rel}/{sub}")
                 self.errors += [Skipped(f"{rel}/{e.path}", e.reason) for e in errors]
                 self.errors.sort(key=lambda e: e.path)
                 continue
@@ -981,8 +983,10 @@ class _Folder:
                 continue  # gone
             if stat.S_ISREG(st.st_mode):
                 self._add(rel, full, _stat_key(st))
-        touched, self._touched = self._touched, set()
-        return touched
+                if touched is not None:
+                    touched.add(rel)
+        # a later path may have dropped one (a folder walked again without it)
+        return None if touched is None else touched & self._entries.keys()
 
     def rels(self) -> list[str]:
         """The files' ids, in :meth:`walked` order (shared: do not modify)."""
@@ -999,8 +1003,6 @@ class _Folder:
         if rel not in self._entries:
             bisect.insort(self._rels, rel)
         self._entries[rel] = (rel, path, fstat)
-        if getattr(self, "_touched", None) is not None:
-            self._touched.add(rel)
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything under ``rel/`` (in sorted order those lie
