@@ -100,9 +100,11 @@ def docx_bomb(levels: int = 512 * 1024) -> bytes:
     return buf.getvalue()
 
 
-def slow_docx(mb: int = 10) -> bytes:
+def slow_docx(mb: int = 30) -> bytes:
     """A DOCX of ``mb`` MB of short paragraphs: little memory, seconds of CPU (the XML
-    parser's per-element work; ~0.25 s per MB on the 2-core development machine)."""
+    parser's per-element work; ~0.25 s per MB on the 2-core development machine, but 10
+    MB took under the test's 1 s of CPU on a faster one (AMD EPYC, 2026-12-07): 30 MB
+    leaves room)."""
     rnd = random.Random(3)
     para = b"<w:p><w:r><w:t>Slow %s paragraph text.</w:t></w:r></w:p>"
     buf = io.BytesIO()
