@@ -51,6 +51,11 @@ class View(Protocol):
 
     def article(self, row: int) -> Article: ...
 
+    def analyzer(self, row: int) -> str:
+        """The keyword analyzer the article at ``row`` was indexed with (its sentences
+        are matched with the question's terms under it: :mod:`rag.index.keyword`)."""
+        ...
+
     def idf(self, terms: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each term over the whole corpus."""
         ...

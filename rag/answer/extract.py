@@ -93,10 +93,20 @@ class Candidate:
 
 # -- evidence -----------------------------------------------------------------
 
-def _tokenize_all(texts: list[str]) -> list[list[str]]:
-    """The BM25 terms of each text (stemmed, no stop words): the same terms as
-    ``bm25s.tokenize``, without its per-call set-up (~17 ms for 90 sentences -> ~2 ms)."""
-    return [keyword_tokens(t) for t in texts]
+def _tokenize_all(texts: list[str], analyzers: list[str]) -> list[list[str]]:
+    """The BM25 terms of each text under its analyzer (stemmed, no stop words): for
+    English the same terms as ``bm25s.tokenize``, without its per-call set-up (~17 ms
+    for 90 sentences -> ~2 ms)."""
+    return [keyword_tokens(t, a) for t, a in zip(texts, analyzers)]
+
+
+def _asked(index: View, question: str, analyzer: str) -> tuple:
+    """(terms, idf, their total, common-word-discounted weights, their total): the
+    question's content terms under one analyzer and their weights."""
+    terms = question_terms(question, keyword_tokens(question, analyzer), analyzer)
+    idf = index.idf(terms)
+    core = term_weights(idf)  # common English words discounted (rag/answer/terms.py)
+    return terms, idf, sum(idf.values()) or 1.0, core, sum(core.values()) or 1.0
 
 
 def sentence_evidence(index: View, question: str, qvec: np.ndarray, hits: list[Hit]
@@ -117,18 +127,15 @@ def sentence_evidence(index: View, question: str, qvec: np.ndarray, hits: list[H
     if not rows:
         return []
     articles = {r[5]: index.article(r[5]).text for r in rows}
+    analyzer = {r[5]: index.analyzer(r[5]) for r in rows}  # each sentence is matched
+    asked = {a: _asked(index, question, a)  # with the question under its analyzer
+             for a in dict.fromkeys(analyzer.values())}
     texts = [articles[r[5]][r[3]:r[4]] for r in rows]
-    tokens = _tokenize_all([question] + texts)
-    terms = question_terms(question, tokens[0])
-    idf = index.idf(terms)
-    total = sum(idf.values()) or 1.0
-    core = term_weights(idf)  # common English words discounted (rag/answer/terms.py)
-    core_total = sum(core.values()) or 1.0
+    present = [set(t) for t in _tokenize_all(texts, [analyzer[r[5]] for r in rows])]
     n = max(index.n_chunks, 1)
     top_idf = math.log(1 + (n + 0.5) / 0.5)
     sv = np.asarray(index.sentence_vectors[[r[2] for r in rows]], dtype=np.float32)
     cos = sv @ np.asarray(qvec, dtype=np.float32)
-    present = [set(t) for t in tokens[1:]]
     per_chunk: dict[int, set] = {}
     for r, p in zip(rows, present):
         per_chunk.setdefault(r[1], set()).update(p)
@@ -137,24 +144,26 @@ def sentence_evidence(index: View, question: str, qvec: np.ndarray, hits: list[H
     kind = answer_type(question)
     q_lower = question.lower()
     out = []
-    def share(weights: dict[str, float], total: float, held: set) -> float:
-        """The weighted share of the question's terms that ``held`` contains, [0, 1]."""
-        return sum(weights[t] for t in terms if t in held) / total if terms else 0.0
-
     for i, r in enumerate(rows):
         in_passage = per_chunk[r[1]]
+        terms, idf, total, core, core_total = asked[analyzer[r[5]]]
         miss = max((idf[t] for t in terms if t not in in_passage), default=0.0)
         feats = {"cos_s": float(cos[i]), "cos_p": hits[r[0]].dense,
-                 "lex": share(idf, total, present[i]),
-                 "lex_p": share(idf, total, in_passage),
-                 "lex_c": share(core, core_total, present[i]),
-                 "lex_cp": share(core, core_total, in_passage),
+                 "lex": _share(terms, idf, total, present[i]),
+                 "lex_p": _share(terms, idf, total, in_passage),
+                 "lex_c": _share(terms, core, core_total, present[i]),
+                 "lex_cp": _share(terms, core, core_total, in_passage),
                  "miss_p": miss / top_idf, "rank": 1.0 / (1.0 + r[0]),
                  "type_miss": 0.0 if has_type(kind, texts[i], q_lower) else 1.0,
                  "heading": 1.0 if is_heading(articles[r[5]], r[3], r[4])
                  or is_fragment(articles[r[5]], r[3], r[4]) else 0.0}
         out.append((r[0], r[1], r[2], r[3], r[4], feats))
     return out
+
+
+def _share(terms: list[str], weights: dict[str, float], total: float, held: set) -> float:
+    """The weighted share of the question's ``terms`` that ``held`` contains, [0, 1]."""
+    return sum(weights[t] for t in terms if t in held) / total if terms else 0.0
 
 
 def score_sentences(index: View, question: str, qvec: np.ndarray, hits: list[Hit],

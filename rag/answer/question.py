@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-from ..index.keyword import keyword_tokens
+from ..index.keyword import ENGLISH, keyword_tokens
 
 # -- answer types -------------------------------------------------------------
 
@@ -171,19 +171,21 @@ _IMPERATIVE = re.compile(r"^\W*(name|list|give|tell|describe|explain|identify|st
 
 
 @functools.cache
-def _question_words() -> frozenset:
-    return frozenset(keyword_tokens(QUESTION_WORDS))
+def _question_words(analyzer: str = ENGLISH) -> frozenset:
+    return frozenset(keyword_tokens(QUESTION_WORDS, analyzer))
 
 
-def question_terms(question: str, tokens: list[str]) -> list[str]:
-    """The distinct content terms of ``question`` (its BM25 ``tokens`` less the words
-    that only shape the question)."""
-    skip = set(_question_words())
+def question_terms(question: str, tokens: list[str], analyzer: str = ENGLISH
+                   ) -> list[str]:
+    """The distinct content terms of ``question`` (its BM25 ``tokens`` under
+    ``analyzer``, less the words that only shape an English question: an English
+    question over a German article is read under the German analyzer too)."""
+    skip = set(_question_words(analyzer))
     for m in _AFTER_HOW.finditer(question):
-        skip.update(keyword_tokens(m.group(1)))
+        skip.update(keyword_tokens(m.group(1), analyzer))
     m = _IMPERATIVE.match(question)
     if m:
-        skip.update(keyword_tokens(m.group(1)))
+        skip.update(keyword_tokens(m.group(1), analyzer))
     return list(dict.fromkeys(t for t in tokens if t and t not in skip))
 
 

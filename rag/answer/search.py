@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..index.dense import dense_search
-from ..index.keyword import keyword_tokens
+from ..index.keyword import question_words
 
 RRF_K = 60
 # Each ranking is read this much deeper than asked and re-sorted by (score, chunk key), so
@@ -56,7 +56,7 @@ def in_order(index, ranking: list[tuple[int, float]], n: int) -> list[tuple[int,
 def keyword_search(index, words: list[str], n: int, allowed: np.ndarray | None = None,
                    stats=None) -> list[tuple[int, float]]:
     """The top ``n`` (chunk, BM25 score) for the question's terms ``words``
-    (:func:`rag.index.keyword.keyword_tokens`) among ``allowed`` (sorted chunk ids; None:
+    (:func:`rag.index.keyword.question_words`) among ``allowed`` (sorted chunk ids; None:
     all), scored with the corpus statistics ``stats`` (default: this segment's own), in
     the total order (:func:`in_order`)."""
     if not words or (allowed is not None and not len(allowed)):
@@ -100,7 +100,8 @@ def search(index, question: str, qvec: np.ndarray | None, n: int,
     the mode.
     """
     dense = ranked_dense(index, qvec, n, allowed) if mode in ("hybrid", "dense") else []
-    keyword = keyword_search(index, keyword_tokens(question), n, allowed) \
+    keyword = keyword_search(index, question_words(question, index.analyzers), n,
+                             allowed) \
         if mode in ("hybrid", "keyword") else []
     keyword_score = dict(keyword)
     fused = fuse(dense, keyword, n, lambda c: chunk_key(index, c))

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import Config
-from ..index.keyword import KeywordStats, idf_from, keyword_tokens
+from ..index.keyword import ENGLISH, KeywordStats, idf_from, question_words
 from ..index.shards import shard_of
 from ..index.segments import Version
 from ..types import Article, IndexMismatch
@@ -86,7 +86,8 @@ class ShardReader:
     def stats(self, version: str, question: str, terms: list[str] = ()) -> KeywordStats:
         """This folder's share of the BM25 statistics for the question's terms and
         ``terms`` (live passages only)."""
-        return self.index(version).stats(_stat_terms(question, terms))
+        ver = self.index(version)
+        return ver.stats(_stat_terms(question, terms, ver.analyzers))
 
     def retrieve(self, version: str, question: str, qvec, n: int, mode: str,
                  filters=None, terms: list[str] = (),
@@ -97,9 +98,9 @@ class ShardReader:
         None: this folder's own, which are the corpus's when it is the whole index);
         with filters, how many passages and articles they allow."""
         ver = self.index(version)
-        words = keyword_tokens(question)
+        words = question_words(question, ver.analyzers)
         if stats is None:
-            stats = ver.stats(_stat_terms(question, terms))
+            stats = ver.stats(_stat_terms(question, terms, ver.analyzers))
         dense, keyword, in_scope, allowed_n = [], [], 0, 0
         for p, part in enumerate(ver.parts):
             index = part.index
@@ -128,7 +129,8 @@ class ShardReader:
         for p, c in chunks:
             index = ver.parts[p].index
             row, start, end, s_lo, s_hi = (int(x) for x in index.chunks[c])
-            out.append({"article": index.article(row), "start": start, "end": end,
+            out.append({"article": index.article(row), "analyzer": index.analyzer(row),
+                        "start": start, "end": end,
                         "sentences": np.array(index.sentences[s_lo:s_hi]),
                         "sentence_vectors": np.array(index.sentence_vectors[s_lo:s_hi]),
                         "chunk_vector": np.array(index.chunk_vectors[c])})
@@ -145,8 +147,9 @@ class ShardReader:
         return self.index(version).dated()
 
 
-def _stat_terms(question: str, terms: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys([*keyword_tokens(question), *terms]))
+def _stat_terms(question: str, terms: Sequence[str], analyzers: Sequence[str]
+                ) -> list[str]:
+    return list(dict.fromkeys([*question_words(question, analyzers), *terms]))
 
 
 def _key(index, chunk: int) -> tuple[str, int]:
@@ -294,10 +297,12 @@ class GatheredView:
         self._idf = idf
         self._articles: list[Article] = []
         self._row_of: dict[str, int] = {}
+        self._analyzers: dict[int, str] = {}
         chunks, sentences, svecs, cvecs = [], [], [], []
         n_sent = 0
         for f in fetched:
             row = self._add(f["article"])
+            self._analyzers[row] = f.get("analyzer", ENGLISH)
             m = len(f["sentences"])
             chunks.append((row, f["start"], f["end"], n_sent, n_sent + m))
             sentences.append(np.asarray(f["sentences"], dtype=np.int32).reshape(-1, 2))
@@ -337,6 +342,11 @@ class GatheredView:
 
     def article(self, row: int) -> Article:
         return self._articles[row]
+
+    def analyzer(self, row: int) -> str:
+        """The keyword analyzer of a fetched passage's article (copies fetched only as
+        such are never scored: English)."""
+        return self._analyzers.get(row, ENGLISH)
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """Inverse document frequencies over the whole corpus."""

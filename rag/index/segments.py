@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Article, IndexMismatch
-from .keyword import NPY_ERRORS, KeywordStats
+from .keyword import ENGLISH, NPY_ERRORS, KeywordStats, analyzer_of
 from .store import (REBUILD_HINT, Index, IndexData, current_version, publish_version,
                     read_copies, read_manifest, read_segment, write_segment)
 
@@ -140,6 +140,12 @@ class Version:
     @property
     def n_articles(self) -> int:
         return len(self.where)
+
+    @cached_property
+    def analyzers(self) -> tuple[str, ...]:
+        """The keyword analyzers of its segments' articles besides English, sorted: a
+        question is read under these (:func:`rag.index.keyword.question_words`)."""
+        return tuple(sorted({a for part in self.parts for a in part.index.analyzers}))
 
     def stats(self, terms: list[str]) -> KeywordStats:
         """The corpus statistics of the live passages, with the document frequency of
@@ -565,7 +571,10 @@ def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any
     from .keyword import build_keyword_writer
 
     vector_index, vector_info = build_vector_index(data.chunk_vectors, dim)
-    texts = [data.articles[r].text[s:e] for r, s, e in data.chunks[:, :3].tolist()]
+    langs = [(languages or {}).get(a.id) or detect(a.text) for a in data.articles]
+    analyzers = [analyzer_of(lang) for lang in langs]
+    rows = data.chunks[:, :3].tolist()
+    texts = [data.articles[r].text[s:e] for r, s, e in rows]
     origins = manifest.get("origins", {})
     per = np.bincount(data.chunks[:, 0], minlength=len(data.articles)) if len(data.chunks) \
         else np.zeros(len(data.articles), int)
@@ -576,10 +585,22 @@ def write_data_segment(index_dir: Path, data: IndexData, manifest: dict[str, Any
                       "sentences": len(data.sentences)},
            "articles": {a.id: a.content_hash for a in data.articles},
            "origins": {a.id: origins[a.id] for a in data.articles if a.id in origins},
-           "languages": [(languages or {}).get(a.id) or detect(a.text)
-                         for a in data.articles]}
-    return write_segment(index_dir, data, seg, vector_index, build_keyword_writer(texts),
+           "languages": langs,
+           "analyzers": analyzer_rows(analyzers)}
+    return write_segment(index_dir, data, seg, vector_index,
+                         build_keyword_writer(texts, [analyzers[r] for r, _, _ in rows]),
                          {SIGNATURES: signatures_for(data.articles, signatures)})
+
+
+def analyzer_rows(analyzers: Sequence[str]) -> dict[str, list[int]]:
+    """A segment's keyword analyzers as its manifest records them: the article rows of
+    each analyzer but English ({} when all are English; segments written before
+    analyzers existed have none: all English, as they were indexed)."""
+    out: dict[str, list[int]] = {}
+    for row, a in enumerate(analyzers):
+        if a != ENGLISH:
+            out.setdefault(a, []).append(row)
+    return out
 
 
 def merge(index_dir: Path, optimize: bool = False, say=lambda m: None) -> str | None:

@@ -65,7 +65,7 @@ import numpy as np
 
 from ..types import Article, IndexMismatch, IndexMissing
 from .keyword import LOAD_ERRORS as KEYWORD_LOAD_ERRORS
-from .keyword import NPY_ERRORS
+from .keyword import ENGLISH, NPY_ERRORS
 from .keyword import load_keyword_index
 
 SCHEMA_VERSION = 3
@@ -492,6 +492,22 @@ class Index:
     @property
     def n_chunks(self) -> int:
         return len(self.chunks)
+
+    @property
+    def analyzers(self) -> tuple[str, ...]:
+        """The keyword analyzers of this segment's articles besides English, sorted."""
+        return tuple(sorted(self.manifest.get("analyzers") or ()))
+
+    def analyzer(self, row: int) -> str:
+        """The keyword analyzer the article at ``row`` was indexed with
+        (:func:`rag.index.keyword.analyzer_of` its language; "en" in a segment written
+        before analyzers existed)."""
+        of = self._memo.get("analyzers")
+        if of is None:
+            of = self._memo["analyzers"] = {
+                int(r): a for a, rows in (self.manifest.get("analyzers") or {}).items()
+                for r in rows}
+        return of.get(int(row), ENGLISH)
 
     def article(self, row: int) -> Article:
         """The article at ``row`` (cached after the first read)."""

@@ -26,9 +26,20 @@ ARTICLES = {
                                 "text": "The museum holds 4,000 paintings. It was founded by "
                                         "the merchant Ada Voss in 1887."}) + "\n",
     "market.txt": "The market sells fish, bread and cheese. It opens on Saturdays.\n",
+    # German articles have their own keyword analyzer (issue 27): each shard reads a
+    # question under the analyzers it holds, and the sums must still rank as one index
+    # (3 shards: harbour, museum, hafen | market | galerie: one mixed, one English only,
+    # one German only)
+    "hafen.txt": "Der Hafen von Kiel wurde im Jahr 1865 eröffnet. Die Fähren fahren jede "
+                 "Stunde zu den Inseln und wieder zurück.\n\nDie Fischer fahren bei "
+                 "Sonnenaufgang hinaus und kehren mittags mit ihrem Fang zurück.\n",
+    "galerie.txt": "Das Museum der Stadt besitzt viertausend Gemälde und Zeichnungen. Es "
+                    "wurde von dem Kaufmann Otto Berg gegründet, der seine Sammlung der "
+                    "Stadt schenkte.\n",
 }
 QUESTIONS = ["When did the harbour open?", "Who founded the museum?", "What does the market sell?",
-             "When does the fishing fleet sail?"]
+             "When does the fishing fleet sail?", "Wann wurde der Hafen von Kiel eröffnet?",
+             "Wer gründete das Museum der Stadt?"]
 
 
 @pytest.fixture(scope="module", params=["local", "segments", "sharded-1", "sharded-3"])
@@ -90,7 +101,8 @@ def test_retrieve_gives_hits_into_its_view_and_embeds_once(corpus, question, mod
 
 
 def test_every_implementation_ranks_as_one_index(corpus, tmp_path):
-    """Same (article, start) order and fused scores as a single index over the articles."""
+    """Same (article, start) order, fused and BM25 scores as a single index over the
+    articles."""
     c, cfg = corpus
     single = dataclasses.replace(cfg, index_dir=tmp_path / "single")
     rag.build(config=single)
@@ -99,7 +111,8 @@ def test_every_implementation_ranks_as_one_index(corpus, tmp_path):
         got = [c.retrieve(q, _embed(cfg, q, []), 5, "hybrid"),
                one.retrieve(q, _embed(single, q, []), 5, "hybrid")]
         keys = [[(r.view.article(int(r.view.chunks[h.chunk][0])).id,
-                  int(r.view.chunks[h.chunk][1]), round(h.fused, 9)) for h in r.hits]
+                  int(r.view.chunks[h.chunk][1]), round(h.fused, 9), round(h.keyword, 9))
+                 for h in r.hits]
                 for r in got]
         assert keys[0] == keys[1]
 
@@ -135,4 +148,6 @@ def test_ask_search_and_get_article_read_any_corpus(corpus):
     assert art.text[a.start:a.end] == a.text
     passages = rag.search("fishing fleet", config=cfg)
     assert passages and passages[0].article_id == "harbour.txt"
+    gegr = rag.search("Wer gründete die Sammlung?", config=cfg, retrieval="keyword")
+    assert gegr and gegr[0].article_id == "galerie.txt"  # "gegründet", "Sammlung"
     assert np.isfinite([p.score for p in passages]).all()

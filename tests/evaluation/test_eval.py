@@ -336,7 +336,7 @@ def test_passage_coverage_counts_a_sentence_shared_by_overlapping_passages():
         chunks=np.array([[0, 0, 37, 0, 2], [0, 18, 53, 2, 4]]),
         sentences=np.array(spans), n_chunks=2, idf=lambda terms: {t: 1.0 for t in terms},
         sentence_vectors=np.ones((4, 3), dtype=np.float16) / np.sqrt(3),
-        article=lambda row: SimpleNamespace(text=text))
+        article=lambda row: SimpleNamespace(text=text), analyzer=lambda row: "en")
     hits = [Hit(chunk=c, fused=1.0, dense=0.5, keyword=1.0, dense_rank=c, keyword_rank=c)
             for c in (0, 1)]
     ev = extract.sentence_evidence(index, "Delta iota?", np.ones(3) / np.sqrt(3), hits)
@@ -388,7 +388,7 @@ def test_a_heading_is_never_the_answer_while_a_sentence_is_on_offer():
         chunks=np.array([[0, 0, len(text), 0, 2]]), sentences=np.array(spans),
         idf=lambda terms: {t: 1.0 for t in terms},
         n_chunks=1, sentence_vectors=np.ones((2, 3), dtype=np.float16) / np.sqrt(3),
-        article=lambda row: SimpleNamespace(text=text))
+        article=lambda row: SimpleNamespace(text=text), analyzer=lambda row: "en")
     hits = [Hit(chunk=0, fused=1.0, dense=0.5, keyword=1.0, dense_rank=0, keyword_rank=0)]
     ev = extract.sentence_evidence(index, "What is DeepSeek?", np.ones(3) / np.sqrt(3), hits)
     by_quote = {text[a:b]: f for *_, a, b, f in ev}

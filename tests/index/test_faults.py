@@ -101,9 +101,9 @@ for owner in (ix, sg):
 hook(ix, "merge")
 hook(sg, "write_segment")
 real_keyword_writer = kw.build_keyword_writer
-def keyword_writer(texts):  # indexing the passages, then writing the postings (terms/)
+def keyword_writer(texts, analyzers=None):  # indexing the passages, then writing the postings (terms/)
     event("keyword_index>")
-    write = real_keyword_writer(texts)
+    write = real_keyword_writer(texts, analyzers)
     event("keyword_index<")
     def write_terms(folder):
         event("write_terms>")
@@ -868,8 +868,8 @@ def _fail_json(name, nth=1):
 
 
 def _keyword_full(real):
-    def build_keyword_writer(texts):
-        real(texts)  # the postings are built, then writing them fails half-way
+    def build_keyword_writer(texts, analyzers=None):
+        real(texts, analyzers)  # the postings are built, then writing them fails half-way
 
         def write(folder):
             folder.mkdir()
