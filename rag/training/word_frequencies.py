@@ -1,4 +1,4 @@
-"""Write the general-English term frequencies the answer evidence discounts common words by.
+"""Write the term frequencies the answer evidence discounts common words by.
 
     pip install wordfreq==3.1.1      # only here; nothing at question time needs it
     python -m rag.training.word_frequencies [--words 100000] [--out rag/models/wordfreq]
@@ -11,6 +11,12 @@ added to it, so ``say``, ``says`` and ``saying`` count together as ``say``. Writ
 ``stems-en.tsv.gz`` (``term<TAB>frequency``, sorted by term; gzip with a fixed mtime, so the
 bytes are reproducible), with ``WORDFREQ.json`` (source, settings, sha256), checked on load
 by :mod:`rag.answer.terms`. Numbers are left out (a number in a question keeps its weight).
+
+The same for every other language with a keyword analyzer that wordfreq has (issue 27;
+:data:`rag.index.keyword.LATIN_STEMMERS`, Norwegian as wordfreq's "nb"; 16 of 18): its
+words more frequent than :data:`MIN_FREQ`, under that analyzer's prefixed terms, in
+``stems-latin.tsv.gz`` (rarer words would keep ~all their weight anyway: the discount at
+2e-6 is 0.92, at 1e-6 none).
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ import json
 import sys
 from pathlib import Path
 
-from rag.answer.terms import TABLE, WORDFREQ_DIR
-from rag.index.keyword import keyword_tokens
+from rag.answer.terms import LATIN_TABLE, TABLE, WORDFREQ_DIR
+from rag.index.keyword import LATIN_STEMMERS, keyword_tokens
 from rag.index.store import file_sha256
 
 
@@ -38,26 +44,58 @@ def main(argv: list[str] | None = None) -> int:
         import wordfreq
     except ImportError:
         p.error("needs wordfreq: pip install wordfreq==3.1.1")
+    english = _frequencies(wordfreq, "en", "en", args.words, 0.0)
+    available = set(wordfreq.available_languages())
+    others: dict[str, dict[str, float]] = {}
+    for code in LATIN_STEMMERS:
+        lang = _WORDFREQ_CODES.get(code, code)
+        if lang in available:
+            others[code] = _frequencies(wordfreq, lang, code, args.words, MIN_FREQ)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write(args.out / TABLE, english)
+    _write(args.out / LATIN_TABLE, {t: f for table in others.values()
+                                    for t, f in table.items()})
+    meta = {"name": "term-frequencies",
+            "source": f"wordfreq {importlib.metadata.version('wordfreq')}",
+            "licence": "CC BY-SA 4.0 (wordfreq's data; Robyn Speer)",
+            "words": args.words, "terms": len(english),
+            "other_languages": {code: len(t) for code, t in others.items()},
+            "min_frequency_other_languages": MIN_FREQ,
+            "command": "python -m rag.training.word_frequencies",
+            "sha256": {TABLE: file_sha256(args.out / TABLE),
+                       LATIN_TABLE: file_sha256(args.out / LATIN_TABLE)}}
+    (args.out / "WORDFREQ.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+MIN_FREQ = 2e-6  # other languages: words rarer than this are left out (see above)
+_WORDFREQ_CODES = {"no": "nb"}  # an analyzer's code -> wordfreq's language code
+
+
+def _frequencies(wordfreq, lang: str, analyzer: str, words: int, least: float
+                 ) -> dict[str, float]:
+    """BM25 term (under ``analyzer``) -> the summed frequency of the ``words`` most
+    frequent words of wordfreq's ``lang`` that have it, those above ``least`` only."""
     freq: dict[str, float] = {}
-    for word in wordfreq.top_n_list("en", args.words):
-        terms = keyword_tokens(word)
-        if len(terms) == 1 and not any(ch.isdigit() for ch in terms[0]):
-            freq[terms[0]] = freq.get(terms[0], 0.0) + wordfreq.word_frequency(word, "en")
+    for word in wordfreq.top_n_list(lang, words):
+        f = wordfreq.word_frequency(word, lang)
+        if least and f <= least:
+            break  # the list is in order of frequency
+        terms = keyword_tokens(word, analyzer)
+        if len(terms) == 1 and not any(ch.isdigit() for ch in terms[0]) and (
+                analyzer == "en" or terms[0].startswith(analyzer + ":")):  # its own only
+            freq[terms[0]] = freq.get(terms[0], 0.0) + f
+    return freq
+
+
+def _write(path: Path, freq: dict[str, float]) -> None:
+    """``term<TAB>frequency`` lines sorted by term, gzip with a fixed mtime."""
     lines = "".join(f"{t}\t{f:.3g}\n" for t, f in sorted(freq.items()))
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as g:
         g.write(lines.encode("utf-8"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / TABLE).write_bytes(buf.getvalue())
-    meta = {"name": "english-term-frequencies",
-            "source": f"wordfreq {importlib.metadata.version('wordfreq')}",
-            "licence": "CC BY-SA 4.0 (wordfreq's data; Robyn Speer)",
-            "words": args.words, "terms": len(freq),
-            "command": "python -m rag.training.word_frequencies",
-            "sha256": {TABLE: file_sha256(args.out / TABLE)}}
-    (args.out / "WORDFREQ.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(json.dumps(meta, indent=1))
-    return 0
+    path.write_bytes(buf.getvalue())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Question-term weights: IDF discounted for words common in English (rag/answer/terms.py)."""
+"""Question-term weights: IDF discounted for words common in their language
+(rag/answer/terms.py): English, and the languages with their own keyword analyzer."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.terms import (RARE, TABLE, WORDFREQ_DIR, english_frequencies,
-                              generality_discount, term_weights)
+from rag.answer.terms import (LATIN_TABLE, RARE, TABLE, WORDFREQ_DIR, english_frequencies,
+                              frequencies, generality_discount, term_weights)
 from rag.index.keyword import keyword_tokens
 from rag.types import IndexMismatch
 
@@ -27,13 +28,29 @@ def test_the_table_is_checked_and_holds_the_bm25_terms():
     assert freqs["say"] > freqs["analyst"] > RARE
 
 
-def test_a_tampered_table_is_refused(tmp_path: Path):
+@pytest.mark.parametrize("table", [TABLE, LATIN_TABLE])
+def test_a_tampered_table_is_refused(tmp_path: Path, table: str):
     folder = tmp_path / "wordfreq"
     shutil.copytree(WORDFREQ_DIR, folder)
-    with gzip.open(folder / TABLE, "wt", encoding="utf-8") as f:
+    with gzip.open(folder / table, "wt", encoding="utf-8") as f:
         f.write("say\t1e-9\n")
     with pytest.raises(IndexMismatch, match="checksum"):
-        english_frequencies.__wrapped__(folder)
+        frequencies.__wrapped__(folder)
+
+
+def test_other_languages_have_their_own_common_words():
+    freqs = frequencies()
+    meta = json.loads((WORDFREQ_DIR / "WORDFREQ.json").read_text())
+    assert len(freqs) == meta["terms"] + sum(meta["other_languages"].values())
+    assert set(meta["other_languages"]) >= {"de", "es", "ro", "tr"}
+    d = {(w, a): generality_discount(keyword_tokens(w, a)[0], freqs)
+         for w, a in (("sagte", "de"), ("Mannschaft", "de"), ("Verteidigung", "de"),
+                      ("Kawann", "de"), ("dijo", "es"), ("echipa", "ro"), ("dedi", "tr"))}
+    assert d["Kawann", "de"] == 1.0  # a name keeps its weight
+    assert d["sagte", "de"] < d["Mannschaft", "de"] < d["Verteidigung", "de"] < 1.0
+    assert max(d["dijo", "es"], d["echipa", "ro"], d["dedi", "tr"]) < 0.8
+    # the English and prefixed terms never meet: English weights are as before
+    assert all(":" in t for t in set(freqs) - set(english_frequencies()))
 
 
 def test_common_words_weigh_less_and_names_and_numbers_keep_their_weight():
