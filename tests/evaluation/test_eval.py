@@ -179,6 +179,17 @@ def test_question_terms_drop_only_the_words_that_shape_the_question():
     assert terms("How long is the Rhine?") == ["rhine"]
     assert "long" in terms("Which long river flows through Basel?")
     assert "who" not in terms("Who won?") and "won" in terms("Who won?")
+    # other scripts' question words (XQuAD's Panthers question in each)
+    assert terms("Сколько очков пропустила защита Пантер?") == ["очк", "пропуст", "защит",
+                                                                "пантер"]
+    assert terms("Πόσους πόντους έδωσε η άμυνα των Πάνθηρων;") == ["ποντ", "εδωσ", "αμυν",
+                                                                    "πανθηρ"]
+    assert "كم" not in terms("كم عدد النقاط التي تخلى عنها دفاع الفهود؟")
+    assert terms("पैंथर्स की डिफ़ेंस ने कितने अंक दिए?") == ["पैंथर्स", "डिफ़ेंस", "अंक"]
+    # and under a Latin language's analyzer (its own question words are stop words)
+    assert question.question_terms("Wie viele Punkte?", keyword_tokens("Wie viele Punkte?",
+                                                                        "de"), "de") == \
+        ["de:punkt"]
 
 
 def _cand(sentence, score, chunk=0, type_miss=0.0, start=None):
