@@ -1,7 +1,8 @@
 """How much a question term says about which sentence answers: its rarity in the indexed
 passages (BM25's IDF), discounted when the word is common in its language at large
-(English; and the languages with their own keyword analyzer, whose terms are prefixed:
-``stems-latin.tsv.gz``, issue 27).
+(English; and, issue 27, the languages with their own keyword analyzer, whose terms are
+prefixed, and Arabic, Russian, Greek and Hindi, whose stems are in their own script:
+``stems-other.tsv.gz``).
 
 Why: the IDF of a small folder is a poor guide. In the one-article seed index a word no
 passage holds gets the highest weight there is, so a reader's own "say", "call", "need"
@@ -24,8 +25,8 @@ unanswerable ones still abstained; development set, whole pipeline CV by article
 4.6 / 13.8 / 94.0 % (fast path: 0.793 -> 0.790, 4.3 / 11.9 / 92.4 -> 4.5 / 12.5 /
 94.6 %).
 
-The tables are read once per process (~63k English terms, 0.05 s; ~209k of 16 other
-languages, 0.2 s more, only once a question is read under their analyzers) and checked
+The tables are read once per process (~63k English terms, 0.05 s; ~260k of 20 other
+languages, 0.25 s more, only once a question term is prefixed or not ASCII) and checked
 against their sha256. Pure functions otherwise; thread-safe.
 """
 
@@ -43,7 +44,8 @@ from ..types import IndexMismatch
 
 WORDFREQ_DIR = Path(__file__).resolve().parents[1] / "models" / "wordfreq"
 TABLE = "stems-en.tsv.gz"
-LATIN_TABLE = "stems-latin.tsv.gz"  # prefixed terms ("de:punkt") of rag.index.keyword's analyzers
+# the other languages' terms: prefixed ("de:punkt") or in another script ("пантер")
+OTHER_TABLE = "stems-other.tsv.gz"
 RARE = 1e-6  # one per million words (wordfreq Zipf 3): rarer words keep their full weight
 PASSAGE_WORDS = 150  # words in a passage of ~200 word pieces (Config.chunk_tokens)
 _RARE_IDF = math.log1p(1.0 / (PASSAGE_WORDS * RARE))  # what a RARE word's discount divides by
@@ -57,9 +59,10 @@ def english_frequencies(folder: Path = WORDFREQ_DIR) -> Mapping[str, float]:
 
 @functools.cache
 def frequencies(folder: Path = WORDFREQ_DIR) -> Mapping[str, float]:
-    """BM25 term -> its frequency per word in its language: English terms and the
-    prefixed terms of the other analyzers, in one mapping (they never collide)."""
-    return {**english_frequencies(folder), **_read_table(folder, LATIN_TABLE)}
+    """BM25 term -> its frequency per word in its language: English terms, the prefixed
+    terms of the other analyzers and the stems of the other scripts, in one mapping (the
+    few English-list words in other scripts take their own language's frequency)."""
+    return {**english_frequencies(folder), **_read_table(folder, OTHER_TABLE)}
 
 
 def _read_table(folder: Path, name: str) -> dict[str, float]:
@@ -87,6 +90,7 @@ def generality_discount(term: str, freqs: Mapping[str, float]) -> float:
 
 def term_weights(idf: Mapping[str, float]) -> dict[str, float]:
     """Each term's IDF times its :func:`generality_discount`."""
-    # the other languages' table (~0.2 s to read) only once a prefixed term is asked
-    freqs = frequencies() if any(":" in t for t in idf) else english_frequencies()
+    # the other languages' table (~0.25 s to read) only once such a term is asked
+    freqs = frequencies() if any(":" in t or not t.isascii() for t in idf) \
+        else english_frequencies()
     return {t: v * generality_discount(t, freqs) for t, v in idf.items()}

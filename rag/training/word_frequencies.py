@@ -14,9 +14,12 @@ by :mod:`rag.answer.terms`. Numbers are left out (a number in a question keeps i
 
 The same for every other language with a keyword analyzer that wordfreq has (issue 27;
 :data:`rag.index.keyword.LATIN_STEMMERS`, Norwegian as wordfreq's "nb"; 16 of 18): its
-words more frequent than :data:`MIN_FREQ`, under that analyzer's prefixed terms, in
-``stems-latin.tsv.gz`` (rarer words would keep ~all their weight anyway: the discount at
-2e-6 is 0.92, at 1e-6 none).
+words more frequent than :data:`MIN_FREQ`, under that analyzer's prefixed terms; and for
+Arabic, Russian, Greek and Hindi (:data:`SCRIPTS`), their words' stems in their own
+script (the terms every analyzer gives them). All in ``stems-other.tsv.gz`` (rarer words
+would keep ~all their weight anyway: the discount at 2e-6 is 0.92, at 1e-6 none).
+Chinese and Thai are indexed as character pairs, not words, and Vietnamese words are
+English-analyzed Latin syllables: they have none.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import gzip
 import importlib.metadata
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
-from rag.answer.terms import LATIN_TABLE, TABLE, WORDFREQ_DIR
+from rag.answer.terms import OTHER_TABLE, TABLE, WORDFREQ_DIR
 from rag.index.keyword import LATIN_STEMMERS, keyword_tokens
 from rag.index.store import file_sha256
 
@@ -51,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         lang = _WORDFREQ_CODES.get(code, code)
         if lang in available:
             others[code] = _frequencies(wordfreq, lang, code, args.words, MIN_FREQ)
+    for lang, script in SCRIPTS.items():
+        others[lang] = _frequencies(wordfreq, lang, "en", args.words, MIN_FREQ,
+                                    re.compile(script))
     args.out.mkdir(parents=True, exist_ok=True)
     _write(args.out / TABLE, english)
-    _write(args.out / LATIN_TABLE, {t: f for table in others.values()
+    _write(args.out / OTHER_TABLE, {t: f for table in others.values()
                                     for t, f in table.items()})
     meta = {"name": "term-frequencies",
             "source": f"wordfreq {importlib.metadata.version('wordfreq')}",
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "min_frequency_other_languages": MIN_FREQ,
             "command": "python -m rag.training.word_frequencies",
             "sha256": {TABLE: file_sha256(args.out / TABLE),
-                       LATIN_TABLE: file_sha256(args.out / LATIN_TABLE)}}
+                       OTHER_TABLE: file_sha256(args.out / OTHER_TABLE)}}
     (args.out / "WORDFREQ.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(json.dumps(meta, indent=1))
     return 0
@@ -71,20 +78,25 @@ def main(argv: list[str] | None = None) -> int:
 
 MIN_FREQ = 2e-6  # other languages: words rarer than this are left out (see above)
 _WORDFREQ_CODES = {"no": "nb"}  # an analyzer's code -> wordfreq's language code
+# languages whose words keep their script's terms under every analyzer: their script
+SCRIPTS = {"ar": "[\u0600-\u06FF\u0750-\u077F]", "ru": "[\u0400-\u04FF]",
+           "el": "[\u0370-\u03FF\u1F00-\u1FFF]", "hi": "[\u0900-\u097F]"}
 
 
-def _frequencies(wordfreq, lang: str, analyzer: str, words: int, least: float
-                 ) -> dict[str, float]:
+def _frequencies(wordfreq, lang: str, analyzer: str, words: int, least: float,
+                 script: re.Pattern | None = None) -> dict[str, float]:
     """BM25 term (under ``analyzer``) -> the summed frequency of the ``words`` most
-    frequent words of wordfreq's ``lang`` that have it, those above ``least`` only."""
+    frequent words of wordfreq's ``lang`` that have it, those above ``least`` only;
+    with ``script``, only terms that begin in it."""
     freq: dict[str, float] = {}
     for word in wordfreq.top_n_list(lang, words):
         f = wordfreq.word_frequency(word, lang)
         if least and f <= least:
             break  # the list is in order of frequency
         terms = keyword_tokens(word, analyzer)
-        if len(terms) == 1 and not any(ch.isdigit() for ch in terms[0]) and (
-                analyzer == "en" or terms[0].startswith(analyzer + ":")):  # its own only
+        own = script.match(terms[0]) if script is not None and terms else \
+            analyzer == "en" or bool(terms) and terms[0].startswith(analyzer + ":")
+        if len(terms) == 1 and own and not any(ch.isdigit() for ch in terms[0]):
             freq[terms[0]] = freq.get(terms[0], 0.0) + f
     return freq
 
