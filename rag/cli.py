@@ -23,7 +23,7 @@ import os
 import sys
 import textwrap
 
-from .config import RETRIEVAL_MODES
+from .config import RETRIEVAL_MODES, warn_unknown_env
 from .types import FILTER_HELP, NO_ANSWER, describe_date
 
 
@@ -112,6 +112,7 @@ def ask_main(argv: list[str] | None = None) -> int:
     scope.add_argument("--no-dates", action="store_true",
                        help="do not turn time words in the question into a date filter")
     args = parser.parse_args(argv)
+    warn_unknown_env("rag-ask")
 
     from .answer.pipeline import ask
     from .config import Config
@@ -188,6 +189,7 @@ def build_main(argv: list[str] | None = None) -> int:
                      help="with --remove-feed: delete its articles too; alone: delete the "
                           "articles of items that have left their feeds")
     args = parser.parse_args(argv)
+    warn_unknown_env("rag-build")
 
     from .config import Config
     from .index.build import build

@@ -23,6 +23,9 @@ RETRIEVAL_MODES = ("hybrid", "dense", "keyword")
 RETRIEVAL_HINT = "retrieval must be 'hybrid', 'dense' or 'keyword'"
 
 _ENV_ALIASES = {"index_dir": "RAG_INDEX"}
+# RAG_* variables read outside Config: the cache folder (cache_root), PyTorch's index for
+# scripts/install, and two that only tests read
+OTHER_ENV = frozenset({"RAG_CACHE", "RAG_TORCH_INDEX", "RAG_LOAD_REPORT", "RAG_UPDATE_GOLDEN"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,24 @@ class Config:
         cfg.validate()
         return cfg
 
+    @classmethod
+    def unknown_env(cls, env: dict[str, str] | None = None) -> list[str]:
+        """A message for each ``RAG_*`` environment variable that is no setting (a typo
+        of ``RAG_INDEX`` would otherwise be ignored without a word), with the closest
+        setting's name when there is one; the entry points print them."""
+        import difflib
+
+        env = os.environ if env is None else env
+        known = {_ENV_ALIASES.get(f.name, "RAG_" + f.name.upper()) for f in fields(cls)}
+        known |= OTHER_ENV
+        out = []
+        for key in sorted(k for k in env if k.startswith("RAG_") and k not in known):
+            close = difflib.get_close_matches(key[4:], sorted(k[4:] for k in known), n=1,
+                                              cutoff=0.6)  # names without "RAG_"
+            out.append(f"{key} is not a setting and is ignored"
+                       + (f" (did you mean RAG_{close[0]}?)" if close else ""))
+        return out
+
     def replace(self, **changes: Any) -> "Config":
         cfg = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
         cfg.validate()
@@ -188,6 +209,15 @@ def check_token_rules(token: str | None) -> None:
     if token != token.strip() or any(c.isspace() or not c.isprintable() for c in token):
         raise RagError("RAG_API_TOKEN must not contain spaces or control characters "
                        "(clients send it in a header)")
+
+
+def warn_unknown_env(prog: str) -> None:
+    """Print :meth:`Config.unknown_env`'s messages to stderr, for the entry points (the
+    CLI, the server, MCP: stdout may be a protocol)."""
+    import sys
+
+    for message in Config.unknown_env():
+        print(f"{prog}: warning: {message}", file=sys.stderr)
 
 
 def cache_root() -> Path:

@@ -77,7 +77,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from ..config import Config
+from ..config import Config, warn_unknown_env
 from ..types import FILTER_HELP, NO_ANSWER, RagError
 from .errors import error_kind
 
@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", help="the index folder (default: $RAG_INDEX or index/)")
     parser.add_argument("--source", help="the articles folder (default: $RAG_SOURCE or seeds/)")
     args = parser.parse_args(argv)
+    warn_unknown_env("rag-mcp")
     try:
         import mcp.server.mcpserver  # noqa: F401
     except ImportError:

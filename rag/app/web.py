@@ -40,7 +40,7 @@ import hmac
 import sys
 import threading
 
-from ..config import Config
+from ..config import Config, warn_unknown_env
 from ..types import RagError
 
 
@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="poll the remembered RSS/Atom feeds every INTERVAL "
                              "(e.g. 30m, 2h; at least 1m)")
     args = parser.parse_args(argv)
+    warn_unknown_env("rag-serve")
     try:
         cfg = Config.from_env(source=args.source, index_dir=args.index, host=args.host,
                               port=args.port)
