@@ -105,7 +105,7 @@ def _asked(index: View, question: str, analyzer: str) -> tuple:
     question's content terms under one analyzer and their weights."""
     terms = question_terms(question, keyword_tokens(question, analyzer), analyzer)
     idf = index.idf(terms)
-    core = term_weights(idf)  # common English words discounted (rag/answer/terms.py)
+    core = term_weights(idf)  # common words of its language discounted (answer/terms.py)
     return terms, idf, sum(idf.values()) or 1.0, core, sum(core.values()) or 1.0
 
 

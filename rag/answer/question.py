@@ -192,8 +192,9 @@ def _question_words(analyzer: str = ENGLISH) -> frozenset:
 def question_terms(question: str, tokens: list[str], analyzer: str = ENGLISH
                    ) -> list[str]:
     """The distinct content terms of ``question`` (its BM25 ``tokens`` under
-    ``analyzer``, less the words that only shape an English question: an English
-    question over a German article is read under the German analyzer too)."""
+    ``analyzer``, less the words that only shape a question: English ones, also under
+    another analyzer, as an English question over a German article is read under the
+    German analyzer too, and those of :data:`SCRIPT_QUESTION_WORDS`)."""
     skip = set(_question_words(analyzer))
     for m in _AFTER_HOW.finditer(question):
         skip.update(keyword_tokens(m.group(1), analyzer))

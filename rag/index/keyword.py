@@ -405,10 +405,10 @@ class KeywordIndex:
         frequency of each of ``terms`` among them."""
         df = {}
         for t in dict.fromkeys(terms):
-            if t not in self.vocab:  # most of a question's terms under other analyzers
+            docs, _ = self.postings(t)
+            if not len(docs):  # most of a question's terms under other analyzers
                 df[t] = 0
                 continue
-            docs, _ = self.postings(t)
             df[t] = int(len(docs) if live is None else np.count_nonzero(live[docs]))
         if live is None:
             return KeywordStats(self.n_docs, int(np.sum(self.lengths, dtype=np.int64)), df)
@@ -424,8 +424,6 @@ class KeywordIndex:
             return out
         avg = stats.avg_len
         for t in terms:
-            if t not in self.vocab:
-                continue
             docs, tf = self.postings(t)
             if not len(docs):
                 continue

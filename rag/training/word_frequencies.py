@@ -94,10 +94,13 @@ def _frequencies(wordfreq, lang: str, analyzer: str, words: int, least: float,
         if least and f <= least:
             break  # the list is in order of frequency
         terms = keyword_tokens(word, analyzer)
-        own = script.match(terms[0]) if script is not None and terms else \
-            analyzer == "en" or bool(terms) and terms[0].startswith(analyzer + ":")
-        if len(terms) == 1 and own and not any(ch.isdigit() for ch in terms[0]):
-            freq[terms[0]] = freq.get(terms[0], 0.0) + f
+        if len(terms) != 1 or any(ch.isdigit() for ch in terms[0]):
+            continue
+        term = terms[0]
+        own = script.match(term) if script is not None else \
+            analyzer == "en" or term.startswith(analyzer + ":")
+        if own:  # the language's own terms only
+            freq[term] = freq.get(term, 0.0) + f
     return freq
 
 
