@@ -227,11 +227,12 @@ def watching(src: Path, index: Path, first: int, texts_dir: str) -> list[dict]:
     build that walks the folder (nothing changed), the Updater's warm-up, then each
     change built with the paths it touched (``rag.build(changed=...)``, what the watcher
     reports). Peak RSS is the process's so far."""
-    from rag.app.watch import warm_up
+    from rag.app.watch import settle_memory, warm_up
 
     rag, cfg, texts = _setup(src, index, texts_dir)
     rows = [{**measure(rag, cfg, "add:0"), "change": "first build in the process"}]
     warm_up(cfg)  # what a starting Updater does in a thread of its own
+    settle_memory()  # and after a build that walked the folder
     for change in WATCHING:
         touched = apply(src, change, first, texts)
         first += int(change.split(":")[1])

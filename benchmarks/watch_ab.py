@@ -40,6 +40,8 @@ def child(src: Path, index: Path, first: int, changes: int, news: str) -> list[f
         watch.warm_up(cfg)
     else:  # code from before the warm-up took the config
         watch.warm_up()
+    if hasattr(watch, "settle_memory"):  # what the Updater does after a walk
+        watch.settle_memory()
     out = []
     for i in range(changes):
         touched = apply(src, "add:1", first + i, texts)

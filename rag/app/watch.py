@@ -225,6 +225,8 @@ class Updater:
             self._log(f"rag: the index was not updated (unexpected error): {exc!r}")
             self._set(error=f"unexpected error: {exc!r}", ran=True)
             return
+        if changed is None:
+            settle_memory()
         if report.changed:
             self._log("rag: index updated\n" + report.summary())
         before = set(self.status.skipped)
@@ -277,6 +279,23 @@ def warm_up(cfg: Config | None = None) -> None:
             from ..index.segments import warm_band_keys
 
             warm_band_keys(Path(cfg.index_dir))  # never raises
+
+
+def settle_memory() -> None:
+    """After a build that walked the folder: collect, then move every object this
+    process holds out of the garbage collector's later passes (``gc.freeze``). Such a
+    build leaves the folder's loaded state (a few objects per article) for the life of
+    the process, and a full collection then walks all of it: ~0.35 s inside some
+    later one-article build at 100k articles (measured with ``gc.callbacks``). Objects
+    dropped later are still freed (by reference counting; the loaded state holds no
+    cycles). Never raises."""
+    import gc
+
+    try:
+        gc.collect()
+        gc.freeze()
+    except Exception:  # noqa: BLE001 - a tuning step, not a correctness one
+        pass
 
 
 def skips_of(report: BuildReport, before: tuple[Fetched, ...] = ()

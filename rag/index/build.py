@@ -31,7 +31,7 @@ from .keyword import KEYWORD_TERMS
 from ..ingest.sandbox import reader_for, reading
 from ..types import (BuildError, BuildReport, Fetched, Folded, IndexMismatch, RagError,
                      IndexMissing)
-from .segments import Layout, entry_of, merge, read_layout, write_data_segment
+from .segments import Layout, Lookup, entry_of, merge, read_layout, write_data_segment
 from .store import (IndexData, check_compatible, collect_garbage, copy_files_for, is_cluster,
                     publish_version, read_copies)
 
@@ -106,7 +106,7 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
         embedder = get_embedder(cfg)
         settings = recorded_settings(cfg)
         old = None if rebuild else previous_layout(out, embedder, settings, say)
-        added, updated, unchanged, removed = compare(articles, old.hashes() if old else {})
+        added, updated, unchanged, removed = compare_loaded(loaded, old)
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(removed),
                       skipped=tuple(skipped), fetched=tuple(fetched))
@@ -115,26 +115,28 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
             if optimize:
                 step("writing", 0, 0)
                 version = merge(out, optimize=True, say=say) or version
+            loaded.published(version)
             step("done", 0, 0)
             return BuildReport(**report, articles=len(articles),
                                chunks=int(old.manifest["counts"]["chunks"]),
                                seconds=time.perf_counter() - started, version=version,
                                wrote=version != old.manifest["version"])
 
-        moved = {*added, *updated}  # in corpus order, picked in C (not a loop per article)
-        fresh = list(map(loaded.full, itertools.compress(
-            articles, map(moved.__contains__, map(_ID, articles)))))
+        fresh = loaded.pick({*added, *updated})  # in corpus order
         languages = _languages_meanwhile(fresh)
         new_parts, n_embedded = embed(fresh, embedder, cfg, progress, step)
         copies, signatures = copies_stage(
             articles, cfg, [(out, old)] if old else (), {a.id for a in fresh},
-            prior_copies(old.manifest, out) if old else None, loaded.full)
+            prior_copies(old.manifest, out) if old else None, loaded.full,
+            order=loaded.order, lookup=loaded.article, complete=True)
         step("writing", 0, 0)
         version, chunks = publish_update(out, old, articles, fresh, new_parts, copies,
                                          embedder, settings, src, loaded.files, say,
-                                         signatures, languages())
+                                         signatures, languages(), removed=removed,
+                                         order=loaded.order)
         if optimize or cfg.merge:
             version = merge(out, optimize=optimize, say=say) or version
+        loaded.published(version)
         step("done", 0, 0)
         return BuildReport(**report, articles=len(articles), chunks=chunks,
                            embedded_chunks=n_embedded, seconds=time.perf_counter() - started,
@@ -145,30 +147,30 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
                    new_parts: dict, copies: dict[str, tuple[str, float]], embedder: Embedder,
                    settings: dict, src: Path, files: dict[str, str], say,
                    signatures: dict[str, np.ndarray] | None = None,
-                   languages: dict[str, str] | None = None) -> tuple[str, int]:
+                   languages: dict[str, str] | None = None, *,
+                   removed: Sequence[str] = (),
+                   order: Mapping[str, object] | None = None) -> tuple[str, int]:
     """Publish the version of ``articles`` (in corpus order) over ``old``: one new
     segment of the ``fresh`` articles (new or changed; embedded in ``new_parts``; their
     ``languages`` by id, detected when missing), the old segments with the rows of
-    changed and removed articles marked deleted, and the syndicated-copy groups of
-    ``copies``. Returns (version name, live passages)."""
-    fresh_ids = set(map(_ID, fresh))
+    changed and ``removed`` articles (live in ``old``, gone from ``articles``) marked
+    deleted, and the syndicated-copy groups of ``copies`` (each sorted by ``order``:
+    id -> a corpus-order key; default the place in ``articles``). Returns (version
+    name, live passages). Costs what changed: the rows to delete are looked up one by
+    one (:meth:`Layout.locate`), not from a map of every live article."""
     entries, deleted, live_chunks = [], {}, 0
     if old is not None:
-        where = old.live()
         dead_of = [set(d.tolist()) for d in old.deleted]
-        # every live old id is still here when the counts add up (new ones aside): then
-        # the gone ones need no set of all ids (~10 ms at 100k)
-        n_new = len(fresh_ids - where.keys())
-        gone = set() if len(where) == len(articles) - n_new else \
-            where.keys() - set(map(_ID, articles))
-        for aid in gone | (where.keys() & fresh_ids):  # set ops, in C
-            p, row = where[aid]
-            dead_of[p].add(row)
-        for seg, dead in zip(old.segments, dead_of):
+        for aid in itertools.chain(removed, map(_ID, fresh)):
+            at = old.locate(aid)
+            if at is not None:
+                dead_of[at[0]].add(at[1])
+        for p, (seg, dead) in enumerate(zip(old.segments, dead_of)):
             rows = np.array(sorted(dead), dtype=np.int32)
             if len(rows) == seg["counts"]["articles"]:
                 continue  # nothing live: the version drops it
-            entry = entry_of(seg["segment"], seg, rows)
+            entry = entry_of(seg["segment"], seg, rows, _entry_named(old, seg["segment"]),
+                             old.deleted[p])
             live_chunks += entry["live_chunks"]
             entries.append(entry)
             if len(rows):
@@ -181,7 +183,7 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
         entry = entry_of(name, seg, np.zeros(0, dtype=np.int32))
         live_chunks += len(data.chunks)
         entries.append(entry)
-    groups = copy_manifest(articles, copies)
+    groups = copy_manifest(articles, copies, order)
     manifest = {"model": embedder.model_id, "dim": embedder.dim, "settings": settings,
                 "source": str(src), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "counts": {"articles": len(articles), "chunks": live_chunks},
@@ -190,6 +192,12 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
                                              groups["copy_groups"], groups["copy_similarity"]),
                 "last_merge": old.manifest.get("last_merge") if old else None}
     return publish_version(out, manifest, deleted), live_chunks
+
+
+def _entry_named(layout: Layout, name: str) -> dict | None:
+    """The live version's entry for the segment ``name``, if it lists it."""
+    return next((e for e in layout.manifest.get("segments", ()) if e.get("name") == name),
+                None)
 
 
 def _languages_meanwhile(articles: Sequence) -> Callable[[], dict[str, str]]:
@@ -267,7 +275,9 @@ def recorded_settings(cfg: Config) -> dict:
 def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path, Layout]] = (),
                  fresh_ids: set[str] | None = None,
                  prior: dict[str, tuple[str, float]] | None = None,
-                 full=lambda article: article
+                 full=lambda article: article, *,
+                 order: Mapping[str, object] | None = None,
+                 lookup: Callable[[str], object] | None = None, complete: bool = False
                  ) -> tuple[dict[str, tuple[str, float]], dict[str, np.ndarray]]:
     """Syndicated copies over all ``articles`` (corpus order): (id -> (representative id,
     similarity), the MinHash of each article computed here, by id). Incremental: the
@@ -276,12 +286,25 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     went are folded against the representatives, whose signatures come from their
     segments (``previous``: each index folder and its layout); ``full(article)`` gives
     an article with its text (:meth:`rag.ingest.loaders.Loaded.full`: only the articles
-    compared are read). None when ``cfg.fold_copies`` is off."""
+    compared are read). None when ``cfg.fold_copies`` is off.
+
+    A watched build passes what its load keeps (:class:`~rag.ingest.loaders.Loaded`):
+    ``order`` (id -> corpus-order key, default the place in ``articles``), ``lookup``
+    (id -> article) and ``complete`` (every article but ``fresh_ids`` is live in
+    ``previous``, as :func:`compare` makes it): then nothing here is a pass over the
+    whole corpus."""
     if not cfg.fold_copies:
         return {}, {}
     from .copies import band_keys, fold, minhash, proposer, shingles
 
-    position = dict(zip(map(_ID, articles), itertools.count()))
+    position: Mapping[str, object]
+    if order is None or lookup is None:
+        position = dict(zip(map(_ID, articles), itertools.count()))
+
+        def lookup(aid: str):
+            return articles[position[aid]]
+    else:
+        position = order
     fresh = set(position) if fresh_ids is None else set(fresh_ids)
     kept, orphans = {}, []
     for member, (rep, sim) in (prior or {}).items():
@@ -297,7 +320,7 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
 
     def set_of(aid: str) -> np.ndarray:
         if aid not in sets:
-            sets[aid] = shingles(full(articles[position[aid]]).text)
+            sets[aid] = shingles(full(lookup(aid)).text)
         return sets[aid]
 
     def signature_of(aid: str) -> np.ndarray:
@@ -308,11 +331,13 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
     def is_rep(aid: str) -> bool:
         return aid in position and aid not in moving and aid not in kept
 
-    stored, others, located = _stored_proposers(previous, is_rep)
-    # and the representatives no layout holds (C-level set operations): those and the
-    # ones whose segment has no signatures are scanned by signatures computed here
-    others += sorted((position.keys() - located.keys()) - moving - kept.keys(),
-                     key=position.__getitem__)
+    stored, others = _stored_proposers(previous, is_rep)
+    if not complete:
+        # and the representatives no layout holds (C-level set operations): those and
+        # the ones whose segment has no signatures are scanned by signatures made here
+        located = {aid for _, layout in previous for aid in layout.live()}
+        others += sorted((position.keys() - located) - moving - kept.keys(),
+                         key=position.__getitem__)
     if others:
         stored.append(proposer(others, band_keys(np.array([signature_of(a)
                                                              for a in others]))))
@@ -326,32 +351,31 @@ def copies_stage(articles: Sequence, cfg: Config, previous: Sequence[tuple[Path,
 
 
 def _stored_proposers(previous: Sequence[tuple[Path, Layout]], is_rep
-                      ) -> tuple[list, list[str], Mapping[str, object]]:
-    """(proposers, uncovered, located): per segment of the ``previous`` layouts with
-    stored signatures, a proposer over its live representatives (``is_rep(id)``) by
-    their band keys (computed once per process,
-    :func:`~rag.index.segments.stored_band_keys`); the live representatives of the
-    segments without; and the live ids of all layouts (as a mapping: a layout's own
-    map when there is one)."""
+                      ) -> tuple[list, list[str]]:
+    """(proposers, uncovered): per segment of the ``previous`` layouts with stored
+    signatures, a proposer over its live representatives (``is_rep(id)``) by their band
+    keys (computed once per process, :func:`~rag.index.segments.stored_band_keys`;
+    a proposed id is checked live by :meth:`Layout.locate`); the live representatives
+    of the segments without."""
     from .copies import proposer
-    from .segments import stored_band_keys
+    from .segments import segment_ids, stored_band_index, stored_band_keys
 
     out: list = []
     uncovered: list[str] = []
-    located: Mapping[str, object] = {}
-    for n, (folder, layout) in enumerate(previous):
-        live = layout.live()
-        located = live if not n else {**located, **live}  # shards: one copy of all ids
+    for folder, layout in previous:
         for p, seg in enumerate(layout.segments):
-            ids = list(seg.get("articles", {}))
-            keys = stored_band_keys(Path(folder) / "segments" / seg["segment"])
+            ids = segment_ids(seg)
+            path = Path(folder) / "segments" / seg["segment"]
+            keys = stored_band_keys(path)
             if keys is None or len(keys) != len(ids):
+                live = layout.live()
                 uncovered += [aid for row, aid in enumerate(ids)
                               if live.get(aid) == (p, row) and is_rep(aid)]
             else:
-                out.append(proposer(ids, keys, lambda row, aid, p=p, live=live:
-                                    live.get(aid) == (p, row) and is_rep(aid)))
-    return out, uncovered, located
+                out.append(proposer(ids, keys, lambda row, aid, p=p, layout=layout:
+                                    layout.locate(aid) == (p, row) and is_rep(aid),
+                                    stored_band_index(path)))
+    return out, uncovered
 
 
 def prior_copies(manifest: dict, index_dir: Path | None = None
@@ -362,13 +386,16 @@ def prior_copies(manifest: dict, index_dir: Path | None = None
     return {m: (g[0], float(sims.get(m, 1.0))) for g in groups for m in g[1:]}
 
 
-def copy_manifest(articles: Sequence, copies: dict[str, tuple[str, float]]) -> dict:
-    """The copy groups (each in corpus order, representative first) and similarities a
-    manifest records."""
+def copy_manifest(articles: Sequence, copies: dict[str, tuple[str, float]],
+                  order: Mapping[str, object] | None = None) -> dict:
+    """The copy groups (each in corpus order, representative first: ``order`` gives
+    each id's sort key, default its place in ``articles``) and similarities a manifest
+    records."""
     groups: dict[str, list[str]] = {}
     for aid, (target, _sim) in copies.items():
         groups.setdefault(target, [target]).append(aid)
-    order = dict(zip(map(_ID, articles), itertools.count())) if groups else {}
+    if order is None:
+        order = dict(zip(map(_ID, articles), itertools.count())) if groups else {}
     return {"copy_groups": [sorted(g, key=order.__getitem__) for g in groups.values()],
             "copy_similarity": {aid: round(sim, 6) for aid, (_, sim) in copies.items()}}
 
@@ -405,6 +432,28 @@ def compare(articles, old_hash: dict[str, str]) -> tuple[list, list, list, list]
     return added, updated, unchanged, removed
 
 
+def compare_loaded(loaded: Loaded, old: Layout | None) -> tuple[list, list, list, list]:
+    """:func:`compare` of a load against the live version ``old``: from the load's
+    ``delta`` alone when it is what changed since ``old`` was published from this
+    process's previous load (a watched build: ~1 ms, not a pass over 100k hashes),
+    else every article against every hash."""
+    articles = loaded.articles
+    if old is None or loaded.delta is None or loaded.base is None or \
+            loaded.base != old.manifest.get("version"):
+        return compare(articles, old.hashes() if old else {})
+    now = {aid: loaded.article(aid).content_hash for aid in loaded.delta
+           if aid in loaded.files}
+    was = {aid: old.hash_of(aid) for aid in loaded.delta}
+    key = loaded.order.__getitem__ if loaded.order is not None else None
+    moved = sorted((aid for aid, h in now.items() if was[aid] != h), key=key)
+    added = [aid for aid in moved if was[aid] is None]
+    updated = [aid for aid in moved if was[aid] is not None]
+    removed = sorted(aid for aid, h in was.items() if h is not None and aid not in now)
+    if old.n_live != len(articles) - len(added) + len(removed):  # not what was published
+        return compare(articles, old.hashes())
+    return added, updated, loaded.ids_but(moved), removed
+
+
 def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, policy,
            cfg: Config, say) -> list[Fetched]:
     """Fetch ``urls`` and ``feeds`` into ``src`` and, with ``poll``, poll the remembered
@@ -430,14 +479,25 @@ def _fetch(src: Path, urls: Sequence[str], feeds: Sequence[str], poll: bool, pol
     return fetched
 
 
+def live_layout(out: Path) -> Layout | None:
+    """The live version's layout, None without a readable one (none yet, or one to
+    rebuild); unverified: for preferences, not for answers."""
+    try:
+        return read_layout(out)
+    except (RagError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def indexed_in(out: Path) -> Indexed:
     """The live version's ids -> files and content hashes (empty without a readable
-    version): only a preference for contested ids, so the checksums are not verified."""
-    try:
-        layout = read_layout(out)
-    except (RagError, OSError, KeyError, TypeError, ValueError):  # none yet, or to rebuild
+    version): only a preference for contested ids, so the checksums are not verified.
+    Looked up id by id (the duplicate rules ask about a few), not copied."""
+    layout = live_layout(out)
+    if layout is None:
         return Indexed()
-    return Indexed(files=layout.origins(), hashes=layout.hashes())
+    return Indexed(files=Lookup(layout.origin_of, layout.origins),
+                   hashes=Lookup(layout.hash_of, layout.hashes),
+                   version=layout.manifest.get("version"))
 
 
 def previous_layout(out: Path, embedder: Embedder, settings: dict, say) -> Layout | None:

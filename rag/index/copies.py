@@ -242,23 +242,56 @@ def band_keys(signatures: np.ndarray, rows: int = LSH_PARAMS[1]) -> np.ndarray:
     return keys
 
 
+class BandIndex:
+    """Band keys (n rows x bands, :func:`band_keys`) sorted band by band, to find the
+    rows sharing a key with a query by binary search: O(bands log n) a query instead
+    of a comparison over all n x bands keys (~14 ms at 100k rows, a watched build's
+    largest cost before). Building costs ~0.4 s and 12 bytes a key at 100k rows, once
+    per segment and process (:func:`rag.index.segments.stored_band_index`). Read-only
+    once built; thread-safe."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        keys = np.asarray(keys)
+        order = np.argsort(keys, axis=0, kind="stable")
+        self.sorted = np.ascontiguousarray(np.take_along_axis(keys, order, axis=0).T)
+        self.order = np.ascontiguousarray(order.T, dtype=np.int32)
+        self.n = len(keys)
+
+    @property
+    def nbytes(self) -> int:
+        return self.sorted.nbytes + self.order.nbytes
+
+    def rows(self, mine: np.ndarray) -> list[int]:
+        """The rows (ascending) with the key of ``mine`` (one key per band) in any band:
+        those of ``np.flatnonzero((keys == mine).any(axis=1))``."""
+        lo = [int(s.searchsorted(k, "left")) for s, k in zip(self.sorted, mine)]
+        hits = [self.order[b, a:z] for b, (a, s, k) in enumerate(zip(lo, self.sorted, mine))
+                if a < self.n and s[a] == k
+                for z in (int(s.searchsorted(k, "right")),)]
+        return np.unique(np.concatenate(hits)).tolist() if hits else []
+
+
 def proposer(ids: Sequence[str], keys: np.ndarray,
-             accept: Callable[[int, str], bool] | None = None):
+             accept: Callable[[int, str], bool] | None = None,
+             index: BandIndex | None = None):
     """A proposer for :func:`fold`: the ``ids`` (row by row, with their band ``keys``,
     :func:`band_keys`) that share a band key with the keys it is given and that
-    ``accept(row, id)`` (default: all); one comparison over ``keys``."""
+    ``accept(row, id)`` (default: all); one comparison over ``keys``, or a binary
+    search per band with their ``index`` (the same rows)."""
     def propose(mine: np.ndarray) -> list[str]:
-        rows = np.flatnonzero((keys == mine).any(axis=1)).tolist()
+        rows = index.rows(mine) if index is not None else \
+            np.flatnonzero((keys == mine).any(axis=1)).tolist()
         return [ids[r] for r in rows if accept is None or accept(r, ids[r])]
     return propose
 
 
-def fold(position: Mapping[str, int], to_fold: Iterable[str],
+def fold(position: Mapping[str, object], to_fold: Iterable[str],
          propose: Callable[[np.ndarray], Iterable[str]], signature_of, set_of, *,
          threshold: float = THRESHOLD, min_shingles: int = MIN_SHINGLES,
          min_ratio: float = MIN_RATIO) -> dict[str, tuple[str, float]]:
     """Fold the articles ``to_fold`` (ids) into representatives, in corpus order
-    (``position``: id -> place in the corpus, for every article): each one joins the
+    (``position``: id -> its place in the corpus, or any key sorting in corpus order,
+    for every article): each one joins the
     most similar representative it matches (the index's, those ``propose(keys)`` gives
     for an article's band keys (uint64, one per band): every representative sharing a
     band key with it; then those made in this pass before it; the earlier in corpus
@@ -285,17 +318,18 @@ def fold(position: Mapping[str, int], to_fold: Iterable[str],
             found = set(propose(key_row))
             for b, k in enumerate(keys):
                 found.update(new_ids[i] for i in tables[b].get(k, ()))
-            for other_id in sorted(found, key=lambda x: position.get(x, -1)):
+            # earlier in corpus order first (ids the corpus lacks before all), so that
+            # on a tie the earlier wins; ``position``'s keys may be any sortable values
+            for other_id in sorted(found, key=lambda x: (x in position, position.get(x))):
                 other = set_of(other_id)
                 if len(other) < min_shingles:
                     continue
                 _, contain, ratio = scores(mine, other)
-                if contain >= threshold and ratio >= min_ratio:
-                    cand = (contain, -position.get(other_id, -1), other_id)
-                    if best is None or cand[:2] > best[:2]:
-                        best = cand
+                if contain >= threshold and ratio >= min_ratio and \
+                        (best is None or contain > best[0]):
+                    best = (contain, other_id)
         if best is not None:
-            folded[aid] = (best[2], float(best[0]))
+            folded[aid] = (best[1], float(best[0]))
             continue
         for b, k in enumerate(keys):
             tables[b].setdefault(k, []).append(len(new_ids))

@@ -145,6 +145,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                 else previous_layout(out / shard_name(i), embedder, settings, say)
                 for i in range(shards)]
         added, updated, unchanged, removed, fresh, keeps = [], [], [], [], [], []
+        gones = []
         for arts, old in zip(parts_of, olds):
             a, u, same, gone = compare(arts, old.hashes() if old else {})
             added, updated, unchanged, removed = added + a, updated + u, unchanged + same, \
@@ -152,6 +153,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             keep = set(same)
             fresh += [loaded.full(x) for x in arts if x.id not in keep]
             keeps.append(keep)
+            gones.append(gone)
         report = dict(index_dir=str(out), added=tuple(added), updated=tuple(updated),
                       unchanged=tuple(unchanged), removed=tuple(sorted(removed)),
                       skipped=tuple(skipped))
@@ -175,7 +177,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
 
         step("writing", 0, 0)
         shard_entries = []
-        for i, (arts, old, keep) in enumerate(zip(parts_of, olds, keeps)):
+        for i, (arts, old, keep, gone) in enumerate(zip(parts_of, olds, keeps, gones)):
             sdir = out / shard_name(i)
             sdir.mkdir(exist_ok=True)
             changed = old is None or len(keep) != len(arts) or \
@@ -184,7 +186,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                 fresh_here = [full_of[a.id] for a in arts if a.id not in keep]
                 version, chunks = publish_update(sdir, old, arts, fresh_here, new_parts, {},
                                                  embedder, settings, src, loaded.files, say,
-                                                 signatures)
+                                                 signatures, removed=gone)
             else:
                 version = old.manifest["version"]
                 chunks = int(old.manifest["counts"]["chunks"])
@@ -213,12 +215,13 @@ def _indexed_shards(out: Path, cluster: dict | None):
     """What the live shards hold (ids -> files and hashes), for the reading stage's
     duplicate rules: the union of their manifests (empty for a first build)."""
     from ..ingest.loaders import Indexed
-    from .build import indexed_in
+    from .build import live_layout
 
     files: dict[str, str] = {}
     hashes: dict[str, str] = {}
     for entry in (cluster or {}).get("shard_versions", ()):
-        part = indexed_in(out / entry["dir"])
-        files.update(part.files)
-        hashes.update(part.hashes)
+        layout = live_layout(out / entry["dir"])
+        if layout is not None:
+            files.update(layout.origins())
+            hashes.update(layout.hashes())
     return Indexed(files=files, hashes=hashes)

@@ -498,6 +498,7 @@ class Indexed:
 
     files: Mapping[str, str] = field(default_factory=dict)
     hashes: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None  # the live version's name, when these are one version's
 
 
 @dataclass(frozen=True)
@@ -506,16 +507,76 @@ class Loaded:
     file (relative path) each article was read from (id -> file). With a
     :class:`SourceCache`, the articles of files unchanged since they were last read are
     not read again: ``unread`` holds their ids, and those articles carry their id,
-    metadata and content hash but no text until :meth:`full` reads it."""
+    metadata and content hash but no text until :meth:`full` reads it.
+
+    A load with a cache shares its lists and maps with what the process keeps of the
+    folder (``_Settled``, patched by the next load instead of rebuilt): it is valid
+    until this process's next load of that folder, which builds (one at a time per
+    index, under its lock) never outlive. Read it; never modify it."""
 
     articles: list[Article]
     skipped: list[Skipped]
-    files: dict[str, str]
+    files: Mapping[str, str]
     source: Path | None = None
-    unread: frozenset[str] = frozenset()
+    unread: "Collection[str]" = frozenset()
     max_file_bytes: int = 50 * 1024 * 1024
     max_pdf_pages: int = MAX_PDF_PAGES
     _read_now: dict = field(default_factory=dict, compare=False, repr=False)
+    # a watched load patched from this process's last one (issue 26): ``delta`` holds
+    # the ids of every article read from the files it looked at (before and now: any
+    # other article is as that load had it), ``base`` the index version a build
+    # published from that load (None: none did). Both None after a walk.
+    delta: frozenset[str] | None = None
+    base: str | None = None
+    _claims: Mapping[str, "_Claim"] | None = field(default=None, compare=False, repr=False)
+    _settled: "_Settled | None" = field(default=None, compare=False, repr=False)
+    _by_id: dict = field(default_factory=dict, compare=False, repr=False)
+    _ids: list[str] | None = field(default=None, compare=False, repr=False)
+    _orders: list | None = field(default=None, compare=False, repr=False)
+
+    def ids_but(self, moved: "Collection[str]") -> tuple[str, ...]:
+        """The articles' ids in corpus order, less those in ``moved`` (all here)."""
+        if self._ids is None or self._claims is None:
+            gone = moved if isinstance(moved, (set, frozenset)) else set(moved)
+            return tuple(itertools.filterfalse(gone.__contains__, map(_ID, self.articles)))
+        # a copy less the moved ones (~0.5 ms at 100k; a set filter over every id was
+        # ~10 ms), as a tuple: the collector stops tracking it
+        ids = self._ids.copy()
+        for at in sorted((bisect.bisect_left(self._orders, self._claims[aid].order)
+                          for aid in moved), reverse=True):
+            del ids[at]
+        return tuple(ids)
+
+    @property
+    def order(self) -> Mapping[str, Any] | None:
+        """Article id -> a key that sorts in corpus order ((file, place in the file)),
+        None when this load keeps none (then the place in ``articles`` is the order)."""
+        return None if self._claims is None else _View(self._claims, _ORDER)
+
+    def article(self, article_id: str) -> Article:
+        """The article ``article_id`` (KeyError when not here), maybe without its text
+        (:meth:`full` reads it)."""
+        if self._claims is not None:
+            return self._claims[article_id].article
+        if not self._by_id:
+            self._by_id.update(zip(map(_ID, self.articles), self.articles))
+        return self._by_id[article_id]
+
+    def pick(self, ids: "Collection[str]") -> list[Article]:
+        """The articles of ``ids`` (all in ``articles``), in corpus order, with texts."""
+        if self._claims is not None:
+            claims = sorted(map(self._claims.__getitem__, ids), key=_ORDER)
+            return list(map(self.full, map(_ARTICLE, claims)))
+        wanted = ids if isinstance(ids, (set, frozenset)) else set(ids)
+        return list(map(self.full, itertools.compress(
+            self.articles, map(wanted.__contains__, map(_ID, self.articles)))))
+
+    def published(self, version: str) -> None:
+        """Say that the index's live ``version`` holds exactly this load's articles (a
+        build published it from them, or found nothing to change): the next watched
+        load may then report what changed since as ``delta`` against it."""
+        if self._settled is not None:
+            self._settled.base = version
 
     def full(self, article: Article) -> Article:
         """``article`` with its text (read from its file now, once, when it was not)."""
@@ -604,8 +665,6 @@ def load_sources(
     else:
         walked, walk_errors = _walk(source)
     skipped = list(walk_errors)
-    found: list[_Claim] = []
-    unread: set[str] = set()
     known_files = warm.files if warm is not None else {}
 
     def look(rel: str, path: str, fstat: tuple | None) -> tuple:
@@ -634,14 +693,26 @@ def load_sources(
         return fstat, claims, bad, tuple(art.id for art, _, _ in located) \
             if known is not None else ()
 
+    settled = warm.settled if warm is not None else None
     with document_reader():  # one worker for the folder's PDF and DOCX files
+        if touched is not None and settled is not None and settled.trusts(indexed):
+            # a watcher's report over a load this process settled: patch that load with
+            # the files looked at (issue 26: a 1-file change among 100k costs what
+            # changed; the walk-and-settle below is ~0.2 s there)
+            again = touched | settled.uncached.keys() | listed.gone
+            before = {rel: settled.uncached.get(rel) or known_files.get(rel) for rel in again}
+            now = {rel: look(*listed.entry(rel)) for rel in sorted(again)
+                   if rel in listed.names()}
+            patched = settled.patch(before, now, known_files, indexed)
+            if patched is not None:
+                if cache is not None:
+                    cache.keep_only(listed.names(), gone=listed.gone)
+                return patched.loaded(walk_errors, source, max_file_bytes, max_pdf_pages)
+        pairs: list[tuple[str, tuple]] = []  # (file, what look() gave), in file order
         if touched is None:
             for rel, path, fstat in (progress_bar(walked, desc="loading", unit="file")
                                      if progress else walked):
-                _, claims, bad, ids = look(rel, path, fstat)
-                found.extend(claims)
-                skipped.extend(bad)
-                unread.update(ids)
+                pairs.append((rel, look(rel, path, fstat)))
         else:
             # a watcher's report: the files outside it are as this process last saw
             # them, so only those in it (and any not kept, e.g. PDFs) are looked at,
@@ -652,16 +723,25 @@ def load_sources(
             again = touched.union(itertools.compress(rels, map(operator.not_, rows)))
             for rel in again:
                 rows[bisect.bisect_left(rels, rel)] = look(*listed.entry(rel))
-            found = list(itertools.chain.from_iterable(map(_CLAIMS, rows)))
-            skipped.extend(itertools.chain.from_iterable(map(_SKIPS, rows)))
-            unread = set(itertools.chain.from_iterable(map(_UNREAD, rows)))
+            pairs = list(zip(rels, rows))
+    rows = list(map(_ROW, pairs))
+    found = list(itertools.chain.from_iterable(map(_CLAIMS, rows)))
+    skipped.extend(itertools.chain.from_iterable(map(_SKIPS, rows)))
+    unread = set(itertools.chain.from_iterable(map(_UNREAD, rows)))
     if warm is not None and listed is None:
         warm.folder = _Folder(walked, walk_errors)  # the listing to keep current
     if cache is not None:
         cache.keep_only(listed.names() if listed is not None else {f[0] for f in walked})
     kept, late = _settle_ids(found, indexed)
     kept, copies = _settle_texts(kept, indexed)
-    skipped.extend(s for _, s in sorted(late + copies, key=lambda t: t[0]))
+    settle_skips = [s for _, s in sorted(late + copies, key=lambda t: t[0])]
+    skipped.extend(settle_skips)
+    if warm is not None:
+        # kept to patch the next watched load (~50 ms more for 100k articles, once)
+        warm.settled = _Settled.of(pairs, found, kept, settle_skips, unread, known_files,
+                                   indexed.version)
+        return warm.settled.loaded(walk_errors, source, max_file_bytes, max_pdf_pages,
+                                   delta=None)
     # C-level maps over the kept claims (comprehensions were ~0.05 s at 100k articles)
     articles = list(map(_ARTICLE, kept))
     files = dict(zip(map(_ID, articles), map(_FILE, kept)))
@@ -671,6 +751,147 @@ def load_sources(
 
 _ARTICLE, _ID, _FILE = (operator.attrgetter(n) for n in ("article", "id", "file"))
 _CLAIMS, _SKIPS, _UNREAD = (operator.itemgetter(n) for n in (1, 2, 3))
+_ROW = operator.itemgetter(1)
+_ORDER = operator.attrgetter("order")
+
+
+class _View(Mapping):
+    """A read-only map of article id -> one attribute of its claim (``get`` the
+    attribute), over a dict of claims (C-level lookups; iterating costs a pass)."""
+
+    def __init__(self, claims: Mapping[str, "_Claim"], get) -> None:
+        self._claims, self._get = claims, get
+
+    def __getitem__(self, key: str):
+        return self._get(self._claims[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._claims
+
+    def __iter__(self):
+        return iter(self._claims)
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+
+@dataclass
+class _Settled:
+    """A load's outcome, kept by the process (:class:`_Warm`) so that the next load from
+    a watcher's report patches it instead of joining and settling every file again:
+    the kept claims in file order (and their orders, articles and a map by id), how
+    many claims each id and each text has over all files (a change that touches only
+    ids and texts claimed once settles to itself), the files' skips, the unread ids,
+    the files not kept in :class:`_Warm` (PDF, DOCX: looked at on every load), the
+    index version the duplicate rules deferred to, and ``base``: the version a build
+    published from this load (:meth:`Loaded.published`)."""
+
+    kept: list["_Claim"]
+    orders: list[Order]
+    articles: list[Article]
+    ids: list[str]
+    claims: dict[str, "_Claim"]
+    id_count: dict[str, int]
+    digest_count: dict[str, int]
+    file_skips: dict[str, list[Skipped]]  # files with skips only, by file
+    settle_skips: list[Skipped]
+    unread: set[str]
+    uncached: dict[str, tuple]
+    indexed_version: str | None
+    base: str | None = None
+
+    @classmethod
+    def of(cls, pairs, found, kept, settle_skips, unread, known_files,
+           indexed_version) -> "_Settled":
+        claims = dict(zip(map(_ID, map(_ARTICLE, kept)), kept))
+        return cls(kept, list(map(_ORDER, kept)), list(map(_ARTICLE, kept)),
+                   list(claims), claims,
+                   dict(Counter(map(_ID, map(_ARTICLE, found)))),
+                   dict(Counter(map(operator.attrgetter("digest"), found))),
+                   {rel: list(row[2]) for rel, row in pairs if row[2]},
+                   list(settle_skips), unread & claims.keys(),
+                   {rel: row for rel, row in pairs if rel not in known_files},
+                   indexed_version)
+
+    def trusts(self, indexed: Indexed) -> bool:
+        """Whether this load's duplicate rulings hold against ``indexed``: it is the
+        version they deferred to, or the one published from this load (which differs
+        from that by this load's own, uncontested, changes)."""
+        return indexed.version is not None and \
+            indexed.version in (self.indexed_version, self.base)
+
+    def patch(self, before: Mapping[str, tuple | None], now: Mapping[str, tuple],
+              known_files: Mapping[str, tuple], indexed: Indexed) -> "_Patched | None":
+        """Replace the claims of the files in ``before`` (what each held: a row of
+        ``look``, or None) by those in ``now`` (the ones still there). None, changing
+        nothing, when an id or text of either side is claimed more than once (the
+        duplicate rules must rank it: the caller settles everything again)."""
+        olds = [c for row in before.values() if row for c in row[1]]
+        news = [c for row in now.values() for c in row[1]]
+        out_ids = Counter(map(_ID, map(_ARTICLE, olds)))
+        in_ids = Counter(map(_ID, map(_ARTICLE, news)))
+        out_d = Counter(c.digest for c in olds)
+        in_d = Counter(c.digest for c in news)
+        for c in olds:
+            if self.id_count.get(c.article.id) != 1 or self.digest_count.get(c.digest) != 1:
+                return None
+        for c in news:
+            aid, d = c.article.id, c.digest
+            if self.id_count.get(aid, 0) - out_ids[aid] + in_ids[aid] != 1 or \
+                    self.digest_count.get(d, 0) - out_d[d] + in_d[d] != 1:
+                return None
+        for c in olds:
+            i = bisect.bisect_left(self.orders, c.order)
+            del self.orders[i], self.kept[i], self.articles[i], self.ids[i]
+            aid = c.article.id
+            del self.claims[aid], self.id_count[aid], self.digest_count[c.digest]
+            self.unread.discard(aid)
+        for c in news:
+            i = bisect.bisect_left(self.orders, c.order)
+            self.orders.insert(i, c.order)
+            self.kept.insert(i, c)
+            self.articles.insert(i, c.article)
+            self.ids.insert(i, c.article.id)
+            self.claims[c.article.id] = c
+            self.id_count[c.article.id] = self.digest_count[c.digest] = 1
+        for rel in before:
+            self.file_skips.pop(rel, None)
+            self.uncached.pop(rel, None)
+        for rel, row in now.items():
+            if row[2]:
+                self.file_skips[rel] = list(row[2])
+            if rel not in known_files:
+                self.uncached[rel] = row
+            self.unread.update(row[3])
+        base, self.base = self.base, None
+        self.indexed_version = indexed.version
+        return _Patched(self, frozenset(out_ids.keys() | in_ids.keys()), base)
+
+    def loaded(self, walk_errors, source, max_file_bytes, max_pdf_pages, *,
+               delta: frozenset[str] | None = None, base: str | None = None) -> Loaded:
+        skipped = [*walk_errors,
+                   *itertools.chain.from_iterable(self.file_skips[r]
+                                                  for r in sorted(self.file_skips)),
+                   *self.settle_skips]
+        # this load's own lists and maps, not copies: a copy of each costs ~1 ms at
+        # 100k articles, and more in the garbage collector's passes over the young
+        # containers (~20 ms a build); so a Loaded made here holds until this
+        # process's next load of the folder (builds of a folder run one at a time)
+        return Loaded(self.articles, skipped, _View(self.claims, _FILE), source,
+                      self.unread, max_file_bytes, max_pdf_pages, delta=delta, base=base,
+                      _claims=self.claims, _settled=self, _ids=self.ids,
+                      _orders=self.orders)
+
+
+@dataclass(frozen=True)
+class _Patched:
+    settled: _Settled
+    delta: frozenset[str]
+    base: str | None
+
+    def loaded(self, walk_errors, source, max_file_bytes, max_pdf_pages) -> Loaded:
+        return self.settled.loaded(walk_errors, source, max_file_bytes, max_pdf_pages,
+                                   delta=self.delta, base=self.base)
 
 
 Order = tuple[str, int]  # (file, place in the file): files come sorted
@@ -849,9 +1070,11 @@ class SourceCache:
         self._warm.files[rel] = (fstat, claims, list(skipped),
                                  tuple(c.article.id for c in claims))
 
-    def keep_only(self, rels: "Collection[str]") -> None:
+    def keep_only(self, rels: "Collection[str]", gone: "Collection[str] | None" = None
+                  ) -> None:
         """Write what was read, and forget files no longer in the folder (a cache: when
-        that fails, e.g. on a full disk, the next build reads those files again)."""
+        that fails, e.g. on a full disk, the next build reads those files again).
+        ``gone``: the files that may have left (default: any held not in ``rels``)."""
         import sqlite3
 
         puts, self._puts = self._puts, []
@@ -859,7 +1082,8 @@ class SourceCache:
             return
         held = self._rows if self._rows is not None else self._warm.files if \
             self._warm is not None else {}
-        gone = list(itertools.filterfalse(rels.__contains__, held))  # in C
+        gone = list(itertools.filterfalse(rels.__contains__, held if gone is None else
+                                          [r for r in gone if r in held]))  # in C
         try:
             self._con.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", puts)
             self._con.executemany("DELETE FROM files WHERE rel = ?", [(r,) for r in gone])
@@ -893,6 +1117,7 @@ class _Warm:
     settings: tuple
     files: dict[str, tuple] = field(default_factory=dict)
     folder: "_Folder | None" = None
+    settled: "_Settled | None" = None  # the last load's outcome, to patch
     stat: tuple | None = None  # the cache file's (size, mtime ns, inode) when it was kept
 
 
@@ -946,6 +1171,8 @@ class _Folder:
         self._rels = [rel for rel, _, _ in walked]  # sorted
         self._entries = {item[0]: item for item in walked}
         self.errors = list(errors)
+        self._dropped: set[str] = set()
+        self.gone: set[str] = set()  # the files the last update found gone
 
     def walked(self) -> list[tuple[str, str, tuple | None]]:
         return list(map(self._entries.__getitem__, self._rels))
@@ -955,6 +1182,7 @@ class _Folder:
         """Look again at each of ``changed`` (files or folders; gone ones too). Returns
         the files listed now that were looked at (None: the whole folder was)."""
         touched: set[str] | None = set()
+        self._dropped = set()
         for path in dict.fromkeys(os.fspath(p) for p in changed):
             rel = _rel_under(source, path)
             if rel is None:
@@ -985,8 +1213,10 @@ class _Folder:
                 self._add(rel, full, _stat_key(st))
                 if touched is not None:
                     touched.add(rel)
-        # a later path may have dropped one (a folder walked again without it)
-        return None if touched is None else touched & self._entries.keys()
+        # a later path may have dropped one (a folder walked again without it); (a set
+        # operation with the keys view would iterate all 100k of them)
+        self.gone = {r for r in self._dropped if r not in self._entries}
+        return None if touched is None else {r for r in touched if r in self._entries}
 
     def rels(self) -> list[str]:
         """The files' ids, in :meth:`walked` order (shared: do not modify)."""
@@ -1012,9 +1242,11 @@ class _Folder:
         if i < len(rels) and rels[i] == rel:
             del rels[i]
             self._entries.pop(rel, None)
+            self._dropped.add(rel)
         lo, hi = bisect.bisect_left(rels, rel + "/"), bisect.bisect_left(rels, rel + "0")
         for r in rels[lo:hi]:
             self._entries.pop(r, None)
+            self._dropped.add(r)
         del rels[lo:hi]
         self.errors = [e for e in self.errors
                        if e.path != rel + "/" and not e.path.startswith(rel + "/")]

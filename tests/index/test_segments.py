@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import rag
-from rag.index.copies import band_keys
-from rag.index.segments import (MAX_SEGMENTS, SIGNATURES, merge_plan, open_version, read_layout,
-                                 stored_band_keys)
+from rag.index.copies import BandIndex, band_keys
+from rag.index.segments import (MAX_SEGMENTS, SIGNATURES, entry_of, merge_plan, open_version,
+                                read_layout, stored_band_keys)
 from rag.index.store import SEGMENTS, current_version, read_copies, read_manifest
 from rag.types import IndexMismatch
 from tests.conftest import DATA, SHARED
@@ -391,6 +391,17 @@ def test_a_layouts_live_maps_equal_a_row_by_row_reading(cfg, fake_embedder):
         assert layout.live() == live and layout.hashes() == hashes
         assert layout.origins() == origins
         assert sorted(live) == sorted(p.name for p in src.glob("*.txt"))
+        # the point lookups a watched build uses instead, for live and gone ids
+        for aid in [*live, *(a for seg in layout.segments for a in seg["articles"]), "nope"]:
+            assert layout.locate(aid) == live.get(aid)
+            assert layout.hash_of(aid) == hashes.get(aid)
+            assert layout.origin_of(aid) == origins.get(aid)
+        assert layout.n_live == len(live)
+        # each entry, made from the previous version's entry, equals one counted afresh
+        for entry, seg, dead in zip(layout.manifest["segments"], layout.segments,
+                                    layout.deleted):
+            assert {k: v for k, v in entry.items() if k != "deleted"} == \
+                entry_of(seg["segment"], seg, dead)
 
 
 def test_stored_band_keys_are_computed_once_and_again_when_the_file_changes(tmp_path):
@@ -423,3 +434,19 @@ def test_stored_band_keys_are_computed_once_and_again_when_the_file_changes(tmp_
     stored_band_keys(other_seg)
     assert str(seg / SIGNATURES) not in segments._band_keys
     assert str(other_seg / SIGNATURES) in segments._band_keys
+
+
+@pytest.mark.quick
+def test_a_band_index_finds_the_rows_a_comparison_finds():
+    """Oracle for BandIndex (binary search per band): the rows sharing a band key with a
+    query are those of the comparison over every key, for queries that share none, a
+    few or many keys (repeated keys in a band included)."""
+    rng = np.random.default_rng(3)
+    for n, spread in ((1, 5), (50, 3), (3000, 40), (3000, 2**62)):
+        keys = rng.integers(0, spread, size=(n, 64), dtype=np.uint64)
+        index = BandIndex(keys)
+        queries = [keys[rng.integers(0, n)].copy() for _ in range(5)]
+        queries += [rng.integers(0, spread, size=64, dtype=np.uint64) for _ in range(5)]
+        queries[0][::2] = np.uint64(2**63 + 1)  # half its bands match nothing
+        for q in queries:
+            assert index.rows(q) == np.flatnonzero((keys == q).any(axis=1)).tolist()

@@ -205,3 +205,51 @@ def test_a_build_with_the_changes_equals_a_fresh_build(cfg, fake_embedder):
 
     assert [a["id"] for a in Library(cfg).articles()] == \
         [a["id"] for a in Library(fresh).articles()]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_watched_builds_patch_their_load_and_report_what_a_walk_would(cfg, fake_embedder,
+                                                                       seed, monkeypatch):
+    """Oracle (issue 26): in a process that builds again with each change's paths, the
+    load is patched from the last one (``_Settled.patch``) and the diff taken from the
+    changed ids alone (``compare_loaded``); after every one of 30 random changes
+    (duplicate ids and texts included, which settle everything again) the report and
+    the published articles equal what a walk that reads every file gives against the
+    same live version."""
+    from rag.index import build as builder
+    from rag.index.build import compare, indexed_in
+    from rag.index.segments import read_layout
+
+    full_diffs: list[int] = []  # builds that compared every article (not the delta)
+    monkeypatch.setattr(builder, "compare", lambda *a: full_diffs.append(1) or compare(*a))
+    patched: list[bool] = []
+    real_patch = loaders._Settled.patch
+    monkeypatch.setattr(loaders._Settled, "patch", lambda self, *a: patched.append(
+        (got := real_patch(self, *a)) is not None) or got)
+    rng = random.Random(seed)
+    src = Path(cfg.source)
+    (src / "sub").mkdir()
+    for n in range(8):
+        (src / ("sub" if n % 2 else ".") / f"a{n}.txt").write_text(_story(rng, n),
+                                                                   encoding="utf-8")
+    out = Path(cfg.index_dir)
+    rag.build(config=cfg)
+    for n in range(30):
+        changed = _change(rng, src, 100 + n)
+        indexed = indexed_in(out)
+        old = read_layout(out)
+        walk = load_sources(src, indexed=indexed)  # every file read, nothing kept
+        want = compare(walk.articles, old.hashes())
+        try:
+            report = rag.build(config=cfg, changed=changed)
+        except rag.BuildError:  # nothing readable left: the walk agrees
+            assert not walk.articles
+            continue
+        assert (list(report.added), list(report.updated), list(report.unchanged),
+                list(report.removed)) == (want[0], want[1], list(want[2]), want[3]), n
+        assert [(s.path, s.reason) for s in report.skipped] == \
+            [(s.path, s.reason) for s in walk.skipped], n
+        assert read_layout(out).hashes() == {a.id: a.content_hash for a in walk.articles}
+    assert sum(patched) >= 10, patched  # most changes took the patch, some settled again
+    assert not all(patched)
+    assert len(full_diffs) < 30 - 10, full_diffs  # and were diffed from their delta
