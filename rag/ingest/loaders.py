@@ -775,6 +775,12 @@ class _View(Mapping):
         return len(self._claims)
 
 
+# Past this many claims in and out, a load settles everything again instead of patching:
+# each patched claim moves ~4 lists of 100k pointers (~0.1 ms at 100k articles), a
+# full settle costs ~0.2 s there (a folder of a few thousand files copied in at once)
+PATCH_MAX = 1000
+
+
 @dataclass
 class _Settled:
     """A load's outcome, kept by the process (:class:`_Warm`) so that the next load from
@@ -828,6 +834,8 @@ class _Settled:
         duplicate rules must rank it: the caller settles everything again)."""
         olds = [c for row in before.values() if row for c in row[1]]
         news = [c for row in now.values() for c in row[1]]
+        if len(olds) + len(news) > PATCH_MAX:
+            return None
         out_ids = Counter(map(_ID, map(_ARTICLE, olds)))
         in_ids = Counter(map(_ID, map(_ARTICLE, news)))
         out_d = Counter(c.digest for c in olds)
