@@ -227,6 +227,10 @@ class Updater:
             return
         if changed is None:
             settle_memory()
+        if self.cfg.fold_copies:  # a merge may have made a large segment: index its keys
+            from ..index.segments import warm_band_keys
+
+            warm_band_keys(self._index)  # never raises; ~0 s when all are indexed
         if report.changed:
             self._log("rag: index updated\n" + report.summary())
         before = set(self.status.skipped)

@@ -374,7 +374,7 @@ def _stored_proposers(previous: Sequence[tuple[Path, Layout]], is_rep
             else:
                 out.append(proposer(ids, keys, lambda row, aid, p=p, layout=layout:
                                     layout.locate(aid) == (p, row) and is_rep(aid),
-                                    stored_band_index(path)))
+                                    stored_band_index(path, build=False)))
     return out, uncovered
 
 

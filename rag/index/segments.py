@@ -656,20 +656,28 @@ def stored_band_keys(segment_path: Path) -> np.ndarray | None:
     return keys
 
 
+def _cached_band_keys(segment_path: Path) -> np.ndarray | None:
+    """The band keys :func:`stored_band_keys` holds for a segment, without keying."""
+    with _cache_lock:
+        hit = _band_keys.get(str(Path(segment_path) / SIGNATURES))
+    return None if hit is None else hit[1]
+
+
 _band_indexes: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 BAND_INDEX_ROWS = 16_384  # below this a comparison over the keys is as quick (~1 ms)
 BAND_INDEXES = 4  # the indexes a process keeps (the large segments of a few folders)
 
 
-def stored_band_index(segment_path: Path) -> "Any | None":
+def stored_band_index(segment_path: Path, build: bool = True) -> "Any | None":
     """A :class:`~rag.index.copies.BandIndex` of a segment's stored band keys
     (:func:`stored_band_keys`), None when it has none or fewer than
-    ``BAND_INDEX_ROWS`` rows. Built once per process while the keys stay cached (the
-    large segment of a watched archive: ~0.4 s at 100k articles, at warm-up).
-    Thread-safe."""
+    ``BAND_INDEX_ROWS`` rows, or (``build=False``) when this process has not built it.
+    Built once per process while the keys stay cached (~0.9 s at 100k articles: what
+    a process that builds again does at warm-up, :func:`warm_band_keys`; a one-off
+    build compares against the keys instead, ~15 ms). Thread-safe."""
     from .copies import BandIndex
 
-    keys = stored_band_keys(segment_path)
+    keys = stored_band_keys(segment_path) if build else _cached_band_keys(segment_path)
     if keys is None or len(keys) < BAND_INDEX_ROWS:
         return None
     path = str(Path(segment_path) / SIGNATURES)
@@ -678,6 +686,8 @@ def stored_band_index(segment_path: Path) -> "Any | None":
         if hit is not None and hit[0] == id(keys):
             _band_indexes.move_to_end(path)
             return hit[1]
+    if not build:
+        return None
     index = BandIndex(keys)
     with _cache_lock:
         _band_indexes[path] = (id(keys), index)

@@ -181,22 +181,33 @@ def test_merge_plan_keeps_the_segment_count_bounded():
     assert rewritten / 3000 < 12  # each article rewritten ~log4(3000) ~ 6 times
 
 
-@pytest.mark.parametrize("stored", [True, False], ids=["signatures", "no-signatures"])
+@pytest.mark.parametrize("stored", ["signatures", "band index", "no signatures"])
 def test_near_duplicates_fold_across_segments_as_in_a_fresh_build(cfg, fake_embedder, tmp_path,
                                                                   stored, monkeypatch):
     """The first build's segment proposes its representatives by its stored band keys
-    or, where they cannot be read, by signatures computed again."""
+    (compared, or binary-searched in the band index a watching process builds at
+    warm-up) or, where they cannot be read, by signatures computed again."""
+    from rag.index import copies, segments
+
     pool = paragraphs()
     for i in range(5):
         write(cfg.source, i, pool)
     rag.build(config=cfg)
-    if not stored:
+    searched: list[int] = []
+    if stored == "band index":  # every segment is large enough to be indexed
+        monkeypatch.setattr(segments, "BAND_INDEX_ROWS", 1)
+        real_rows = copies.BandIndex.rows
+        monkeypatch.setattr(copies.BandIndex, "rows",
+                            lambda self, mine: searched.append(1) or real_rows(self, mine))
+        segments.warm_band_keys(cfg.index_dir)
+    if stored == "no signatures":
         monkeypatch.setattr("rag.index.segments.stored_band_keys", lambda path: None)
     rel, text = article(1, pool)
     (cfg.source / "copy-of-1.txt").write_text("Reprinted by the Courier\n\n" + text,
                                              encoding="utf-8")
     report = rag.build(config=cfg)
     assert [f.article_id for f in report.folded] == ["copy-of-1.txt"]
+    assert bool(searched) == (stored == "band index")
     fresh = cfg.replace(index_dir=tmp_path / "fresh")
     rag.build(config=fresh)
     assert read_copies(cfg.index_dir, read_manifest(cfg.index_dir)[1]) == \
