@@ -11,9 +11,10 @@
   (``--poll 30m``) as part of a build.
 
 A build while watching looks only at the paths the watcher reported (issue 26: adding one
-file to a folder of 100k does not walk the folder); the first build, a build that polls,
-one after the watcher failed, and one at least :data:`RESCAN_SECONDS` after the last walk
-walk the whole folder.
+file to a folder of 100k does not walk the folder; a feed poll looks at the web folder
+it saves pages in too); the first build, one after the watcher failed, one at least
+:data:`RESCAN_SECONDS` after the last walk, and every build of a process that polls
+without watching walk the whole folder.
 
 Hidden files and folders (names starting with ``.``: upload staging, the feed state),
 files the loader does not read, and the index folder itself are ignored. A failed build
@@ -199,7 +200,9 @@ class Updater:
         now on the watcher collects for the next build."""
         with self._lock:
             changed, self._changed = self._changed, set() if self.watch else None
-        if changed is None or poll or time.monotonic() - self._walked_at > RESCAN_SECONDS:
+        # a poll while watching needs no walk either: what it fetches lands in the web
+        # folder, which the build looks at again when something was fetched
+        if changed is None or time.monotonic() - self._walked_at > RESCAN_SECONDS:
             self._walked_at = time.monotonic()
             return None
         return sorted(changed)

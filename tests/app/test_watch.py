@@ -228,6 +228,9 @@ def test_a_watched_build_looks_only_at_the_reported_paths(watched, monkeypatch):
     Path(cfg.source, "library.txt").unlink()
     assert _wait(lambda: up.status.builds >= 3)
     assert up.status.last_changes.removed == ("library.txt",)
+    up.trigger(poll=True)  # a feed poll while watching: the watcher's paths, no walk
+    assert _wait(lambda: up.status.builds >= 4)
+    assert seen[3] == [] and up.status.error == ""
 
 
 def test_a_starting_updater_keys_its_index_copy_signatures_off_its_build_thread(
