@@ -708,23 +708,25 @@ def load_sources(
                 if cache is not None:
                     cache.keep_only(listed.names(), gone=listed.gone)
                 return patched.loaded(walk_errors, source, max_file_bytes, max_pdf_pages)
-        pairs: list[tuple[str, tuple]] = []  # (file, what look() gave), in file order
+        # the files and what look() gave each, in file order (two lists: a tuple per
+        # file would be 100k more objects for the collector to walk during the load)
+        rels: list[str] = []
+        rows: list[tuple] = []
         if touched is None:
             for rel, path, fstat in (progress_bar(walked, desc="loading", unit="file")
                                      if progress else walked):
-                pairs.append((rel, look(rel, path, fstat)))
+                rels.append(rel)
+                rows.append(look(rel, path, fstat))
         else:
             # a watcher's report: the files outside it are as this process last saw
             # them, so only those in it (and any not kept, e.g. PDFs) are looked at,
             # and the rest is joined in file order by C-level maps (a loop per file was
             # 0.13 s of a one-article build at 100k files)
-            rels = listed.rels()
+            rels = list(listed.rels())  # (kept below: the listing changes later)
             rows = list(map(known_files.get, rels))
             again = touched.union(itertools.compress(rels, map(operator.not_, rows)))
             for rel in again:
                 rows[bisect.bisect_left(rels, rel)] = look(*listed.entry(rel))
-            pairs = list(zip(rels, rows))
-    rows = list(map(_ROW, pairs))
     found = list(itertools.chain.from_iterable(map(_CLAIMS, rows)))
     skipped.extend(itertools.chain.from_iterable(map(_SKIPS, rows)))
     unread = set(itertools.chain.from_iterable(map(_UNREAD, rows)))
@@ -738,10 +740,10 @@ def load_sources(
     skipped.extend(settle_skips)
     if warm is not None:
         # kept to patch the next watched load (~50 ms more for 100k articles, once)
-        warm.settled = _Settled.of(pairs, found, kept, settle_skips, unread, known_files,
+        warm.settled = _Settled.of(rels, rows, found, kept, settle_skips, unread, known_files,
                                    indexed.version)
         return warm.settled.loaded(walk_errors, source, max_file_bytes, max_pdf_pages,
-                                   delta=None)
+                                   skipped=skipped)
     # C-level maps over the kept claims (comprehensions were ~0.05 s at 100k articles)
     articles = list(map(_ARTICLE, kept))
     files = dict(zip(map(_ID, articles), map(_FILE, kept)))
@@ -751,7 +753,6 @@ def load_sources(
 
 _ARTICLE, _ID, _FILE = (operator.attrgetter(n) for n in ("article", "id", "file"))
 _CLAIMS, _SKIPS, _UNREAD = (operator.itemgetter(n) for n in (1, 2, 3))
-_ROW = operator.itemgetter(1)
 _ORDER = operator.attrgetter("order")
 
 
@@ -797,27 +798,56 @@ class _Settled:
     articles: list[Article]
     ids: list[str]
     claims: dict[str, "_Claim"]
-    id_count: dict[str, int]
-    digest_count: dict[str, int]
-    file_skips: dict[str, list[Skipped]]  # files with skips only, by file
     settle_skips: list[Skipped]
     unread: set[str]
-    uncached: dict[str, tuple]
     indexed_version: str | None
     base: str | None = None
+    # made on the first patch (:meth:`ready`) from (the files' rows, every claim, the
+    # kept files' map): ~0.2 s at 100k articles that a one-off build never needs
+    _pending: tuple | None = None
+    _made: tuple | None = None
 
     @classmethod
-    def of(cls, pairs, found, kept, settle_skips, unread, known_files,
+    def of(cls, rels, rows, found, kept, settle_skips, unread, known_files,
            indexed_version) -> "_Settled":
         claims = dict(zip(map(_ID, map(_ARTICLE, kept)), kept))
         return cls(kept, list(map(_ORDER, kept)), list(map(_ARTICLE, kept)),
-                   list(claims), claims,
-                   dict(Counter(map(_ID, map(_ARTICLE, found)))),
-                   dict(Counter(map(operator.attrgetter("digest"), found))),
-                   {rel: list(row[2]) for rel, row in pairs if row[2]},
-                   list(settle_skips), unread & claims.keys(),
-                   {rel: row for rel, row in pairs if rel not in known_files},
-                   indexed_version)
+                   list(claims), claims, list(settle_skips), unread & claims.keys(),
+                   indexed_version, _pending=(rels, rows, found, known_files))
+
+    def ready(self) -> None:
+        """Count each id's and text's claims and index the files' skips and the files
+        not kept in :class:`_Warm` (done once; a watching process calls it after a
+        walk, :func:`prepare_patches`, so that its first change does not wait)."""
+        if self._made is not None:
+            return
+        rels, rows, found, known_files = self._pending
+        self._made = (dict(Counter(map(_ID, map(_ARTICLE, found)))),
+                      dict(Counter(map(operator.attrgetter("digest"), found))),
+                      {rel: list(row[2]) for rel, row in zip(rels, rows) if row[2]},
+                      {rel: row for rel, row in zip(rels, rows) if rel not in known_files})
+        self._pending = None
+
+    @property
+    def id_count(self) -> dict[str, int]:
+        self.ready()
+        return self._made[0]
+
+    @property
+    def digest_count(self) -> dict[str, int]:
+        self.ready()
+        return self._made[1]
+
+    @property
+    def file_skips(self) -> dict[str, list[Skipped]]:
+        """The skips of each file that has any."""
+        self.ready()
+        return self._made[2]
+
+    @property
+    def uncached(self) -> dict[str, tuple]:
+        self.ready()
+        return self._made[3]
 
     def trusts(self, indexed: Indexed) -> bool:
         """Whether this load's duplicate rulings hold against ``indexed``: it is the
@@ -876,11 +906,13 @@ class _Settled:
         return _Patched(self, frozenset(out_ids.keys() | in_ids.keys()), base)
 
     def loaded(self, walk_errors, source, max_file_bytes, max_pdf_pages, *,
-               delta: frozenset[str] | None = None, base: str | None = None) -> Loaded:
-        skipped = [*walk_errors,
-                   *itertools.chain.from_iterable(self.file_skips[r]
-                                                  for r in sorted(self.file_skips)),
-                   *self.settle_skips]
+               delta: frozenset[str] | None = None, base: str | None = None,
+               skipped: list[Skipped] | None = None) -> Loaded:
+        if skipped is None:
+            skipped = [*walk_errors,
+                       *itertools.chain.from_iterable(self.file_skips[r]
+                                                      for r in sorted(self.file_skips)),
+                       *self.settle_skips]
         # this load's own lists and maps, not copies: a copy of each costs ~1 ms at
         # 100k articles, and more in the garbage collector's passes over the young
         # containers (~20 ms a build); so a Loaded made here holds until this
@@ -1163,6 +1195,15 @@ def _keep_warm(path: Path, warm: _Warm) -> None:
         _WARM[key] = warm
         while len(_WARM) > _WARM_MAX:
             del _WARM[next(iter(_WARM))]
+
+
+def prepare_patches() -> None:
+    """Ready what this process keeps of each folder for patching (:meth:`_Settled.ready`):
+    for a process that builds again, after a build that walked the folder."""
+    with _warm_lock:
+        kept = [w.settled for w in _WARM.values() if w.settled is not None]
+    for settled in kept:
+        settled.ready()
 
 
 def _forget_warm(path: Path) -> None:
