@@ -577,6 +577,7 @@ class Loaded:
         load may then report what changed since as ``delta`` against it."""
         if self._settled is not None:
             self._settled.base = version
+            self._settled.drop_texts()
 
     def full(self, article: Article) -> Article:
         """``article`` with its text (read from its file now, once, when it was not)."""
@@ -806,14 +807,37 @@ class _Settled:
     # kept files' map): ~0.2 s at 100k articles that a one-off build never needs
     _pending: tuple | None = None
     _made: tuple | None = None
+    # the files whose kept claims still carry their texts (read by this load), and the
+    # process's kept rows, whose text-less stubs replace them once a build is done with
+    # them (:meth:`drop_texts`): 100k texts are not held for the life of the process
+    _with_text: list[str] = field(default_factory=list)
+    _files: Mapping[str, tuple] = field(default_factory=dict)
 
     @classmethod
     def of(cls, rels, rows, found, kept, settle_skips, unread, known_files,
            indexed_version) -> "_Settled":
         claims = dict(zip(map(_ID, map(_ARTICLE, kept)), kept))
+        read = list(itertools.compress(rels, map(operator.not_, map(_UNREAD, rows))))
         return cls(kept, list(map(_ORDER, kept)), list(map(_ARTICLE, kept)),
                    list(claims), claims, list(settle_skips), unread & claims.keys(),
-                   indexed_version, _pending=(rels, rows, found, known_files))
+                   indexed_version, _pending=(rels, rows, found, known_files),
+                   _with_text=read, _files=known_files)
+
+    def drop_texts(self) -> None:
+        """Replace the kept claims that carry their article's text by the stubs the
+        process keeps of their files (text-less; :meth:`Loaded.full` reads a text again
+        when needed): after a build used this load, and before a patch."""
+        for rel in self._with_text:
+            row = self._files.get(rel)
+            for stub in row[1] if row else ():
+                aid = stub.article.id
+                c = self.claims.get(aid)
+                if c is None or c.order != stub.order or not c.article.text:
+                    continue
+                i = bisect.bisect_left(self.orders, c.order)
+                self.kept[i], self.articles[i], self.claims[aid] = stub, stub.article, stub
+                self.unread.add(aid)
+        self._with_text = []
 
     def ready(self) -> None:
         """Count each id's and text's claims and index the files' skips and the files
@@ -862,6 +886,7 @@ class _Settled:
         ``look``, or None) by those in ``now`` (the ones still there). None, changing
         nothing, when an id or text of either side is claimed more than once (the
         duplicate rules must rank it: the caller settles everything again)."""
+        self.drop_texts()
         olds = [c for row in before.values() if row for c in row[1]]
         news = [c for row in now.values() for c in row[1]]
         if len(olds) + len(news) > PATCH_MAX:
@@ -901,6 +926,8 @@ class _Settled:
             if rel not in known_files:
                 self.uncached[rel] = row
             self.unread.update(row[3])
+            if not row[3]:
+                self._with_text.append(rel)
         base, self.base = self.base, None
         self.indexed_version = indexed.version
         return _Patched(self, frozenset(out_ids.keys() | in_ids.keys()), base)
