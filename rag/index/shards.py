@@ -159,6 +159,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
                       skipped=tuple(skipped))
         if old_cluster is not None and not (added or updated or removed or rebuild
                                             or optimize):
+            loaded.done()
             step("done", 0, 0)
             return BuildReport(**report, articles=len(articles),
                                chunks=int(old_cluster["counts"]["chunks"]),
@@ -204,6 +205,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
             "shard_versions": shard_entries,
             # syndicated copies, each group in corpus order (representative first)
             **copy_manifest(articles, copies)})
+        loaded.done()
         step("done", 0, 0)
         return BuildReport(**report, articles=len(articles),
                            chunks=sum(e["chunks"] for e in shard_entries),

@@ -577,6 +577,12 @@ class Loaded:
         load may then report what changed since as ``delta`` against it."""
         if self._settled is not None:
             self._settled.base = version
+        self.done()
+
+    def done(self) -> None:
+        """Say that the build is done with this load's texts: what the process keeps
+        of the folder drops them (read again from the files when needed)."""
+        if self._settled is not None:
             self._settled.drop_texts()
 
     def full(self, article: Article) -> Article:

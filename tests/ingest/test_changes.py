@@ -251,8 +251,10 @@ def test_watched_builds_patch_their_load_and_report_what_a_walk_would(cfg, fake_
             [(s.path, s.reason) for s in walk.skipped], n
         assert read_layout(out).hashes() == {a.id: a.content_hash for a in walk.articles}
         # what the process keeps holds no article texts once a build is done with them
-        kept = [w.settled for w in loaders._WARM.values() if w.settled is not None]
-        assert kept and not any(a.text for k in kept for a in k.articles), n
+        from rag.index.build import SOURCE_CACHE
+
+        kept = loaders._WARM[os.path.realpath(out / SOURCE_CACHE)].settled
+        assert kept is not None and not any(a.text for a in kept.articles), n
     assert sum(patched) >= 10, patched  # most changes took the patch, some settled again
     assert not all(patched)
     assert len(full_diffs) < 30 - 10, full_diffs  # and were diffed from their delta
