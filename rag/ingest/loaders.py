@@ -706,6 +706,7 @@ def load_sources(
             # a watcher's report over a load this process settled: patch that load with
             # the files looked at (issue 26: a 1-file change among 100k costs what
             # changed; the walk-and-settle below is ~0.2 s there)
+            settled.drop_texts()  # (before look() replaces the rows it takes stubs from)
             again = touched | settled.uncached.keys() | listed.gone
             before = {rel: settled.uncached.get(rel) or known_files.get(rel) for rel in again}
             now = {rel: look(*listed.entry(rel)) for rel in sorted(again)
@@ -832,7 +833,8 @@ class _Settled:
     def drop_texts(self) -> None:
         """Replace the kept claims that carry their article's text by the stubs the
         process keeps of their files (text-less; :meth:`Loaded.full` reads a text again
-        when needed): after a build used this load, and before a patch."""
+        when needed): after a build used this load, and before a patched load looks
+        at its files."""
         for rel in self._with_text:
             row = self._files.get(rel)
             for stub in row[1] if row else ():
@@ -892,7 +894,6 @@ class _Settled:
         ``look``, or None) by those in ``now`` (the ones still there). None, changing
         nothing, when an id or text of either side is claimed more than once (the
         duplicate rules must rank it: the caller settles everything again)."""
-        self.drop_texts()
         olds = [c for row in before.values() if row for c in row[1]]
         news = [c for row in now.values() for c in row[1]]
         if len(olds) + len(news) > PATCH_MAX:
