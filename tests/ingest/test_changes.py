@@ -258,3 +258,33 @@ def test_watched_builds_patch_their_load_and_report_what_a_walk_would(cfg, fake_
     assert sum(patched) >= 10, patched  # most changes took the patch, some settled again
     assert not all(patched)
     assert len(full_diffs) < 30 - 10, full_diffs  # and were diffed from their delta
+
+
+def test_a_change_of_many_files_settles_the_load_again(cfg, fake_embedder, monkeypatch):
+    """Past ``PATCH_MAX`` claims in and out (a folder copied in at once), a watched load
+    settles everything again instead of patching one claim at a time; the build still
+    reports what a walk would."""
+    from rag.index.build import compare, indexed_in
+    from rag.index.segments import read_layout
+
+    monkeypatch.setattr(loaders, "PATCH_MAX", 3)
+    patched: list[bool] = []
+    real_patch = loaders._Settled.patch
+    monkeypatch.setattr(loaders._Settled, "patch", lambda self, *a: patched.append(
+        (got := real_patch(self, *a)) is not None) or got)
+    rng = random.Random(5)
+    src, out = Path(cfg.source), Path(cfg.index_dir)
+    for n in range(4):
+        (src / f"a{n}.txt").write_text(_story(rng, n), encoding="utf-8")
+    rag.build(config=cfg)
+    (src / "n1.txt").write_text(_story(rng, 11), encoding="utf-8")
+    rag.build(config=cfg, changed=[src / "n1.txt"])
+    (src / "batch").mkdir()
+    for n in range(5):
+        (src / "batch" / f"b{n}.txt").write_text(_story(rng, 20 + n), encoding="utf-8")
+    walk = load_sources(src, indexed=indexed_in(out))
+    want = compare(walk.articles, read_layout(out).hashes())
+    report = rag.build(config=cfg, changed=[src / "batch"])
+    assert patched == [True, False]  # one file patched; five settled again
+    assert (list(report.added), list(report.unchanged)) == (want[0], list(want[2]))
+    assert read_layout(out).hashes() == {a.id: a.content_hash for a in walk.articles}
