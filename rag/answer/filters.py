@@ -55,8 +55,8 @@ def make_filters(value: Any, as_of: date | None = None) -> Filters | None:
             raise InvalidQuestion(f"filter {name}: at most {MAX_VALUES} values of "
                                   f"{MAX_VALUE_CHARS} characters")
         items = [" ".join(x.split()) for x in items]
-        if name == "folders":
-            items = [x.strip("/") for x in items]
+        if name == "folders":  # ends of slashes and spaces both ("A /" is "A")
+            items = [x.strip("/ ") for x in items]
         items = [x for x in dict.fromkeys(items) if x]
         if items:
             out[name] = tuple(items)
