@@ -92,7 +92,8 @@ def build(source: str | Path | None = None, index_dir: str | Path | None = None,
     if is_cluster(out):
         raise BuildError(f"{out} holds a sharded index: update it with `python -m rag.build "
                          "--index ...` or rag.build() (they keep its shards), not this builder")
-    with _build_lock(out, cfg.lock_timeout, say):  # makes ``out``; removes it if no index
+    with _build_lock(out, cfg.lock_timeout, say), collector_paused():  # (the lock makes
+        # ``out``, and removes it when it holds no index)
         collect_garbage(out)  # what killed builds left (.tmp-* folders), even if none writes
         step("fetching", 0, 0)
         fetched = _fetch(src, urls, feeds, poll, fetch_policy, cfg, say)
@@ -631,6 +632,31 @@ def _assemble(articles, new_parts, dim) -> IndexData:
         sentences=np.concatenate(sent_rows).astype(np.int32),
         chunk_vectors=np.ascontiguousarray(np.concatenate(cvecs), dtype=np.float32),
         sentence_vectors=np.ascontiguousarray(np.concatenate(svecs), dtype=np.float16))
+
+
+class collector_paused:
+    """Pause Python's cyclic garbage collector for a build (``gc.disable``; enabled again
+    on leaving only if it was enabled on entering). A build makes a few long-lived
+    objects per article (claims, articles, maps): with the collector on, the
+    collections it triggers walk every object made so far, again and again, as the heap
+    grows (1,983 collections, 1.1-1.6 s of a 3.4-3.7 s one-article command-line build
+    at 100k articles; 2.1 s without). A build makes no garbage cycles worth collecting
+    meanwhile: its objects are freed by reference counting. Process-wide, so answering
+    threads meanwhile run without cyclic collection too, for the build's seconds."""
+
+    def __enter__(self) -> "collector_paused":
+        import gc
+
+        self._was = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        import gc
+
+        if self._was:
+            gc.enable()
+        return False
 
 
 LOCK_NAME = ".build.lock"

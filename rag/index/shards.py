@@ -108,7 +108,8 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     shard count that does not match the existing index.
     """
     from ..embedding.model import get_embedder
-    from .build import (_build_lock, check_source, compare, copy_manifest, copies_stage,
+    from .build import (_build_lock, check_source, collector_paused, compare, copy_manifest,
+                        copies_stage,
                         embed_articles, folded_of, previous_layout, prior_copies,
                         publish_update, read_stage, recorded_settings)
     from .segments import merge
@@ -127,7 +128,7 @@ def build_sharded(source: str | Path | None = None, index_dir: str | Path | None
     if current_version(out) is not None:  # (the lock below makes ``out``)
         raise BuildError(f"{out} holds a single (unsharded) index; build the sharded one "
                          "in another folder")
-    with _build_lock(out, cfg.lock_timeout, say):
+    with _build_lock(out, cfg.lock_timeout, say), collector_paused():
         old_cluster = None
         if is_cluster(out):
             old_cluster = read_cluster(out)[1]
