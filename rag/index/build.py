@@ -11,6 +11,8 @@ One build at a time per index folder (a file lock).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import operator
 import queue
@@ -166,12 +168,12 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
             at = old.locate(aid)
             if at is not None:
                 dead_of[at[0]].add(at[1])
-        for p, (seg, dead) in enumerate(zip(old.segments, dead_of)):
+        was = {e.get("name"): e for e in old.manifest.get("segments", ())}
+        for seg, dead, gone in zip(old.segments, dead_of, old.deleted):
             rows = np.array(sorted(dead), dtype=np.int32)
             if len(rows) == seg["counts"]["articles"]:
                 continue  # nothing live: the version drops it
-            entry = entry_of(seg["segment"], seg, rows, _entry_named(old, seg["segment"]),
-                             old.deleted[p])
+            entry = entry_of(seg["segment"], seg, rows, was.get(seg["segment"]), gone)
             live_chunks += entry["live_chunks"]
             entries.append(entry)
             if len(rows):
@@ -193,12 +195,6 @@ def publish_update(out: Path, old: Layout | None, articles: Sequence, fresh: Seq
                                              groups["copy_groups"], groups["copy_similarity"]),
                 "last_merge": old.manifest.get("last_merge") if old else None}
     return publish_version(out, manifest, deleted), live_chunks
-
-
-def _entry_named(layout: Layout, name: str) -> dict | None:
-    """The live version's entry for the segment ``name``, if it lists it."""
-    return next((e for e in layout.manifest.get("segments", ()) if e.get("name") == name),
-                None)
 
 
 def _languages_meanwhile(articles: Sequence) -> Callable[[], dict[str, str]]:
@@ -445,8 +441,8 @@ def compare_loaded(loaded: Loaded, old: Layout | None) -> tuple[list, list, list
     now = {aid: loaded.article(aid).content_hash for aid in loaded.delta
            if aid in loaded.files}
     was = {aid: old.hash_of(aid) for aid in loaded.delta}
-    key = loaded.order.__getitem__ if loaded.order is not None else None
-    moved = sorted((aid for aid, h in now.items() if was[aid] != h), key=key)
+    moved = sorted((aid for aid, h in now.items() if was[aid] != h),
+                   key=loaded.order.__getitem__)  # (a delta comes with its order)
     added = [aid for aid in moved if was[aid] is None]
     updated = [aid for aid in moved if was[aid] is not None]
     removed = sorted(aid for aid, h in was.items() if h is not None and aid not in now)
@@ -634,7 +630,8 @@ def _assemble(articles, new_parts, dim) -> IndexData:
         sentence_vectors=np.ascontiguousarray(np.concatenate(svecs), dtype=np.float16))
 
 
-class collector_paused:
+@contextlib.contextmanager
+def collector_paused():
     """Pause Python's cyclic garbage collector for a build (``gc.disable``; enabled again
     on leaving only if it was enabled on entering). A build makes a few long-lived
     objects per article (claims, articles, maps): with the collector on, the
@@ -643,20 +640,13 @@ class collector_paused:
     at 100k articles; 2.1 s without). A build makes no garbage cycles worth collecting
     meanwhile: its objects are freed by reference counting. Process-wide, so answering
     threads meanwhile run without cyclic collection too, for the build's seconds."""
-
-    def __enter__(self) -> "collector_paused":
-        import gc
-
-        self._was = gc.isenabled()
-        gc.disable()
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        import gc
-
-        if self._was:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
             gc.enable()
-        return False
 
 
 LOCK_NAME = ".build.lock"

@@ -246,7 +246,7 @@ class BandIndex:
     """Band keys (n rows x bands, :func:`band_keys`) sorted band by band, to find the
     rows sharing a key with a query by binary search: O(bands log n) a query instead
     of a comparison over all n x bands keys (~14 ms at 100k rows, a watched build's
-    largest cost before). Building costs ~0.4 s and 12 bytes a key at 100k rows, once
+    largest cost before). Building costs ~0.9 s and 12 bytes a key at 100k rows, once
     per segment and process (:func:`rag.index.segments.stored_band_index`). Read-only
     once built; thread-safe."""
 
@@ -255,19 +255,15 @@ class BandIndex:
         order = np.argsort(keys, axis=0, kind="stable")
         self.sorted = np.ascontiguousarray(np.take_along_axis(keys, order, axis=0).T)
         self.order = np.ascontiguousarray(order.T, dtype=np.int32)
-        self.n = len(keys)
-
-    @property
-    def nbytes(self) -> int:
-        return self.sorted.nbytes + self.order.nbytes
 
     def rows(self, mine: np.ndarray) -> list[int]:
         """The rows (ascending) with the key of ``mine`` (one key per band) in any band:
         those of ``np.flatnonzero((keys == mine).any(axis=1))``."""
-        lo = [int(s.searchsorted(k, "left")) for s, k in zip(self.sorted, mine)]
-        hits = [self.order[b, a:z] for b, (a, s, k) in enumerate(zip(lo, self.sorted, mine))
-                if a < self.n and s[a] == k
-                for z in (int(s.searchsorted(k, "right")),)]
+        hits = []
+        for band, (keys, key) in enumerate(zip(self.sorted, mine)):
+            lo = int(keys.searchsorted(key, "left"))
+            if lo < len(keys) and keys[lo] == key:
+                hits.append(self.order[band, lo:int(keys.searchsorted(key, "right"))])
         return np.unique(np.concatenate(hits)).tolist() if hits else []
 
 

@@ -282,7 +282,7 @@ class Layout:
 
     def locate(self, article_id: str) -> tuple[int, int] | None:
         """(segment position, row) of a live article, or None: equals ``live().get``."""
-        for p, (seg, rows) in enumerate(zip(self.segments, self._row_maps)):
+        for p, rows in enumerate(self._row_maps):
             row = rows.get(article_id)
             if row is not None and row not in self._dead_sets[p]:
                 return p, row
@@ -306,7 +306,7 @@ class Layout:
 
     @cached_property
     def _row_maps(self) -> list[dict[str, int]]:
-        return [_row_map(seg) for seg in self.segments]
+        return [_rows_and_ids(seg)[0] for seg in self.segments]
 
     @cached_property
     def _dead_sets(self) -> list[frozenset[int]]:
@@ -392,20 +392,16 @@ class Lookup(Mapping):
 _manifests: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
 
 
-def _row_map(seg: dict[str, Any]) -> dict[str, int]:
-    """A segment manifest's article id -> row, made once per manifest object (manifests
-    are read once per process and shared, :func:`_segment_manifest`): ~10 ms for a
-    segment of 100k articles, once."""
-    return _rows_and_ids(seg)[0]
-
-
 def segment_ids(seg: dict[str, Any]) -> tuple[str, ...]:
     """A segment manifest's article ids, row by row (made once per manifest object,
-    like :func:`_row_map`; a list of 100k ids per build fed the collector's passes)."""
+    :func:`_rows_and_ids`; a list of 100k ids per build fed the collector's passes)."""
     return _rows_and_ids(seg)[1]
 
 
 def _rows_and_ids(seg: dict[str, Any]) -> tuple[dict[str, int], tuple[str, ...]]:
+    """A segment manifest's (article id -> row, ids row by row), made once per manifest
+    object (manifests are read once per process and shared, :func:`_segment_manifest`):
+    ~10 ms for a segment of 100k articles, once."""
     key = id(seg)
     with _cache_lock:
         hit = _ROW_MAPS.get(key)

@@ -56,8 +56,9 @@ import threading
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..types import Article, BuildError, Skipped
 from .documents import MAX_PDF_PAGES, Unreadable
@@ -528,21 +529,19 @@ class Loaded:
     # published from that load (None: none did). Both None after a walk.
     delta: frozenset[str] | None = None
     base: str | None = None
-    _claims: Mapping[str, "_Claim"] | None = field(default=None, compare=False, repr=False)
     _settled: "_Settled | None" = field(default=None, compare=False, repr=False)
     _by_id: dict = field(default_factory=dict, compare=False, repr=False)
-    _ids: list[str] | None = field(default=None, compare=False, repr=False)
-    _orders: list | None = field(default=None, compare=False, repr=False)
 
     def ids_but(self, moved: "Collection[str]") -> tuple[str, ...]:
         """The articles' ids in corpus order, less those in ``moved`` (all here)."""
-        if self._ids is None or self._claims is None:
+        kept = self._settled
+        if kept is None:
             gone = moved if isinstance(moved, (set, frozenset)) else set(moved)
             return tuple(itertools.filterfalse(gone.__contains__, map(_ID, self.articles)))
         # a copy less the moved ones (~0.5 ms at 100k; a set filter over every id was
         # ~10 ms), as a tuple: the collector stops tracking it
-        ids = self._ids.copy()
-        for at in sorted((bisect.bisect_left(self._orders, self._claims[aid].order)
+        ids = kept.ids.copy()
+        for at in sorted((bisect.bisect_left(kept.orders, kept.claims[aid].order)
                           for aid in moved), reverse=True):
             del ids[at]
         return tuple(ids)
@@ -551,21 +550,21 @@ class Loaded:
     def order(self) -> Mapping[str, Any] | None:
         """Article id -> a key that sorts in corpus order ((file, place in the file)),
         None when this load keeps none (then the place in ``articles`` is the order)."""
-        return None if self._claims is None else _View(self._claims, _ORDER)
+        return None if self._settled is None else _View(self._settled.claims, _ORDER)
 
     def article(self, article_id: str) -> Article:
         """The article ``article_id`` (KeyError when not here), maybe without its text
         (:meth:`full` reads it)."""
-        if self._claims is not None:
-            return self._claims[article_id].article
+        if self._settled is not None:
+            return self._settled.claims[article_id].article
         if not self._by_id:
             self._by_id.update(zip(map(_ID, self.articles), self.articles))
         return self._by_id[article_id]
 
     def pick(self, ids: "Collection[str]") -> list[Article]:
         """The articles of ``ids`` (all in ``articles``), in corpus order, with texts."""
-        if self._claims is not None:
-            claims = sorted(map(self._claims.__getitem__, ids), key=_ORDER)
+        if self._settled is not None:
+            claims = sorted(map(self._settled.claims.__getitem__, ids), key=_ORDER)
             return list(map(self.full, map(_ARTICLE, claims)))
         wanted = ids if isinstance(ids, (set, frozenset)) else set(ids)
         return list(map(self.full, itertools.compress(
@@ -707,8 +706,9 @@ def load_sources(
             # the files looked at (issue 26: a 1-file change among 100k costs what
             # changed; the walk-and-settle below is ~0.2 s there)
             settled.drop_texts()  # (before look() replaces the rows it takes stubs from)
-            again = touched | settled.uncached.keys() | listed.gone
-            before = {rel: settled.uncached.get(rel) or known_files.get(rel) for rel in again}
+            uncached = settled.made.uncached
+            again = touched | uncached.keys() | listed.gone
+            before = {rel: uncached.get(rel) or known_files.get(rel) for rel in again}
             now = {rel: look(*listed.entry(rel)) for rel in sorted(again)
                    if rel in listed.names()}
             patched = settled.patch(before, now, known_files, indexed)
@@ -810,10 +810,9 @@ class _Settled:
     unread: set[str]
     indexed_version: str | None
     base: str | None = None
-    # made on the first patch (:meth:`ready`) from (the files' rows, every claim, the
+    # made on the first patch (:attr:`made`) from (the files' rows, every claim, the
     # kept files' map): ~0.2 s at 100k articles that a one-off build never needs
     _pending: tuple | None = None
-    _made: tuple | None = None
     # the files whose kept claims still carry their texts (read by this load), and the
     # process's kept rows, whose text-less stubs replace them once a build is done with
     # them (:meth:`drop_texts`): 100k texts are not held for the life of the process
@@ -847,39 +846,17 @@ class _Settled:
                 self.unread.add(aid)
         self._with_text = []
 
-    def ready(self) -> None:
-        """Count each id's and text's claims and index the files' skips and the files
-        not kept in :class:`_Warm` (done once; a watching process calls it after a
-        walk, :func:`prepare_patches`, so that its first change does not wait)."""
-        if self._made is not None:
-            return
+    @cached_property
+    def made(self) -> "_Made":
+        """Each id's and text's claim counts, the files' skips and the files not kept in
+        :class:`_Warm`; made once (a watching process makes them after a walk,
+        :func:`prepare_patches`, so that its first change does not wait)."""
         rels, rows, found, known_files = self._pending
-        self._made = (dict(Counter(map(_ID, map(_ARTICLE, found)))),
-                      dict(Counter(map(operator.attrgetter("digest"), found))),
-                      {rel: list(row[2]) for rel, row in zip(rels, rows) if row[2]},
-                      {rel: row for rel, row in zip(rels, rows) if rel not in known_files})
         self._pending = None
-
-    @property
-    def id_count(self) -> dict[str, int]:
-        self.ready()
-        return self._made[0]
-
-    @property
-    def digest_count(self) -> dict[str, int]:
-        self.ready()
-        return self._made[1]
-
-    @property
-    def file_skips(self) -> dict[str, list[Skipped]]:
-        """The skips of each file that has any."""
-        self.ready()
-        return self._made[2]
-
-    @property
-    def uncached(self) -> dict[str, tuple]:
-        self.ready()
-        return self._made[3]
+        return _Made(dict(Counter(map(_ID, map(_ARTICLE, found)))),
+                     dict(Counter(map(operator.attrgetter("digest"), found))),
+                     {rel: list(row[2]) for rel, row in zip(rels, rows) if row[2]},
+                     {rel: row for rel, row in zip(rels, rows) if rel not in known_files})
 
     def trusts(self, indexed: Indexed) -> bool:
         """Whether this load's duplicate rulings hold against ``indexed``: it is the
@@ -898,23 +875,24 @@ class _Settled:
         news = [c for row in now.values() for c in row[1]]
         if len(olds) + len(news) > PATCH_MAX:
             return None
+        made = self.made
         out_ids = Counter(map(_ID, map(_ARTICLE, olds)))
         in_ids = Counter(map(_ID, map(_ARTICLE, news)))
         out_d = Counter(c.digest for c in olds)
         in_d = Counter(c.digest for c in news)
         for c in olds:
-            if self.id_count.get(c.article.id) != 1 or self.digest_count.get(c.digest) != 1:
+            if made.id_count.get(c.article.id) != 1 or made.digest_count.get(c.digest) != 1:
                 return None
         for c in news:
             aid, d = c.article.id, c.digest
-            if self.id_count.get(aid, 0) - out_ids[aid] + in_ids[aid] != 1 or \
-                    self.digest_count.get(d, 0) - out_d[d] + in_d[d] != 1:
+            if made.id_count.get(aid, 0) - out_ids[aid] + in_ids[aid] != 1 or \
+                    made.digest_count.get(d, 0) - out_d[d] + in_d[d] != 1:
                 return None
         for c in olds:
             i = bisect.bisect_left(self.orders, c.order)
             del self.orders[i], self.kept[i], self.articles[i], self.ids[i]
             aid = c.article.id
-            del self.claims[aid], self.id_count[aid], self.digest_count[c.digest]
+            del self.claims[aid], made.id_count[aid], made.digest_count[c.digest]
             self.unread.discard(aid)
         for c in news:
             i = bisect.bisect_left(self.orders, c.order)
@@ -923,15 +901,15 @@ class _Settled:
             self.articles.insert(i, c.article)
             self.ids.insert(i, c.article.id)
             self.claims[c.article.id] = c
-            self.id_count[c.article.id] = self.digest_count[c.digest] = 1
+            made.id_count[c.article.id] = made.digest_count[c.digest] = 1
         for rel in before:
-            self.file_skips.pop(rel, None)
-            self.uncached.pop(rel, None)
+            made.file_skips.pop(rel, None)
+            made.uncached.pop(rel, None)
         for rel, row in now.items():
             if row[2]:
-                self.file_skips[rel] = list(row[2])
+                made.file_skips[rel] = list(row[2])
             if rel not in known_files:
-                self.uncached[rel] = row
+                made.uncached[rel] = row
             self.unread.update(row[3])
             if not row[3]:
                 self._with_text.append(rel)
@@ -943,9 +921,9 @@ class _Settled:
                delta: frozenset[str] | None = None, base: str | None = None,
                skipped: list[Skipped] | None = None) -> Loaded:
         if skipped is None:
+            by_file = self.made.file_skips
             skipped = [*walk_errors,
-                       *itertools.chain.from_iterable(self.file_skips[r]
-                                                      for r in sorted(self.file_skips)),
+                       *itertools.chain.from_iterable(by_file[r] for r in sorted(by_file)),
                        *self.settle_skips]
         # this load's own lists and maps, not copies: a copy of each costs ~1 ms at
         # 100k articles, and more in the garbage collector's passes over the young
@@ -953,8 +931,14 @@ class _Settled:
         # process's next load of the folder (builds of a folder run one at a time)
         return Loaded(self.articles, skipped, _View(self.claims, _FILE), source,
                       self.unread, max_file_bytes, max_pdf_pages, delta=delta, base=base,
-                      _claims=self.claims, _settled=self, _ids=self.ids,
-                      _orders=self.orders)
+                      _settled=self)
+
+
+class _Made(NamedTuple):
+    id_count: dict[str, int]  # claims of each id, over all files
+    digest_count: dict[str, int]  # claims of each text
+    file_skips: dict[str, list[Skipped]]  # the skips of each file that has any
+    uncached: dict[str, tuple]  # rows of the files not kept in _Warm (PDF, DOCX)
 
 
 @dataclass(frozen=True)
@@ -1232,12 +1216,12 @@ def _keep_warm(path: Path, warm: _Warm) -> None:
 
 
 def prepare_patches() -> None:
-    """Ready what this process keeps of each folder for patching (:meth:`_Settled.ready`):
+    """Ready what this process keeps of each folder for patching (:attr:`_Settled.made`):
     for a process that builds again, after a build that walked the folder."""
     with _warm_lock:
         kept = [w.settled for w in _WARM.values() if w.settled is not None]
     for settled in kept:
-        settled.ready()
+        settled.made  # noqa: B018 - made now
 
 
 def _forget_warm(path: Path) -> None:
